@@ -1,0 +1,1 @@
+"""Liftboard analytics: schemas, simulator, ingest, lake and DB access, Polars pipelines."""

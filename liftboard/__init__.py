@@ -1,0 +1,1 @@
+"""Liftboard: the application shell (config, CLI, build orchestration)."""

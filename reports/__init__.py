@@ -1,0 +1,1 @@
+"""Liftboard reports: weekly review and merchant reports."""

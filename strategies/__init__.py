@@ -1,0 +1,1 @@
+"""Liftboard strategies: catalog, uplift learners, explanations, recommendations."""
