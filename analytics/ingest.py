@@ -260,10 +260,9 @@ def _file_source(raw_path: str | Path, table: str | None) -> _Source:
         raise IngestError(f"{label}: unknown format; expected one of {', '.join(FORMATS)}")
     name = table or table_for_file(path)
     if name is None or name not in TABLES:
-        shown = f"table {name!r}" if name else "no table"
         raise IngestError(
-            f"{label}: {shown} is not a known table; name the file after a table or pass --table "
-            f"({', '.join(TABLES)})"
+            f"{label}: cannot tell which table the file holds; name it after a table (e.g. orders-001.csv) "
+            f"or pass the table explicitly; known tables: {', '.join(TABLES)}"
         )
     if path.stat().st_size == 0:
         raise IngestError(f"{label}: file is empty (0 bytes)")

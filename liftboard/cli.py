@@ -1,0 +1,253 @@
+"""The ``liftboard`` command line: ingest, status, DB maintenance (and, later, demo and build).
+
+Configuration comes from the environment (``LIFTBOARD_HOME``, ``LIFTBOARD_DATABASE_URL``), read by
+``Settings.from_env``. Commands are thin: they call library functions and render what they return.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from analytics import db, lake
+from analytics.ingest import IngestError, IngestReport, ingest_files, ingest_sql
+from analytics.schema import TABLES
+from liftboard.config import Settings
+
+app = typer.Typer(
+    name="liftboard",
+    help="Creator-commerce analytics: ingest data, inspect the lake, build and serve the dashboard.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="State DB maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+EXIT_INGEST_ERROR = 2
+
+
+def _out() -> Console:
+    return Console(soft_wrap=True)
+
+
+def _err() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+def _report_table(report: IngestReport) -> Table:
+    table = Table(title=f"Ingestion run {report.run_id}")
+    table.add_column("table")
+    table.add_column("source", overflow="fold")
+    for name in ("read", "loaded", "quarantined", "duplicate"):
+        table.add_column(name, justify="right")
+    for load in report.loads:
+        table.add_row(
+            load.table,
+            load.file,
+            f"{load.rows_read:,}",
+            f"{load.rows_loaded:,}",
+            f"{load.rows_quarantined:,}",
+            f"{load.rows_duplicate:,}",
+        )
+    if len(report.loads) > 1:
+        table.add_row(
+            "total",
+            "",
+            f"{report.rows_read:,}",
+            f"{report.rows_loaded:,}",
+            f"{report.rows_quarantined:,}",
+            f"{report.rows_duplicate:,}",
+            style="bold",
+        )
+    return table
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="CSV, Parquet or NDJSON files.")] = None,
+    table: Annotated[str | None, typer.Option("--table", "-t", help="Table of every source.")] = None,
+    source_url: Annotated[
+        str | None, typer.Option("--source-url", help="SQLAlchemy URL of a database to extract from.")
+    ] = None,
+    source_table: Annotated[str | None, typer.Option("--source-table", help="Table to extract.")] = None,
+    query: Annotated[str | None, typer.Option("--query", help="SQL query to extract with.")] = None,
+) -> None:
+    """Validate and load files (or a SQL extract); bad rows go to quarantine, duplicates are dropped."""
+    settings = Settings.from_env()
+    out, err = _out(), _err()
+    try:
+        if source_url is not None:
+            if paths:
+                raise IngestError("give either files or --source-url, not both")
+            if table is None:
+                raise IngestError("--source-url needs --table (the canonical table the rows belong to)")
+            report = ingest_sql(source_url, table, settings, query=query, source_table=source_table)
+        else:
+            if not paths:
+                raise IngestError(
+                    "nothing to ingest: give files, or --source-url with --source-table or --query"
+                )
+            if source_table is not None or query is not None:
+                raise IngestError("--source-table and --query need --source-url")
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("starting", total=None)
+
+                def progress(stage: str, done: int, total: int) -> None:
+                    bar.update(task, description=stage, completed=done, total=total)
+
+                report = ingest_files(paths, settings, table=table, progress=progress)
+    except IngestError as exc:
+        err.print(Text(f"error: {exc}", style="bold red"))
+        raise typer.Exit(EXIT_INGEST_ERROR) from None
+    out.print(_report_table(report))
+    if report.rows_quarantined:
+        err.print(
+            Text(
+                f"warning: {report.rows_quarantined:,} row(s) quarantined; see "
+                + ", ".join(report.quarantine_paths),
+                style="yellow",
+            )
+        )
+    out.print(Text(f"run {report.run_id} committed: {report.rows_loaded:,} row(s) loaded", style="green"))
+
+
+_DATE_COLUMNS = {
+    "creators": "joined_on",
+    "merchants": "joined_on",
+    "products": "listed_on",
+    "showcase": "added_on",
+    "interventions": "assigned_on",
+}
+
+
+def _date_column(name: str) -> str:
+    spec = TABLES[name]
+    return spec.partition_by or _DATE_COLUMNS[name]
+
+
+def _tables_overview(settings: Settings) -> Table:
+    table = Table(title=f"Tables in {settings.home}")
+    table.add_column("table")
+    table.add_column("stored in")
+    table.add_column("rows", justify="right")
+    table.add_column("from")
+    table.add_column("to")
+    table.add_column("files", justify="right")
+    for name, spec in TABLES.items():
+        column = _date_column(name)
+        stats = (
+            lake.scan_table(name, settings)
+            .select(
+                pl.len().alias("rows"),
+                pl.col(column).min().alias("first"),
+                pl.col(column).max().alias("last"),
+            )
+            .collect()
+            .row(0, named=True)
+        )
+        shown = [
+            ""
+            if value is None
+            else (value.date().isoformat() if hasattr(value, "date") else value.isoformat())
+            for value in (stats["first"], stats["last"])
+        ]
+        files = len(lake.table_files(name, settings))
+        where = "DB + lake mirror" if spec.storage == "db" else "lake (by day)"
+        table.add_row(name, where, f"{stats['rows']:,}", shown[0], shown[1], str(files))
+    return table
+
+
+def _runs_overview(settings: Settings, limit: int) -> Table:
+    runs, loads = db.ingestion_runs, db.ingestion_loads
+    query = (
+        sa.select(
+            runs.c.run_id,
+            runs.c.started_at,
+            runs.c.status,
+            runs.c.user,
+            runs.c.error,
+            sa.func.coalesce(sa.func.sum(loads.c.rows_read), 0).label("read"),
+            sa.func.coalesce(sa.func.sum(loads.c.rows_loaded), 0).label("loaded"),
+            sa.func.coalesce(sa.func.sum(loads.c.rows_quarantined), 0).label("quarantined"),
+            sa.func.coalesce(sa.func.sum(loads.c.rows_duplicate), 0).label("duplicate"),
+        )
+        .select_from(runs.outerjoin(loads, loads.c.run_id == runs.c.run_id))
+        .group_by(runs.c.run_id, runs.c.started_at, runs.c.status, runs.c.user, runs.c.error)
+        .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        .limit(limit)
+    )
+    with db.engine_for(settings).connect() as connection:
+        rows = connection.execute(query).all()
+    table = Table(title=f"Last {limit} ingestion runs")
+    table.add_column("run")
+    table.add_column("started (UTC)")
+    table.add_column("status")
+    table.add_column("user")
+    for name in ("read", "loaded", "quarantined", "duplicate"):
+        table.add_column(name, justify="right")
+    table.add_column("error", overflow="fold")
+    styles = {"committed": "green", "failed": "red", "running": "yellow"}
+    for row in rows:
+        table.add_row(
+            row.run_id,
+            row.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            Text(row.status, style=styles.get(row.status, "")),
+            row.user or "",
+            f"{row.read:,}",
+            f"{row.loaded:,}",
+            f"{row.quarantined:,}",
+            f"{row.duplicate:,}",
+            row.error or "",
+        )
+    return table
+
+
+@app.command()
+def status(
+    runs: Annotated[int, typer.Option("--runs", min=1, help="How many recent runs to list.")] = 10,
+) -> None:
+    """Tables with row counts and date ranges, recent ingestion runs and quarantine totals."""
+    settings = Settings.from_env()
+    db.ensure_db(settings)
+    out = _out()
+    out.print(Text(f"home: {settings.home}"))
+    out.print(Text(f"database: {sa.make_url(settings.database_url).render_as_string(hide_password=True)}"))
+    out.print(_tables_overview(settings))
+    out.print(_runs_overview(settings, runs))
+    with db.engine_for(settings).connect() as connection:
+        quarantined = connection.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(db.ingestion_loads.c.rows_quarantined), 0))
+        ).scalar_one()
+    files = sorted(settings.quarantine.glob("*/*.parquet")) if settings.quarantine.is_dir() else []
+    out.print(Text(f"quarantine: {quarantined:,} row(s) in {len(files)} file(s) under {settings.quarantine}"))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Run the state-DB migrations up to the newest revision (safe to repeat)."""
+    settings = Settings.from_env()
+    db.upgrade_db(settings)
+    with db.engine_for(settings).connect() as connection:
+        revision = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+    _out().print(Text(f"state DB at revision {revision}", style="green"))
+
+
+# --------------------------------------------------------------------------------------------------------
+# demo: the simulator's command goes here (`@app.command() def demo(...)` calling
+# analytics.simulate.generate). Keep it below this line so the ingest/status/db commands stay together.
+# --------------------------------------------------------------------------------------------------------
