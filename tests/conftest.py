@@ -1,0 +1,65 @@
+"""Shared fixtures: an isolated Liftboard home, and a state DB on SQLite or on a fresh PostgreSQL database.
+
+PostgreSQL tests create their own database on the server named by ``LIFTBOARD_TEST_PG_URL`` (default: the
+local server) and drop it afterwards. If the server is unreachable they fail, never skip: CI relies on it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from analytics import db
+from liftboard.config import Settings
+
+PG_URL = os.environ.get("LIFTBOARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's ./data, or inherits a fault-injection setting."""
+    monkeypatch.setenv("LIFTBOARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LIFTBOARD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("LIFTBOARD_FAULT_INJECT", raising=False)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh, uniquely named PostgreSQL database, dropped after the test."""
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"lb_{uuid.uuid4().hex[:16]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        yield url
+        db.dispose_engine(Settings(home=Path("/"), database_url=url))
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """A Liftboard home in ``tmp_path`` with its default SQLite state DB."""
+    return Settings.from_env(home=tmp_path / "home")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A Liftboard home in ``tmp_path``; the state DB is SQLite or a fresh PostgreSQL database.
+
+    The environment points at the same place, so code that calls ``Settings.from_env()`` agrees.
+    """
+    home = tmp_path / "home"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+        monkeypatch.setenv("LIFTBOARD_DATABASE_URL", url)
+        return Settings.from_env(home=home, database_url=url)
+    return Settings.from_env(home=home)
