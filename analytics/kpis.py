@@ -1,0 +1,361 @@
+"""KPIs by day and by ISO week, overall and by breakdown, with comparisons; KPI cards for any range.
+
+``kpi_table`` returns a long frame, one row per (period_start, breakdown, segment, metric)::
+
+    period, period_start, period_end, complete, breakdown, segment, metric, value,
+    previous_value, change, change_pct, value_4w_ago, change_pct_4w, value_13w_ago, change_pct_13w
+
+``previous_value`` is the period just before (the previous day or week); ``value_4w_ago`` and
+``value_13w_ago`` the same day or week 4 and 13 weeks earlier. Every (period, segment) between the
+first and the last period is present, so a segment without activity shows zeros rather than a gap.
+``breakdown`` is ``overall`` (segment ``all``), ``region``, ``category`` (product category), ``tier``,
+``content_kind`` or ``merchant`` (segment = merchant_id; computed from ``merchant_daily``).
+
+``kpi_cards`` computes the metric cards of an arbitrary date range and filters from ``creator_daily``
+(never the raw lake) against the previous range of equal length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Literal
+
+import polars as pl
+
+from analytics.metrics import BASE_COLUMNS, METRIC_NAMES, METRICS, safe_ratio, with_metrics
+
+Period = Literal["day", "week"]
+BREAKDOWNS: dict[str, str | None] = {
+    "overall": None,
+    "region": "region",
+    "category": "category",
+    "tier": "tier",
+    "content_kind": "content_kind",
+    "merchant": "merchant_id",
+}
+"""Breakdown name → column of the daily fact it groups by (``None``: no grouping)."""
+DAILY_BREAKDOWNS: tuple[str, ...] = ("overall", "region", "category", "tier", "content_kind")
+WEEKLY_BREAKDOWNS: tuple[str, ...] = tuple(BREAKDOWNS)
+OVERALL = "all"
+KPI_COLUMNS: tuple[str, ...] = (
+    "period",
+    "period_start",
+    "period_end",
+    "complete",
+    "breakdown",
+    "segment",
+    "metric",
+    "value",
+    "previous_value",
+    "change",
+    "change_pct",
+    "value_4w_ago",
+    "change_pct_4w",
+    "value_13w_ago",
+    "change_pct_13w",
+)
+
+
+def period_start(column: str | pl.Expr, period: Period) -> pl.Expr:
+    """The first day of the day or ISO week (Monday) ``column`` falls in."""
+    expr = pl.col(column) if isinstance(column, str) else column
+    if period == "day":
+        return expr
+    if period == "week":
+        return expr.dt.truncate("1w")
+    raise ValueError(f"unknown period {period!r}; use 'day' or 'week'")
+
+
+def _period_days(period: Period) -> int:
+    return 1 if period == "day" else 7
+
+
+def _active_creator(row_active: pl.Expr | None = None) -> pl.Expr:
+    active = (pl.col("videos") + pl.col("lives") > 0) | (pl.col("orders") > 0)
+    return pl.col("creator_id").filter(active if row_active is None else row_active).n_unique()
+
+
+def creator_totals(creator_daily: pl.LazyFrame, keys: Sequence[str | pl.Expr]) -> pl.LazyFrame:
+    """Base columns summed over ``keys`` plus ``active_creators`` (≥1 content or order)."""
+    return creator_daily.group_by(keys).agg(
+        *(pl.col(name).sum() for name in BASE_COLUMNS), _active_creator().alias("active_creators")
+    )
+
+
+def merchant_totals(merchant_daily: pl.LazyFrame, keys: Sequence[str | pl.Expr]) -> pl.LazyFrame:
+    """Order and engagement columns of ``merchant_daily`` summed over ``keys``, with active counts.
+
+    ``active_merchants`` counts merchants with ≥1 order; ``active_creators`` counts creators with ≥1
+    order of those merchants' products.
+    """
+    has_orders = pl.col("orders") > 0
+    columns = [name for name in BASE_COLUMNS if name in merchant_daily.collect_schema().names()]
+    return merchant_daily.group_by(keys).agg(
+        *(pl.col(name).sum() for name in columns),
+        pl.col("merchant_id").filter(has_orders).n_unique().alias("active_merchants"),
+        pl.col("creator_id").filter(has_orders).n_unique().alias("active_creators"),
+    )
+
+
+def _period_totals(
+    creator_daily: pl.LazyFrame, merchant_daily: pl.LazyFrame, period: Period, breakdown: str
+) -> pl.LazyFrame:
+    """(period_start, segment, base columns, active counts) for one breakdown."""
+    column = BREAKDOWNS[breakdown]
+    start = period_start("date", period).alias("period_start")
+    segment = (pl.lit(OVERALL) if column is None else pl.col(column).cast(pl.String)).alias("segment")
+    if breakdown == "merchant":
+        totals = merchant_totals(merchant_daily, [start, segment])
+        return totals.with_columns(pl.lit(0, pl.Int64).alias("videos"), pl.lit(0, pl.Int64).alias("lives"))
+    totals = creator_totals(creator_daily, [start, segment])
+    if breakdown in ("overall", "category"):
+        # merchants by their own category match product categories; regions and tiers are creator traits
+        merchants = merchant_totals(merchant_daily, [start, segment]).select(
+            "period_start", "segment", "active_merchants"
+        )
+        totals = totals.join(merchants, on=["period_start", "segment"], how="left").with_columns(
+            pl.col("active_merchants").fill_null(0)
+        )
+    else:
+        totals = totals.with_columns(pl.lit(None, pl.UInt32).alias("active_merchants"))
+    return totals
+
+
+def _complete_grid(
+    totals: pl.LazyFrame, first: date, last: date, period: Period, *, merchants_known: bool
+) -> pl.LazyFrame:
+    """Every (period_start, segment) from ``first`` to ``last``; missing combinations get zeros."""
+    periods = pl.LazyFrame(
+        {"period_start": pl.date_range(first, last, interval=f"{_period_days(period)}d", eager=True)}
+    )
+    segments = totals.select("segment").unique()
+    counts = (*BASE_COLUMNS, "active_creators", *(("active_merchants",) if merchants_known else ()))
+    return (
+        periods.join(segments, how="cross")
+        .join(totals, on=["period_start", "segment"], how="left")
+        .with_columns(pl.col(name).fill_null(0) for name in counts)
+    )
+
+
+def _with_comparisons(values: pl.LazyFrame, period: Period) -> pl.LazyFrame:
+    """Long (period_start, segment, metric, value) with the previous and 4/13-week-earlier values."""
+    keys = ["period_start", "segment", "metric"]
+
+    def lagged(days: int, name: str) -> pl.LazyFrame:
+        return values.select(
+            (pl.col("period_start") + pl.duration(days=days)).alias("period_start"),
+            "segment",
+            "metric",
+            pl.col("value").alias(name),
+        )
+
+    def pct(previous: str) -> pl.Expr:
+        return safe_ratio(pl.col("value") - pl.col(previous), pl.col(previous).abs())
+
+    return (
+        values.join(lagged(_period_days(period), "previous_value"), on=keys, how="left")
+        .join(lagged(28, "value_4w_ago"), on=keys, how="left")
+        .join(lagged(91, "value_13w_ago"), on=keys, how="left")
+        .with_columns(
+            (pl.col("value") - pl.col("previous_value")).alias("change"),
+            pct("previous_value").alias("change_pct"),
+            pct("value_4w_ago").alias("change_pct_4w"),
+            pct("value_13w_ago").alias("change_pct_13w"),
+        )
+    )
+
+
+def kpi_table(
+    creator_daily: pl.LazyFrame,
+    merchant_daily: pl.LazyFrame,
+    period: Period,
+    breakdowns: Sequence[str] | None = None,
+    as_of: date | None = None,
+    metrics: Sequence[str] = METRIC_NAMES,
+) -> pl.LazyFrame:
+    """KPIs per day or ISO week for each breakdown, long format (see the module docstring).
+
+    Periods run from the first to the last date of ``creator_daily``; ``complete`` tells whether the
+    whole period lies before ``as_of`` (a build's last week may be partial).
+    """
+    breakdowns = list(breakdowns or (WEEKLY_BREAKDOWNS if period == "week" else DAILY_BREAKDOWNS))
+    for name in breakdowns:
+        if name not in BREAKDOWNS:
+            raise ValueError(f"unknown breakdown {name!r}; known: {', '.join(BREAKDOWNS)}")
+    span = creator_daily.select(
+        pl.col("date").min().alias("first"), pl.col("date").max().alias("last")
+    ).collect()
+    first, last = span.item(0, "first"), span.item(0, "last")
+    if first is None:
+        return _empty_kpis()
+    first_start = pl.select(pl.lit(first).pipe(period_start, period)).item()
+    last_start = pl.select(pl.lit(last).pipe(period_start, period)).item()
+    end_bound = as_of or (last + timedelta(days=1))
+    frames = []
+    for name in breakdowns:
+        totals = _period_totals(creator_daily, merchant_daily, period, name)
+        grid = _complete_grid(
+            totals,
+            first_start,
+            last_start,
+            period,
+            merchants_known=name in ("overall", "category", "merchant"),
+        )
+        values = (
+            with_metrics(grid, metrics)
+            .unpivot(
+                index=["period_start", "segment"],
+                on=list(metrics),
+                variable_name="metric",
+                value_name="value",
+            )
+            .with_columns(pl.col("value").cast(pl.Float64))
+        )
+        frames.append(_with_comparisons(values, period).with_columns(pl.lit(name).alias("breakdown")))
+    days = _period_days(period)
+    return (
+        pl.concat(frames, how="vertical")
+        .with_columns(
+            pl.lit(period).alias("period"),
+            (pl.col("period_start") + pl.duration(days=days - 1)).alias("period_end"),
+            (pl.col("period_start") + pl.duration(days=days) <= pl.lit(end_bound)).alias("complete"),
+        )
+        .select(KPI_COLUMNS)
+        .sort("breakdown", "segment", "metric", "period_start")
+    )
+
+
+def _empty_kpis() -> pl.LazyFrame:
+    schema = {
+        "period": pl.String,
+        "period_start": pl.Date,
+        "period_end": pl.Date,
+        "complete": pl.Boolean,
+        "breakdown": pl.String,
+        "segment": pl.String,
+        "metric": pl.String,
+        **{name: pl.Float64 for name in KPI_COLUMNS[7:]},
+    }
+    return pl.LazyFrame(schema=schema)
+
+
+def kpi_daily(
+    creator_daily: pl.LazyFrame, merchant_daily: pl.LazyFrame, as_of: date | None = None
+) -> pl.LazyFrame:
+    """Daily KPIs by every breakdown except merchant (see `kpi_table`)."""
+    return kpi_table(creator_daily, merchant_daily, "day", DAILY_BREAKDOWNS, as_of)
+
+
+def kpi_weekly(
+    creator_daily: pl.LazyFrame, merchant_daily: pl.LazyFrame, as_of: date | None = None
+) -> pl.LazyFrame:
+    """Weekly (ISO, Monday-start) KPIs by every breakdown (see `kpi_table`)."""
+    return kpi_table(creator_daily, merchant_daily, "week", WEEKLY_BREAKDOWNS, as_of)
+
+
+def filter_daily(
+    daily: pl.LazyFrame,
+    regions: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    tiers: Sequence[str] | None = None,
+    content_kinds: Sequence[str] | None = None,
+) -> pl.LazyFrame:
+    """``daily`` restricted to the given segments (``None`` or empty: no restriction)."""
+    for column, allowed in (
+        ("region", regions),
+        ("category", categories),
+        ("tier", tiers),
+        ("content_kind", content_kinds),
+    ):
+        if allowed:
+            daily = daily.filter(pl.col(column).is_in(list(allowed)))
+    return daily
+
+
+def kpi_cards(
+    creator_daily: pl.LazyFrame | pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    regions: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    tiers: Sequence[str] | None = None,
+    content_kinds: Sequence[str] | None = None,
+    merchant_daily: pl.LazyFrame | pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """One row per metric for ``start``..``end`` (inclusive) against the previous range of equal length.
+
+    Columns: metric, label, unit, format, definition, higher_is_better, value, previous_value, change,
+    change_pct, previous_start, previous_end. ``active_merchants`` is filled only when
+    ``merchant_daily`` is given and no region, tier or content-kind filter applies (those are creator
+    traits a merchant does not have).
+
+    Raises:
+        ValueError: if ``end`` is before ``start``.
+    """
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    length = (end - start).days + 1
+    previous_start, previous_end = start - timedelta(days=length), start - timedelta(days=1)
+    which = pl.when(pl.col("date") >= pl.lit(start)).then(pl.lit("current")).otherwise(pl.lit("previous"))
+    daily = filter_daily(creator_daily.lazy(), regions, categories, tiers, content_kinds).filter(
+        pl.col("date").is_between(previous_start, end)
+    )
+    totals = creator_totals(daily, [which.alias("range")])
+    if merchant_daily is not None and not (regions or tiers or content_kinds):
+        merchants = merchant_daily.lazy().filter(pl.col("date").is_between(previous_start, end))
+        if categories:
+            merchants = merchants.filter(pl.col("category").is_in(list(categories)))
+        totals = totals.join(
+            merchant_totals(merchants, [which.alias("range")]).select("range", "active_merchants"),
+            on="range",
+            how="left",
+        )
+    ranges = pl.LazyFrame({"range": ["current", "previous"]})
+    filled = ranges.join(totals, on="range", how="left").with_columns(
+        pl.col(name).fill_null(0) for name in (*BASE_COLUMNS, "active_creators")
+    )
+    if merchant_daily is not None and not (regions or tiers or content_kinds):
+        filled = filled.with_columns(pl.col("active_merchants").fill_null(0))
+    wide = with_metrics(filled).select("range", *METRIC_NAMES).collect()
+    current = wide.filter(pl.col("range") == "current").row(0, named=True)
+    previous = wide.filter(pl.col("range") == "previous").row(0, named=True)
+    rows = []
+    for name, metric in METRICS.items():
+        value, before = current[name], previous[name]
+        change = None if value is None or before is None else value - before
+        change_pct = None if change is None or not before else change / abs(before)
+        rows.append(
+            {
+                "metric": name,
+                "label": metric.label,
+                "unit": metric.unit,
+                "format": metric.format,
+                "definition": metric.definition,
+                "higher_is_better": metric.higher_is_better,
+                "value": value,
+                "previous_value": before,
+                "change": change,
+                "change_pct": change_pct,
+                "previous_start": previous_start,
+                "previous_end": previous_end,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "metric": pl.String,
+            "label": pl.String,
+            "unit": pl.String,
+            "format": pl.String,
+            "definition": pl.String,
+            "higher_is_better": pl.Boolean,
+            "value": pl.Float64,
+            "previous_value": pl.Float64,
+            "change": pl.Float64,
+            "change_pct": pl.Float64,
+            "previous_start": pl.Date,
+            "previous_end": pl.Date,
+        },
+    )

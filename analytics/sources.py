@@ -1,0 +1,246 @@
+"""The daily activity facts every analytics stage builds on, and the lake inputs they come from.
+
+Three facts, each one row per (date, entity, …) with summed *base columns* (`analytics.metrics`):
+
+- ``creator_daily`` — grain (date, creator_id, content_kind, category): engagement, orders and content
+  published, with the creator's region and tier. ``content_kind`` is ``video`` or ``live`` for activity
+  on a piece of content and ``none`` for orders not attributed to content (storefront purchases).
+  ``category`` is the *product* category of engagement and orders; content pieces (``videos``,
+  ``lives``) carry the creator's primary category, since a piece of content has none of its own.
+- ``merchant_daily`` — grain (date, merchant_id, creator_id): orders and engagement on the merchant's
+  products brought by each creator, with the merchant's category and region.
+- ``product_daily`` — grain (date, product_id): orders and engagement per product with its merchant
+  and category.
+
+All facts only hold days strictly before ``as_of`` when one is given, and are built by lazy plans the
+streaming engine can run (scans with pushed-down filters, joins against small dimensions, group-bys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import polars as pl
+
+from analytics.lake import scan_table
+from analytics.metrics import BASE_COLUMNS
+from analytics.segments import tier_expr
+from liftboard.config import Settings
+
+NO_CONTENT = "none"
+"""``content_kind`` of orders that no piece of content brought."""
+
+CREATOR_DAILY_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date,
+        "creator_id": pl.String,
+        "content_kind": pl.String,
+        "category": pl.String,
+        "region": pl.String,
+        "tier": pl.String,
+        **{
+            name: (pl.Float64 if name in ("gmv", "refunded_gmv", "commission") else pl.Int64)
+            for name in BASE_COLUMNS
+        },
+    }
+)
+_ORDER_ENGAGEMENT_COLUMNS = tuple(name for name in BASE_COLUMNS if name not in ("videos", "lives"))
+MERCHANT_DAILY_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date,
+        "merchant_id": pl.String,
+        "creator_id": pl.String,
+        "category": pl.String,
+        "region": pl.String,
+        **{name: CREATOR_DAILY_SCHEMA[name] for name in _ORDER_ENGAGEMENT_COLUMNS},
+    }
+)
+PRODUCT_DAILY_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date,
+        "product_id": pl.String,
+        "merchant_id": pl.String,
+        "category": pl.String,
+        **{name: CREATOR_DAILY_SCHEMA[name] for name in _ORDER_ENGAGEMENT_COLUMNS},
+    }
+)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Lazy scans of the canonical tables that analytics read."""
+
+    creators: pl.LazyFrame
+    merchants: pl.LazyFrame
+    products: pl.LazyFrame
+    showcase: pl.LazyFrame
+    content: pl.LazyFrame
+    engagement: pl.LazyFrame
+    orders: pl.LazyFrame
+
+
+def load_inputs(settings: Settings) -> Inputs:
+    """Lazy scans of every table the analytics need (nothing is read yet)."""
+    return Inputs(
+        **{
+            name: scan_table(name, settings)
+            for name in ("creators", "merchants", "products", "showcase", "content", "engagement", "orders")
+        }
+    )
+
+
+def _before(column: str, as_of: date | None, *, timestamp: bool) -> pl.Expr:
+    if as_of is None:
+        return pl.lit(True)
+    bound = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC) if timestamp else as_of
+    return pl.col(column) < pl.lit(bound)
+
+
+def order_lines(orders: pl.LazyFrame, as_of: date | None = None) -> pl.LazyFrame:
+    """Orders before ``as_of`` as additive base columns per order (date, ids, orders, gmv, …)."""
+    status = pl.col("status")
+    kept = status != "cancelled"
+    return orders.filter(_before("ordered_at", as_of, timestamp=True)).select(
+        pl.col("ordered_at").dt.date().alias("date"),
+        "creator_id",
+        "content_id",
+        "product_id",
+        "merchant_id",
+        kept.cast(pl.Int64).alias("orders"),
+        pl.when(kept).then(pl.col("gmv")).otherwise(0.0).alias("gmv"),
+        pl.when(status == "refunded").then(pl.col("gmv")).otherwise(0.0).alias("refunded_gmv"),
+        (~kept).cast(pl.Int64).alias("cancelled"),
+        pl.when(kept).then(pl.col("commission")).otherwise(0.0).alias("commission"),
+    )
+
+
+def _zero_fill(lf: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
+    present = set(lf.collect_schema().names())
+    return lf.with_columns(
+        pl.lit(0, dtype=dtype).alias(name)
+        for name, dtype in schema.items()
+        if name not in present and name in BASE_COLUMNS
+    )
+
+
+def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
+    """Creator activity per day, content kind and category (see the module docstring)."""
+    content_kind = inputs.content.select("content_id", pl.col("kind").alias("content_kind"))
+    creator_of_content = inputs.content.select(
+        "content_id", "creator_id", pl.col("kind").alias("content_kind")
+    )
+    product_category = inputs.products.select("product_id", "category")
+    creators = inputs.creators.select(
+        "creator_id", "region", tier_expr(pl.col("followers")).alias("tier"), "primary_category"
+    )
+
+    sales = (
+        order_lines(inputs.orders, as_of)
+        .join(content_kind, on="content_id", how="left")
+        .join(product_category, on="product_id", how="left")
+        .select(
+            "date",
+            "creator_id",
+            pl.col("content_kind").fill_null(NO_CONTENT),
+            "category",
+            "orders",
+            "gmv",
+            "refunded_gmv",
+            "cancelled",
+            "commission",
+        )
+    )
+    engagement = (
+        inputs.engagement.filter(_before("date", as_of, timestamp=False))
+        .join(creator_of_content, on="content_id", how="inner")
+        .join(product_category, on="product_id", how="left")
+        .select(
+            "date", "creator_id", "content_kind", "category", "impressions", "views", "clicks", "add_to_carts"
+        )
+    )
+    published = (
+        inputs.content.filter(_before("published_at", as_of, timestamp=True))
+        .join(creators.select("creator_id", "primary_category"), on="creator_id", how="left")
+        .select(
+            pl.col("published_at").dt.date().alias("date"),
+            "creator_id",
+            pl.col("kind").alias("content_kind"),
+            pl.col("primary_category").alias("category"),
+            (pl.col("kind") == "video").cast(pl.Int64).alias("videos"),
+            (pl.col("kind") == "live").cast(pl.Int64).alias("lives"),
+        )
+    )
+    keys = ["date", "creator_id", "content_kind", "category"]
+    parts = [
+        _zero_fill(part, CREATOR_DAILY_SCHEMA).select(*keys, *BASE_COLUMNS)
+        for part in (sales, engagement, published)
+    ]
+    return (
+        pl.concat(parts, how="vertical")
+        .group_by(keys)
+        .agg(pl.col(name).sum() for name in BASE_COLUMNS)
+        .join(creators.select("creator_id", "region", "tier"), on="creator_id", how="left")
+        .select(CREATOR_DAILY_SCHEMA.names())
+        .cast(dict(CREATOR_DAILY_SCHEMA))
+    )
+
+
+def merchant_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
+    """Merchant activity per day and creator (see the module docstring)."""
+    product_merchant = inputs.products.select("product_id", "merchant_id")
+    creator_of_content = inputs.content.select("content_id", "creator_id")
+    sales = order_lines(inputs.orders, as_of).select(
+        "date", "merchant_id", "creator_id", "orders", "gmv", "refunded_gmv", "cancelled", "commission"
+    )
+    engagement = (
+        inputs.engagement.filter(_before("date", as_of, timestamp=False))
+        .join(creator_of_content, on="content_id", how="inner")
+        .join(product_merchant, on="product_id", how="inner")
+        .select("date", "merchant_id", "creator_id", "impressions", "views", "clicks", "add_to_carts")
+    )
+    keys = ["date", "merchant_id", "creator_id"]
+    parts = [
+        _zero_fill(part, MERCHANT_DAILY_SCHEMA).select(*keys, *_ORDER_ENGAGEMENT_COLUMNS)
+        for part in (sales, engagement)
+    ]
+    merchants = inputs.merchants.select("merchant_id", "category", "region")
+    return (
+        pl.concat(parts, how="vertical")
+        .group_by(keys)
+        .agg(pl.col(name).sum() for name in _ORDER_ENGAGEMENT_COLUMNS)
+        .join(merchants, on="merchant_id", how="left")
+        .select(MERCHANT_DAILY_SCHEMA.names())
+        .cast(dict(MERCHANT_DAILY_SCHEMA))
+    )
+
+
+def product_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
+    """Orders and engagement per day and product, with the product's merchant and category."""
+    sales = order_lines(inputs.orders, as_of).select(
+        "date", "product_id", "orders", "gmv", "refunded_gmv", "cancelled", "commission"
+    )
+    engagement = inputs.engagement.filter(_before("date", as_of, timestamp=False)).select(
+        "date", "product_id", "impressions", "views", "clicks", "add_to_carts"
+    )
+    keys = ["date", "product_id"]
+    parts = [
+        _zero_fill(part, PRODUCT_DAILY_SCHEMA).select(*keys, *_ORDER_ENGAGEMENT_COLUMNS)
+        for part in (sales, engagement)
+    ]
+    return (
+        pl.concat(parts, how="vertical")
+        .group_by(keys)
+        .agg(pl.col(name).sum() for name in _ORDER_ENGAGEMENT_COLUMNS)
+        .join(inputs.products.select("product_id", "merchant_id", "category"), on="product_id", how="left")
+        .select(PRODUCT_DAILY_SCHEMA.names())
+        .cast(dict(PRODUCT_DAILY_SCHEMA))
+    )
+
+
+def default_as_of(orders: pl.LazyFrame) -> date | None:
+    """The day after the last order date (``None`` without orders): the default as-of of a build."""
+    last = orders.select(pl.col("ordered_at").max()).collect().item()
+    if last is None:
+        return None
+    return date.fromordinal(last.date().toordinal() + 1)
