@@ -3,14 +3,15 @@
 The simulator generates every canonical table of `analytics.schema` at a named scale, writes them as
 ordinary input files under ``$LIFTBOARD_HOME/incoming/<scale>-<seed>/`` and loads them through the same
 ingest path as real data. Alongside, it writes the *truth* (never read by models, only by evaluation)
-under ``$LIFTBOARD_HOME/truth/``:
+under ``$LIFTBOARD_HOME/truth/``. GMV here is the metric dictionary's: the value of orders that were not
+cancelled (refunded orders included; net GMV subtracts them).
 
 - ``effects.parquet``: for every creator and merchant and every strategy of its kind, the true relative
-  GMV lift (``true_lift``), the entity's expected untreated completed GMV over the last 28 days of the
+  GMV lift (``true_lift``), the entity's expected untreated GMV over the last 28 days of the
   data (``baseline_gmv_28d``) and the product of the two (``true_uplift_gmv_28d``), the 28-day
   incremental GMV the strategy would bring if started at the end of the data;
 - ``interventions.parquet``: for every intervention (treated or control) the true lift, the expected
-  completed GMV of the entity in the 28 days from ``assigned_on`` without the intervention, and the
+  GMV of the entity in the 28 days from ``assigned_on`` without the intervention, and the
   expected incremental GMV the treatment brings (or would have brought, for a control);
 - ``entities.parquet``: the latent traits behind the effects (documentation and tests only).
 
@@ -949,8 +950,8 @@ def simulate_week(
     p_cancel = 0.015 + 0.05 * (1 - quality)
     cat_refund = np.array([CATEGORIES[c]["refund"] for c in CATEGORY_NAMES])[world.p_category[row_product]]
     p_refund = cat_refund + 0.1 * (1 - quality) + 0.02 * (world.m_ships[row_merchant] > 7)
-    p_complete = 1 - p_cancel - p_refund
-    value = clicks * price * EXPECTED_QUANTITY * p_complete
+    p_kept = 1 - p_cancel  # GMV counts every order not cancelled (refunds included: net GMV removes them)
+    value = clicks * price * EXPECTED_QUANTITY * p_kept
     expected = (
         pl.concat(
             [

@@ -29,7 +29,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
 
 @pytest.fixture(scope="module")
 def completed(sim: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    return sim["orders"].filter(pl.col("status") == "completed")
+    """Orders that count towards GMV: every order not cancelled."""
+    return sim["orders"].filter(pl.col("status") != "cancelled")
 
 
 def _read_dir(path: Path) -> dict[str, pl.DataFrame]:
