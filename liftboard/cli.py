@@ -91,12 +91,12 @@ def ingest(
                 raise IngestError("--source-url needs --table (the canonical table the rows belong to)")
             report = ingest_sql(source_url, table, settings, query=query, source_table=source_table)
         else:
+            if source_table is not None or query is not None:
+                raise IngestError("--source-table and --query need --source-url")
             if not paths:
                 raise IngestError(
                     "nothing to ingest: give files, or --source-url with --source-table or --query"
                 )
-            if source_table is not None or query is not None:
-                raise IngestError("--source-table and --query need --source-url")
             with Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),

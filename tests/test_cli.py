@@ -1,0 +1,149 @@
+"""The CLI, through typer's runner: exit codes and what it prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from analytics import db
+from liftboard.cli import app
+from liftboard.config import Settings
+from tests.builders import write, write_all
+
+WIDE = {"COLUMNS": "250"}
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_no_arguments_shows_help(runner: CliRunner) -> None:
+    result = runner.invoke(app, [])
+
+    assert result.exit_code in (0, 2)
+    assert "ingest" in result.output and "status" in result.output
+
+
+def test_db_upgrade(runner: CliRunner, settings: Settings) -> None:
+    result = runner.invoke(app, ["db", "upgrade"], env=WIDE)
+
+    assert result.exit_code == 0, result.output
+    assert "state DB at revision" in result.output
+    assert db.count_rows("ingestion_runs", settings) == 0
+
+
+def test_ingest_prints_the_report(runner: CliRunner, settings: Settings, tmp_path: Path) -> None:
+    files = write_all(tmp_path / "in", "csv")
+
+    result = runner.invoke(app, ["ingest", *map(str, files)], env=WIDE)
+
+    assert result.exit_code == 0, result.output
+    assert "orders.csv" in result.output
+    assert "total" in result.output
+    assert "committed: 23 row(s) loaded" in result.output
+    assert "warning" not in result.output
+
+
+def test_ingest_warns_about_quarantined_rows_but_succeeds(
+    runner: CliRunner, sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "merchants.csv"
+    path.write_text(
+        "merchant_id,name,joined_on,region,category,rating,ships_in_days\n"
+        "m1,A,2024-01-01,US,home,4,1\n"
+        "m2,B,2024-01-01,US,home,9,1\n",
+        encoding="utf-8",
+    )
+
+    result = runner.invoke(app, ["ingest", str(path)], env=WIDE)
+
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 row(s) quarantined" in result.output
+    assert str(sqlite_settings.quarantine) in result.output
+
+
+def test_ingest_error_exits_2_without_a_traceback(
+    runner: CliRunner, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_bytes(b"")
+
+    result = runner.invoke(app, ["ingest", str(path)], env=WIDE)
+
+    assert result.exit_code == 2
+    assert f"error: {path}: file is empty (0 bytes)" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "nothing to ingest"),
+        (["--query", "SELECT 1"], "--source-table and --query need --source-url"),
+        (["--source-url", "sqlite://", "--source-table", "x"], "--source-url needs --table"),
+    ],
+)
+def test_ingest_argument_errors(
+    runner: CliRunner, sqlite_settings: Settings, arguments: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["ingest", *arguments], env=WIDE)
+
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_ingest_from_a_sql_source(runner: CliRunner, settings: Settings, tmp_path: Path) -> None:
+    from tests.analytics.test_ingest import _warehouse
+
+    url = _warehouse(tmp_path)
+
+    result = runner.invoke(
+        app,
+        ["ingest", "--source-url", url, "--source-table", "creator_export", "--table", "creators"],
+        env=WIDE,
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "creator_export" in result.output
+    assert "warning: 1 row(s) quarantined" in result.output
+    assert db.count_rows("creators", settings) == 3
+
+
+def test_status_shows_tables_runs_and_quarantine(
+    runner: CliRunner, settings: Settings, tmp_path: Path
+) -> None:
+    runner.invoke(app, ["ingest", *map(str, write_all(tmp_path / "in"))], env=WIDE)
+    empty = tmp_path / "orders.csv"
+    empty.write_bytes(b"")
+    runner.invoke(app, ["ingest", str(empty)], env=WIDE)
+
+    result = runner.invoke(app, ["status"], env=WIDE)
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    orders = next(line for line in lines if line.startswith("│ orders"))
+    assert "4" in orders and "2024-06-01" in orders and "2024-06-03" in orders
+    assert "committed" in result.output and "failed" in result.output
+    assert "file is empty" in result.output
+    assert "quarantine: 0 row(s) in 0 file(s)" in result.output
+
+
+def test_status_on_an_empty_home(runner: CliRunner, sqlite_settings: Settings) -> None:
+    result = runner.invoke(app, ["status"], env=WIDE)
+
+    assert result.exit_code == 0, result.output
+    assert "creators" in result.output
+
+
+def test_ingest_with_explicit_table(runner: CliRunner, sqlite_settings: Settings, tmp_path: Path) -> None:
+    from tests.builders import valid_tables
+
+    path = write(valid_tables()["merchants"], tmp_path / "export.parquet")
+
+    result = runner.invoke(app, ["ingest", "--table", "merchants", str(path)], env=WIDE)
+
+    assert result.exit_code == 0, result.output
+    assert db.count_rows("merchants", sqlite_settings) == 2
