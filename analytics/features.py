@@ -97,18 +97,26 @@ def _category_focus(daily: pl.LazyFrame, key: str, long_days: int) -> pl.LazyFra
 
 def creator_features(
     creator_daily: pl.LazyFrame,
+    merchant_daily: pl.LazyFrame,
     creators: pl.LazyFrame,
     showcase: pl.LazyFrame,
     products: pl.LazyFrame,
     as_of: date,
     cfg: FeatureConfig | None = None,
 ) -> pl.LazyFrame:
-    """Creator features as of ``as_of`` (one row per creator who joined before it)."""
+    """Creator features as of ``as_of`` (one row per creator who joined before it).
+
+    Category focus is measured on ``merchant_daily``: the views and GMV a creator brought to merchants
+    of each category (a merchant's category stands for the category of what it sells).
+    """
     cfg = cfg or FeatureConfig()
     s, w, lw = cfg.short_days, cfg.window_days, cfg.long_days
     history = creator_daily.filter(pl.col("date") < as_of).with_columns(_days_before(as_of).alias("__days"))
     recent = history.filter(pl.col("__days") <= max(lw, 2 * w))
     is_live = pl.col("content_kind") == "live"
+    promoted = merchant_daily.filter(
+        pl.col("date") < as_of, pl.col("date") >= as_of - timedelta(days=lw)
+    ).with_columns(_days_before(as_of).alias("__days"))
     windows = recent.group_by("creator_id").agg(
         _window_sum("videos", 1, lw).alias("videos_91d"),
         _window_sum("lives", 1, lw).alias("lives_91d"),
@@ -191,7 +199,7 @@ def creator_features(
         .join(windows, on="creator_id", how="left")
         .join(lifetime, on="creator_id", how="left")
         .join(_weekly_posting(history, "creator_id", cfg.long_weeks), on="creator_id", how="left")
-        .join(_category_focus(recent, "creator_id", lw), on="creator_id", how="left")
+        .join(_category_focus(promoted, "creator_id", lw), on="creator_id", how="left")
         .join(showcase_stats, on="creator_id", how="left")
         .with_columns(pl.col(name).fill_null(0) for name in zero)
         .with_columns(

@@ -8,8 +8,11 @@
 ``previous_value`` is the period just before (the previous day or week); ``value_4w_ago`` and
 ``value_13w_ago`` the same day or week 4 and 13 weeks earlier. Every (period, segment) between the
 first and the last period is present, so a segment without activity shows zeros rather than a gap.
-``breakdown`` is ``overall`` (segment ``all``), ``region``, ``category`` (product category), ``tier``,
-``content_kind`` or ``merchant`` (segment = merchant_id; computed from ``merchant_daily``).
+``breakdown`` is ``overall`` (segment ``all``); ``region``, ``category`` (the creator's primary
+category), ``tier`` and ``content_kind`` from ``creator_daily``; ``product_category`` (what was sold)
+from ``product_daily``; ``merchant`` (segment = merchant_id) from ``merchant_daily``. Active merchants
+are known for ``overall``, ``product_category`` and ``merchant``; active creators for every breakdown
+but ``product_category`` (null where unknown).
 
 ``kpi_cards`` computes the metric cards of an arbitrary date range and filters from ``creator_daily``
 (never the raw lake) against the previous range of equal length.
@@ -32,12 +35,25 @@ BREAKDOWNS: dict[str, str | None] = {
     "category": "category",
     "tier": "tier",
     "content_kind": "content_kind",
+    "product_category": "category",
     "merchant": "merchant_id",
 }
 """Breakdown name → column of the daily fact it groups by (``None``: no grouping)."""
-DAILY_BREAKDOWNS: tuple[str, ...] = ("overall", "region", "category", "tier", "content_kind")
+DAILY_BREAKDOWNS: tuple[str, ...] = (
+    "overall",
+    "region",
+    "category",
+    "tier",
+    "content_kind",
+    "product_category",
+)
 WEEKLY_BREAKDOWNS: tuple[str, ...] = tuple(BREAKDOWNS)
+"""Weekly tables have every breakdown; daily ones leave out merchants (20k merchants × 182 days)."""
 OVERALL = "all"
+_KNOWN_COUNTS: dict[str, tuple[str, ...]] = {
+    "active_creators": ("overall", "region", "category", "tier", "content_kind", "merchant"),
+    "active_merchants": ("overall", "product_category", "merchant"),
+}
 KPI_COLUMNS: tuple[str, ...] = (
     "period",
     "period_start",
@@ -99,42 +115,53 @@ def merchant_totals(merchant_daily: pl.LazyFrame, keys: Sequence[str | pl.Expr])
 
 
 def _period_totals(
-    creator_daily: pl.LazyFrame, merchant_daily: pl.LazyFrame, period: Period, breakdown: str
+    creator_daily: pl.LazyFrame,
+    merchant_daily: pl.LazyFrame,
+    product_daily: pl.LazyFrame | None,
+    period: Period,
+    breakdown: str,
 ) -> pl.LazyFrame:
     """(period_start, segment, base columns, active counts) for one breakdown."""
     column = BREAKDOWNS[breakdown]
     start = period_start("date", period).alias("period_start")
     segment = (pl.lit(OVERALL) if column is None else pl.col(column).cast(pl.String)).alias("segment")
+    no_content = [pl.lit(0, pl.Int64).alias("videos"), pl.lit(0, pl.Int64).alias("lives")]
     if breakdown == "merchant":
-        totals = merchant_totals(merchant_daily, [start, segment])
-        return totals.with_columns(pl.lit(0, pl.Int64).alias("videos"), pl.lit(0, pl.Int64).alias("lives"))
+        return merchant_totals(merchant_daily, [start, segment]).with_columns(no_content)
+    if breakdown == "product_category":
+        if product_daily is None:
+            raise ValueError("the product_category breakdown needs product_daily")
+        has_orders = pl.col("orders") > 0
+        columns = [name for name in BASE_COLUMNS if name in product_daily.collect_schema().names()]
+        return (
+            product_daily.group_by(start, segment)
+            .agg(
+                *(pl.col(name).sum() for name in columns),
+                pl.col("merchant_id").filter(has_orders).n_unique().alias("active_merchants"),
+            )
+            .with_columns(*no_content, pl.lit(None, pl.UInt32).alias("active_creators"))
+        )
     totals = creator_totals(creator_daily, [start, segment])
-    if breakdown in ("overall", "category"):
-        # merchants by their own category match product categories; regions and tiers are creator traits
+    if breakdown == "overall":
         merchants = merchant_totals(merchant_daily, [start, segment]).select(
             "period_start", "segment", "active_merchants"
         )
-        totals = totals.join(merchants, on=["period_start", "segment"], how="left").with_columns(
-            pl.col("active_merchants").fill_null(0)
-        )
-    else:
-        totals = totals.with_columns(pl.lit(None, pl.UInt32).alias("active_merchants"))
-    return totals
+        return totals.join(merchants, on=["period_start", "segment"], how="left")
+    return totals.with_columns(pl.lit(None, pl.UInt32).alias("active_merchants"))
 
 
 def _complete_grid(
-    totals: pl.LazyFrame, first: date, last: date, period: Period, *, merchants_known: bool
+    totals: pl.LazyFrame, first: date, last: date, period: Period, *, known: Sequence[str]
 ) -> pl.LazyFrame:
     """Every (period_start, segment) from ``first`` to ``last``; missing combinations get zeros."""
     periods = pl.LazyFrame(
         {"period_start": pl.date_range(first, last, interval=f"{_period_days(period)}d", eager=True)}
     )
     segments = totals.select("segment").unique()
-    counts = (*BASE_COLUMNS, "active_creators", *(("active_merchants",) if merchants_known else ()))
     return (
         periods.join(segments, how="cross")
         .join(totals, on=["period_start", "segment"], how="left")
-        .with_columns(pl.col(name).fill_null(0) for name in counts)
+        .with_columns(pl.col(name).fill_null(0) for name in (*BASE_COLUMNS, *known))
     )
 
 
@@ -173,6 +200,7 @@ def kpi_table(
     breakdowns: Sequence[str] | None = None,
     as_of: date | None = None,
     metrics: Sequence[str] = METRIC_NAMES,
+    product_daily: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """KPIs per day or ISO week for each breakdown, long format (see the module docstring).
 
@@ -180,6 +208,8 @@ def kpi_table(
     whole period lies before ``as_of`` (a build's last week may be partial).
     """
     breakdowns = list(breakdowns or (WEEKLY_BREAKDOWNS if period == "week" else DAILY_BREAKDOWNS))
+    if product_daily is None:
+        breakdowns = [name for name in breakdowns if name != "product_category"]
     for name in breakdowns:
         if name not in BREAKDOWNS:
             raise ValueError(f"unknown breakdown {name!r}; known: {', '.join(BREAKDOWNS)}")
@@ -194,14 +224,9 @@ def kpi_table(
     end_bound = as_of or (last + timedelta(days=1))
     frames = []
     for name in breakdowns:
-        totals = _period_totals(creator_daily, merchant_daily, period, name)
-        grid = _complete_grid(
-            totals,
-            first_start,
-            last_start,
-            period,
-            merchants_known=name in ("overall", "category", "merchant"),
-        )
+        totals = _period_totals(creator_daily, merchant_daily, product_daily, period, name)
+        known = [count for count, where in _KNOWN_COUNTS.items() if name in where]
+        grid = _complete_grid(totals, first_start, last_start, period, known=known)
         values = (
             with_metrics(grid, metrics)
             .unpivot(
@@ -241,17 +266,27 @@ def _empty_kpis() -> pl.LazyFrame:
 
 
 def kpi_daily(
-    creator_daily: pl.LazyFrame, merchant_daily: pl.LazyFrame, as_of: date | None = None
+    creator_daily: pl.LazyFrame,
+    merchant_daily: pl.LazyFrame,
+    product_daily: pl.LazyFrame | None = None,
+    as_of: date | None = None,
 ) -> pl.LazyFrame:
     """Daily KPIs by every breakdown except merchant (see `kpi_table`)."""
-    return kpi_table(creator_daily, merchant_daily, "day", DAILY_BREAKDOWNS, as_of)
+    return kpi_table(
+        creator_daily, merchant_daily, "day", DAILY_BREAKDOWNS, as_of, product_daily=product_daily
+    )
 
 
 def kpi_weekly(
-    creator_daily: pl.LazyFrame, merchant_daily: pl.LazyFrame, as_of: date | None = None
+    creator_daily: pl.LazyFrame,
+    merchant_daily: pl.LazyFrame,
+    product_daily: pl.LazyFrame | None = None,
+    as_of: date | None = None,
 ) -> pl.LazyFrame:
     """Weekly (ISO, Monday-start) KPIs by every breakdown (see `kpi_table`)."""
-    return kpi_table(creator_daily, merchant_daily, "week", WEEKLY_BREAKDOWNS, as_of)
+    return kpi_table(
+        creator_daily, merchant_daily, "week", WEEKLY_BREAKDOWNS, as_of, product_daily=product_daily
+    )
 
 
 def filter_daily(
@@ -287,9 +322,9 @@ def kpi_cards(
     """One row per metric for ``start``..``end`` (inclusive) against the previous range of equal length.
 
     Columns: metric, label, unit, format, definition, higher_is_better, value, previous_value, change,
-    change_pct, previous_start, previous_end. ``active_merchants`` is filled only when
-    ``merchant_daily`` is given and no region, tier or content-kind filter applies (those are creator
-    traits a merchant does not have).
+    change_pct, previous_start, previous_end. Filters select creators (their region, primary category,
+    tier) and content kinds; ``active_merchants`` is filled only when ``merchant_daily`` is given and
+    no filter applies (a merchant has none of those traits).
 
     Raises:
         ValueError: if ``end`` is before ``start``.
@@ -303,10 +338,9 @@ def kpi_cards(
         pl.col("date").is_between(previous_start, end)
     )
     totals = creator_totals(daily, [which.alias("range")])
-    if merchant_daily is not None and not (regions or tiers or content_kinds):
+    merchants_known = merchant_daily is not None and not (regions or categories or tiers or content_kinds)
+    if merchant_daily is not None and merchants_known:
         merchants = merchant_daily.lazy().filter(pl.col("date").is_between(previous_start, end))
-        if categories:
-            merchants = merchants.filter(pl.col("category").is_in(list(categories)))
         totals = totals.join(
             merchant_totals(merchants, [which.alias("range")]).select("range", "active_merchants"),
             on="range",
@@ -316,7 +350,7 @@ def kpi_cards(
     filled = ranges.join(totals, on="range", how="left").with_columns(
         pl.col(name).fill_null(0) for name in (*BASE_COLUMNS, "active_creators")
     )
-    if merchant_daily is not None and not (regions or tiers or content_kinds):
+    if merchants_known:
         filled = filled.with_columns(pl.col("active_merchants").fill_null(0))
     wide = with_metrics(filled).select("range", *METRIC_NAMES).collect()
     current = wide.filter(pl.col("range") == "current").row(0, named=True)

@@ -2,15 +2,15 @@
 
 Three facts, each one row per (date, entity, …) with summed *base columns* (`analytics.metrics`):
 
-- ``creator_daily`` — grain (date, creator_id, content_kind, category): engagement, orders and content
-  published, with the creator's region and tier. ``content_kind`` is ``video`` or ``live`` for activity
-  on a piece of content and ``none`` for orders not attributed to content (storefront purchases).
-  ``category`` is the *product* category of engagement and orders; content pieces (``videos``,
-  ``lives``) carry the creator's primary category, since a piece of content has none of its own.
+- ``creator_daily`` — grain (date, creator_id, content_kind): engagement, orders and content published,
+  with the creator's region, tier and primary category (``category``): every dimension column of this
+  fact is a trait of the creator, so filters on it select creators. ``content_kind`` is ``video`` or
+  ``live`` for activity on a piece of content and ``none`` for orders no content brought (storefront).
+  An order on a piece of content counts for the creator of that content (orders name the same one).
 - ``merchant_daily`` — grain (date, merchant_id, creator_id): orders and engagement on the merchant's
   products brought by each creator, with the merchant's category and region.
 - ``product_daily`` — grain (date, product_id): orders and engagement per product with its merchant
-  and category.
+  and the *product* category (GMV by what was sold, rather than by who sold it).
 
 All facts only hold days strictly before ``as_of`` when one is given, and are built by lazy plans the
 streaming engine can run (scans with pushed-down filters, joins against small dimensions, group-bys).
@@ -46,6 +46,8 @@ CREATOR_DAILY_SCHEMA = pl.Schema(
     }
 )
 _ORDER_ENGAGEMENT_COLUMNS = tuple(name for name in BASE_COLUMNS if name not in ("videos", "lives"))
+ORDER_COLUMNS = ("orders", "gmv", "refunded_gmv", "cancelled", "commission")
+ENGAGEMENT_COLUMNS = ("impressions", "views", "clicks", "add_to_carts")
 MERCHANT_DAILY_SCHEMA = pl.Schema(
     {
         "date": pl.Date,
@@ -124,63 +126,75 @@ def _zero_fill(lf: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     )
 
 
-def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
-    """Creator activity per day, content kind and category (see the module docstring)."""
-    content_kind = inputs.content.select("content_id", pl.col("kind").alias("content_kind"))
-    creator_of_content = inputs.content.select(
-        "content_id", "creator_id", pl.col("kind").alias("content_kind")
-    )
-    product_category = inputs.products.select("product_id", "category")
-    creators = inputs.creators.select(
-        "creator_id", "region", tier_expr(pl.col("followers")).alias("tier"), "primary_category"
-    )
+_KINDS = ("video", "live", NO_CONTENT)
 
-    sales = (
-        order_lines(inputs.orders, as_of)
-        .join(content_kind, on="content_id", how="left")
-        .join(product_category, on="product_id", how="left")
-        .select(
-            "date",
-            "creator_id",
-            pl.col("content_kind").fill_null(NO_CONTENT),
-            "category",
-            "orders",
-            "gmv",
-            "refunded_gmv",
-            "cancelled",
-            "commission",
-        )
+
+def _kind_code(kind: pl.Expr) -> pl.Expr:
+    return pl.when(kind == "video").then(0).when(kind == "live").then(1).otherwise(2).cast(pl.Int64)
+
+
+def _pack(day: pl.Expr, code: pl.Expr) -> pl.Expr:
+    """One Int64 group key for (date, content kind): multi-column string keys group several times slower."""
+    return day.cast(pl.Int32).cast(pl.Int64) * len(_KINDS) + code
+
+
+def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
+    """Creator activity per day and content kind (see the module docstring)."""
+    kinds = inputs.content.select("content_id", "creator_id", _kind_code(pl.col("kind")).alias("__kind"))
+    sales = order_lines(inputs.orders, as_of)
+    order_sums = [pl.col(name).sum() for name in ("orders", "gmv", "refunded_gmv", "cancelled", "commission")]
+    # orders on content: aggregate per (content, day) first, then look the kind up on far fewer rows
+    on_content = (
+        sales.filter(pl.col("content_id").is_not_null())
+        .group_by("content_id", "date")
+        .agg(*order_sums)
+        .join(kinds, on="content_id", how="inner")
+        .select("creator_id", _pack(pl.col("date"), pl.col("__kind")).alias("__key"), *ORDER_COLUMNS)
+    )
+    direct = (
+        sales.filter(pl.col("content_id").is_null())
+        .group_by("creator_id", _pack(pl.col("date"), pl.lit(2, pl.Int64)).alias("__key"))
+        .agg(*order_sums)
     )
     engagement = (
         inputs.engagement.filter(_before("date", as_of, timestamp=False))
-        .join(creator_of_content, on="content_id", how="inner")
-        .join(product_category, on="product_id", how="left")
-        .select(
-            "date", "creator_id", "content_kind", "category", "impressions", "views", "clicks", "add_to_carts"
-        )
+        .group_by("content_id", "date")
+        .agg(pl.col(name).sum() for name in ENGAGEMENT_COLUMNS)
+        .join(kinds, on="content_id", how="inner")
+        .select("creator_id", _pack(pl.col("date"), pl.col("__kind")).alias("__key"), *ENGAGEMENT_COLUMNS)
     )
-    published = (
-        inputs.content.filter(_before("published_at", as_of, timestamp=True))
-        .join(creators.select("creator_id", "primary_category"), on="creator_id", how="left")
-        .select(
-            pl.col("published_at").dt.date().alias("date"),
-            "creator_id",
-            pl.col("kind").alias("content_kind"),
-            pl.col("primary_category").alias("category"),
-            (pl.col("kind") == "video").cast(pl.Int64).alias("videos"),
-            (pl.col("kind") == "live").cast(pl.Int64).alias("lives"),
-        )
+    published = inputs.content.filter(_before("published_at", as_of, timestamp=True)).select(
+        "creator_id",
+        _pack(pl.col("published_at").dt.date(), _kind_code(pl.col("kind"))).alias("__key"),
+        (pl.col("kind") == "video").cast(pl.Int64).alias("videos"),
+        (pl.col("kind") == "live").cast(pl.Int64).alias("lives"),
     )
-    keys = ["date", "creator_id", "content_kind", "category"]
+    keys = ["creator_id", "__key"]
     parts = [
         _zero_fill(part, CREATOR_DAILY_SCHEMA).select(*keys, *BASE_COLUMNS)
-        for part in (sales, engagement, published)
+        for part in (on_content, direct, engagement, published)
     ]
+    creators = inputs.creators.select(
+        "creator_id",
+        pl.col("primary_category").alias("category"),
+        "region",
+        tier_expr(pl.col("followers")).alias("tier"),
+    )
+    code = pl.col("__key") % len(_KINDS)
     return (
         pl.concat(parts, how="vertical")
         .group_by(keys)
         .agg(pl.col(name).sum() for name in BASE_COLUMNS)
-        .join(creators.select("creator_id", "region", "tier"), on="creator_id", how="left")
+        .join(creators, on="creator_id", how="left")
+        .with_columns(
+            (pl.col("__key") // len(_KINDS)).cast(pl.Int32).cast(pl.Date).alias("date"),
+            pl.when(code == 0)
+            .then(pl.lit(_KINDS[0]))
+            .when(code == 1)
+            .then(pl.lit(_KINDS[1]))
+            .otherwise(pl.lit(_KINDS[2]))
+            .alias("content_kind"),
+        )
         .select(CREATOR_DAILY_SCHEMA.names())
         .cast(dict(CREATOR_DAILY_SCHEMA))
     )

@@ -1,0 +1,450 @@
+"""The analytics build: every stage composed once, published as Parquet snapshots and SQL tables.
+
+``build(settings)`` reads the lake, computes the daily facts, KPIs, features, segments, cohorts and
+movers as of a date, and publishes them:
+
+- Parquet snapshots under ``settings.snapshots / <build_id> / <name>.parquet`` with a
+  ``manifest.json`` (build id, as-of date, creation time, row counts, stage timings); the build is
+  written under a hidden temporary name and renamed into place when complete;
+- SQL tables ``analytics_<name>`` in the state DB (SQLAlchemy Core, replaced per build, with
+  ``build_id`` and ``as_of`` columns) for every snapshot small enough for SQL (`SQL_SNAPSHOTS`);
+- finally ``settings.snapshots / "LATEST"``, naming the current build, replaced atomically. Readers
+  (`load_snapshot`, `latest_manifest`) only follow ``LATEST``, so they never see a half-written build.
+
+The CLI (``liftboard build``), the app and the tests all call this one composition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+from analytics import cohorts, features, kpis, movers, segments, sources
+from analytics.db import engine_for
+from liftboard.config import Settings
+
+Progress = Callable[[str, int, int], None]
+
+LATEST = "LATEST"
+MANIFEST = "manifest.json"
+SQL_PREFIX = "analytics_"
+
+FACT_SNAPSHOTS: tuple[str, ...] = ("creator_daily", "merchant_daily", "product_daily")
+SNAPSHOTS: tuple[str, ...] = (
+    *FACT_SNAPSHOTS,
+    "kpi_daily",
+    "kpi_weekly",
+    "merchant_kpi_weekly",
+    "creator_features",
+    "merchant_features",
+    "creator_segments",
+    "merchant_segments",
+    "creator_cohorts",
+    "merchant_cohorts",
+    "top_creators",
+    "top_merchants",
+    "top_products",
+    "rising_creators",
+    "declining_creators",
+    "rising_merchants",
+    "declining_merchants",
+    "gmv_change_contributions",
+)
+"""Every snapshot a build publishes, in the order it computes them."""
+SQL_SNAPSHOTS: tuple[str, ...] = tuple(
+    name for name in SNAPSHOTS if name not in (*FACT_SNAPSHOTS, "merchant_kpi_weekly")
+)
+"""Snapshots also published as SQL tables (the daily facts and per-merchant weekly KPIs stay Parquet)."""
+
+
+class SnapshotNotFound(FileNotFoundError):
+    """No build has been published yet, or it has no snapshot of that name."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Windows, thresholds and publishing options of a build."""
+
+    features: features.FeatureConfig = field(default_factory=features.FeatureConfig)
+    segments: segments.SegmentConfig = field(default_factory=segments.SegmentConfig)
+    movers: movers.MoversConfig = field(default_factory=movers.MoversConfig)
+    publish_sql: bool = True
+    sql_snapshots: tuple[str, ...] = SQL_SNAPSHOTS
+    keep_builds: int = 3
+    """Builds kept on disk (the newest; older ones are deleted after LATEST moves)."""
+    sql_chunk_rows: int = 50_000
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build published."""
+
+    build_id: str
+    as_of: date
+    created_at: datetime
+    path: Path
+    row_counts: Mapping[str, int]
+    timings: Mapping[str, float]
+    sql_tables: tuple[str, ...]
+
+
+def _new_build_id(as_of: date, now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%S}-asof{as_of:%Y%m%d}-{uuid.uuid4().hex[:6]}"
+
+
+class _Stages:
+    """Progress reporting and per-stage timings."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.progress:
+            self.progress(name, self.done, self.total)
+        started = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - started, 3)
+        self.done += 1
+        if self.progress:
+            self.progress(name, self.done, self.total)
+
+
+def _write(frame: pl.LazyFrame | pl.DataFrame, path: Path) -> int:
+    """Write a snapshot (streaming a lazy plan straight to Parquet) and return its row count."""
+    if isinstance(frame, pl.LazyFrame):
+        frame.sink_parquet(path, engine="streaming", statistics=True)
+    else:
+        frame.write_parquet(path, statistics=True)
+    return pl.scan_parquet(path).select(pl.len()).collect().item()
+
+
+def build(
+    settings: Settings,
+    as_of: date | None = None,
+    progress: Progress | None = None,
+    config: BuildConfig | None = None,
+) -> BuildResult:
+    """Run every analytics stage as of ``as_of`` and publish the results (see the module docstring).
+
+    ``as_of`` defaults to the day after the last order date (today, UTC, on an empty lake); all
+    results use data strictly before it.
+    """
+    config = config or BuildConfig()
+    inputs = sources.load_inputs(settings)
+    as_of = as_of or sources.default_as_of(inputs.orders) or datetime.now(UTC).date()
+    created_at = datetime.now(UTC).replace(microsecond=0)
+    build_id = _new_build_id(as_of, created_at)
+    settings.snapshots.mkdir(parents=True, exist_ok=True)
+    staging = settings.snapshots / f".{build_id}.tmp"
+    final = settings.snapshots / build_id
+    staging.mkdir()
+    stages = _Stages(progress, total=8 + (1 if config.publish_sql else 0))
+    rows: dict[str, int] = {}
+
+    def write(name: str, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+        path = staging / f"{name}.parquet"
+        rows[name] = _write(frame, path)
+        return pl.scan_parquet(path)
+
+    try:
+        with stages.stage("dimensions"):
+            creators = inputs.creators.collect().lazy()
+            merchants = inputs.merchants.collect().lazy()
+            products = inputs.products.collect().lazy()
+            showcase = inputs.showcase.collect().lazy()
+        with stages.stage("daily facts"):
+            creator_daily = write("creator_daily", sources.creator_daily(inputs, as_of))
+            merchant_daily = write("merchant_daily", sources.merchant_daily(inputs, as_of))
+            product_daily = write("product_daily", sources.product_daily(inputs, as_of))
+        with stages.stage("KPIs"):
+            write("kpi_daily", kpis.kpi_daily(creator_daily, merchant_daily, product_daily, as_of))
+            write(
+                "kpi_weekly",
+                kpis.kpi_table(
+                    creator_daily,
+                    merchant_daily,
+                    "week",
+                    [name for name in kpis.WEEKLY_BREAKDOWNS if name != "merchant"],
+                    as_of,
+                    product_daily=product_daily,
+                ),
+            )
+            write(
+                "merchant_kpi_weekly",
+                kpis.kpi_table(creator_daily, merchant_daily, "week", ["merchant"], as_of),
+            )
+        with stages.stage("features"):
+            creator_features = write(
+                "creator_features",
+                features.creator_features(
+                    creator_daily, merchant_daily, creators, showcase, products, as_of, config.features
+                ),
+            )
+            merchant_features = write(
+                "merchant_features",
+                features.merchant_features(merchant_daily, merchants, products, as_of, config.features),
+            )
+        with stages.stage("segments"):
+            write("creator_segments", segments.creator_segments(creator_features, config.segments))
+            write("merchant_segments", segments.merchant_segments(merchant_features, config.segments))
+        with stages.stage("cohorts"):
+            write("creator_cohorts", cohorts.creator_cohorts(creator_daily, creators, as_of))
+            write("merchant_cohorts", cohorts.merchant_cohorts(merchant_daily, merchants, as_of))
+        with stages.stage("movers"):
+            _write_movers(
+                write,
+                creator_daily,
+                merchant_daily,
+                product_daily,
+                creators,
+                merchants,
+                products,
+                as_of,
+                config,
+            )
+        with stages.stage("snapshot"):
+            manifest = {
+                "build_id": build_id,
+                "as_of": as_of.isoformat(),
+                "created_at": created_at.isoformat(),
+                "row_counts": rows,
+                "snapshots": list(rows),
+                "sql_tables": [SQL_PREFIX + name for name in config.sql_snapshots]
+                if config.publish_sql
+                else [],
+                "timings": stages.timings,
+            }
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            os.replace(staging, final)
+        if config.publish_sql:
+            with stages.stage("SQL tables"):
+                publish_sql(final, settings, build_id, as_of, config.sql_snapshots, config.sql_chunk_rows)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    manifest["timings"] = stages.timings
+    (final / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    _point_latest(settings, build_id)
+    _prune(settings, keep=config.keep_builds, current=build_id)
+    return BuildResult(
+        build_id=build_id,
+        as_of=as_of,
+        created_at=created_at,
+        path=final,
+        row_counts=dict(rows),
+        timings=dict(stages.timings),
+        sql_tables=tuple(manifest["sql_tables"]),
+    )
+
+
+def _write_movers(
+    write: Callable[[str, pl.LazyFrame | pl.DataFrame], pl.LazyFrame],
+    creator_daily: pl.LazyFrame,
+    merchant_daily: pl.LazyFrame,
+    product_daily: pl.LazyFrame,
+    creators: pl.LazyFrame,
+    merchants: pl.LazyFrame,
+    products: pl.LazyFrame,
+    as_of: date,
+    config: BuildConfig,
+) -> None:
+    """Leaderboards, movers and contributions for the last complete ISO week before ``as_of``."""
+    start = cohorts.last_complete_week(as_of)
+    end = start + timedelta(days=6)
+    cfg = config.movers
+    creator_attributes = creators.select(
+        "creator_id",
+        "handle",
+        "region",
+        "primary_category",
+        segments.tier_expr(pl.col("followers")).alias("tier"),
+    )
+    merchant_attributes = merchants.select("merchant_id", "name", "region", "category")
+    product_attributes = products.select("product_id", "title", "merchant_id", "category", "price")
+    per_product = product_daily.drop("merchant_id", "category")
+    write(
+        "top_creators",
+        movers.leaderboard(creator_daily, "creator_id", start, end, cfg.top_n, creator_attributes),
+    )
+    write(
+        "top_merchants",
+        movers.leaderboard(merchant_daily, "merchant_id", start, end, cfg.top_n, merchant_attributes),
+    )
+    write(
+        "top_products",
+        movers.leaderboard(per_product, "product_id", start, end, cfg.top_n, product_attributes),
+    )
+    for direction in ("rising", "declining"):
+        write(
+            f"{direction}_creators",
+            movers.movers(
+                creator_daily,
+                "creator_id",
+                start,
+                end,
+                direction,
+                cfg.movers_n,
+                cfg.min_base_gmv,
+                creator_attributes,
+            ),
+        )
+        write(
+            f"{direction}_merchants",
+            movers.movers(
+                merchant_daily,
+                "merchant_id",
+                start,
+                end,
+                direction,
+                cfg.movers_n,
+                cfg.min_base_gmv,
+                merchant_attributes,
+            ),
+        )
+    write(
+        "gmv_change_contributions",
+        movers.gmv_change_contributions(creator_daily, start, end, top_n=cfg.contributors_n),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# SQL publishing
+# ------------------------------------------------------------------------------------------------
+
+
+def _sql_type(dtype: pl.DataType) -> sa.types.TypeEngine[Any]:
+    if dtype == pl.Boolean:
+        return sa.Boolean()
+    if dtype.is_integer():
+        return sa.BigInteger()
+    if dtype.is_float():
+        return sa.Double()
+    if dtype == pl.Date:
+        return sa.Date()
+    if isinstance(dtype, pl.Datetime):
+        return sa.DateTime(timezone=dtype.time_zone is not None)
+    return sa.Text()
+
+
+def _sql_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """Columns SQL can hold: enums and categoricals as text, NaN as NULL."""
+    return frame.with_columns(
+        *(
+            pl.col(name).cast(pl.String)
+            for name, dtype in frame.schema.items()
+            if isinstance(dtype, pl.Enum | pl.Categorical)
+        ),
+        *(pl.col(name).fill_nan(None) for name, dtype in frame.schema.items() if dtype.is_float()),
+    )
+
+
+def publish_sql(
+    build_dir: Path,
+    settings: Settings,
+    build_id: str,
+    as_of: date,
+    names: tuple[str, ...] = SQL_SNAPSHOTS,
+    chunk_rows: int = 50_000,
+) -> list[str]:
+    """Replace the tables ``analytics_<name>`` with the snapshots of ``build_dir`` in one transaction."""
+    engine = engine_for(settings)
+    published = []
+    with engine.begin() as connection:
+        for name in names:
+            frame = _sql_frame(pl.read_parquet(build_dir / f"{name}.parquet"))
+            stamped = frame.select(
+                pl.lit(build_id).alias("build_id"),
+                pl.lit(as_of).alias("as_of"),
+                *(column for column in frame.columns if column not in ("build_id", "as_of")),
+            )
+            table = sa.Table(
+                SQL_PREFIX + name,
+                sa.MetaData(),
+                sa.Column("build_id", sa.String(64), nullable=False),
+                sa.Column("as_of", sa.Date(), nullable=False),
+                *(
+                    sa.Column(column, _sql_type(dtype))
+                    for column, dtype in stamped.schema.items()
+                    if column not in ("build_id", "as_of")
+                ),
+            )
+            table.drop(connection, checkfirst=True)
+            table.create(connection)
+            for chunk in stamped.iter_slices(chunk_rows):
+                connection.execute(table.insert(), chunk.to_dicts())
+            published.append(table.name)
+    return published
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading published builds
+# ------------------------------------------------------------------------------------------------
+
+
+def _point_latest(settings: Settings, build_id: str) -> None:
+    temporary = settings.snapshots / f".{LATEST}.{uuid.uuid4().hex}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(build_id + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, settings.snapshots / LATEST)
+
+
+def _prune(settings: Settings, keep: int, current: str) -> None:
+    builds = sorted(
+        (path for path in settings.snapshots.iterdir() if path.is_dir() and not path.name.startswith(".")),
+        key=lambda path: path.name,
+    )
+    for path in builds[: max(0, len(builds) - max(keep, 1))]:
+        if path.name != current:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def latest_build_id(settings: Settings) -> str | None:
+    """The id of the current build, or ``None`` before the first build."""
+    try:
+        return (settings.snapshots / LATEST).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def latest_manifest(settings: Settings) -> dict[str, Any] | None:
+    """The manifest of the current build, or ``None`` before the first build."""
+    build_id = latest_build_id(settings)
+    if build_id is None:
+        return None
+    return json.loads((settings.snapshots / build_id / MANIFEST).read_text(encoding="utf-8"))
+
+
+def load_snapshot(name: str, settings: Settings, build_id: str | None = None) -> pl.LazyFrame:
+    """A lazy scan of snapshot ``name`` of the current build (or of ``build_id``).
+
+    Raises:
+        SnapshotNotFound: before the first build, or for a name the build does not have.
+    """
+    build_id = build_id or latest_build_id(settings)
+    if build_id is None:
+        raise SnapshotNotFound(f"no analytics build in {settings.snapshots}; run `liftboard build` first")
+    path = settings.snapshots / build_id / f"{name}.parquet"
+    if not path.is_file():
+        raise SnapshotNotFound(
+            f"build {build_id} has no snapshot {name!r}; snapshots: {', '.join(SNAPSHOTS)}"
+        )
+    return pl.scan_parquet(path)
