@@ -97,26 +97,41 @@ def _category_focus(daily: pl.LazyFrame, key: str, long_days: int) -> pl.LazyFra
 
 def creator_features(
     creator_daily: pl.LazyFrame,
-    merchant_daily: pl.LazyFrame,
     creators: pl.LazyFrame,
     showcase: pl.LazyFrame,
     products: pl.LazyFrame,
     as_of: date,
     cfg: FeatureConfig | None = None,
+    *,
+    merchant_daily: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Creator features as of ``as_of`` (one row per creator who joined before it).
 
-    Category focus is measured on ``merchant_daily``: the views and GMV a creator brought to merchants
-    of each category (a merchant's category stands for the category of what it sells).
+    Category focus (``top_category_91d``, ``top_category_share_91d``, ``category_entropy_91d``,
+    ``categories_promoted_91d``) is measured on ``merchant_daily``: the views a creator brought to
+    merchants of each category (a merchant's category stands for what it sells). Without
+    ``merchant_daily`` those columns are null.
     """
     cfg = cfg or FeatureConfig()
     s, w, lw = cfg.short_days, cfg.window_days, cfg.long_days
     history = creator_daily.filter(pl.col("date") < as_of).with_columns(_days_before(as_of).alias("__days"))
     recent = history.filter(pl.col("__days") <= max(lw, 2 * w))
     is_live = pl.col("content_kind") == "live"
-    promoted = merchant_daily.filter(
-        pl.col("date") < as_of, pl.col("date") >= as_of - timedelta(days=lw)
-    ).with_columns(_days_before(as_of).alias("__days"))
+    if merchant_daily is None:
+        focus = pl.LazyFrame(
+            schema={
+                "creator_id": pl.String,
+                "top_category_91d": pl.String,
+                "top_category_share_91d": pl.Float64,
+                "category_entropy_91d": pl.Float64,
+                "categories_promoted_91d": pl.Int64,
+            }
+        )
+    else:
+        promoted = merchant_daily.filter(
+            pl.col("date") < as_of, pl.col("date") >= as_of - timedelta(days=lw)
+        ).with_columns(_days_before(as_of).alias("__days"))
+        focus = _category_focus(promoted, "creator_id", lw)
     windows = recent.group_by("creator_id").agg(
         _window_sum("videos", 1, lw).alias("videos_91d"),
         _window_sum("lives", 1, lw).alias("lives_91d"),
@@ -199,7 +214,7 @@ def creator_features(
         .join(windows, on="creator_id", how="left")
         .join(lifetime, on="creator_id", how="left")
         .join(_weekly_posting(history, "creator_id", cfg.long_weeks), on="creator_id", how="left")
-        .join(_category_focus(promoted, "creator_id", lw), on="creator_id", how="left")
+        .join(focus, on="creator_id", how="left")
         .join(showcase_stats, on="creator_id", how="left")
         .with_columns(pl.col(name).fill_null(0) for name in zero)
         .with_columns(
@@ -252,7 +267,9 @@ def creator_features(
             "top_category_91d",
             "top_category_share_91d",
             "category_entropy_91d",
-            pl.col("categories_promoted_91d").fill_null(0),
+            pl.col("categories_promoted_91d").fill_null(
+                0 if merchant_daily is not None else pl.lit(None, pl.Int64)
+            ),
             "showcase_products",
             "showcase_added_28d",
             "showcase_median_age_days",

@@ -193,7 +193,13 @@ def build(
             creator_features = write(
                 "creator_features",
                 features.creator_features(
-                    creator_daily, merchant_daily, creators, showcase, products, as_of, config.features
+                    creator_daily,
+                    creators,
+                    showcase,
+                    products,
+                    as_of,
+                    config.features,
+                    merchant_daily=merchant_daily,
                 ),
             )
             merchant_features = write(
