@@ -247,6 +247,55 @@ def db_upgrade() -> None:
     _out().print(Text(f"state DB at revision {revision}", style="green"))
 
 
+@app.command("build")
+def build_command(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Compute from data strictly before this date (YYYY-MM-DD); "
+            "default: the day after the last order.",
+        ),
+    ] = None,
+    no_sql: Annotated[bool, typer.Option("--no-sql", help="Publish Parquet snapshots only.")] = False,
+) -> None:
+    """Run the analytics build and publish snapshots (Parquet) and analytics_* tables (SQL)."""
+    from datetime import date
+
+    from liftboard.build import BuildConfig, build
+
+    settings = Settings.from_env()
+    out, err = _out(), _err()
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        err.print(Text(f"error: --as-of {as_of!r} is not a date (YYYY-MM-DD)", style="bold red"))
+        raise typer.Exit(2) from None
+    db.ensure_db(settings)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        result = build(settings, day, progress=progress, config=BuildConfig(publish_sql=not no_sql))
+    table = Table(title=f"Build {result.build_id} (as of {result.as_of})")
+    table.add_column("snapshot")
+    table.add_column("rows", justify="right")
+    for name, count in result.row_counts.items():
+        table.add_row(name, f"{count:,}")
+    out.print(table)
+    timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.timings.items())
+    out.print(Text(f"published to {result.path} ({timings})", style="green"))
+
+
 # --------------------------------------------------------------------------------------------------------
 # demo: the simulator's command goes here (`@app.command() def demo(...)` calling
 # analytics.simulate.generate). Keep it below this line so the ingest/status/db commands stay together.
