@@ -361,6 +361,28 @@ def _sql_frame(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _insert(connection: sa.Connection, table: sa.Table, frame: pl.DataFrame, chunk_rows: int) -> None:
+    """Bulk-insert ``frame`` with the driver's ``executemany`` (bound parameters, no per-row ORM work).
+
+    SQLAlchemy's per-row type processing dominates for wide frames, so rows go to the DBAPI directly
+    in the shape SQLAlchemy itself would send: SQLite gets ISO text for dates (its ``Date`` storage).
+    """
+    compiled = table.insert().compile(dialect=connection.dialect)
+    if connection.dialect.name == "sqlite":
+        frame = frame.with_columns(
+            pl.col(name).dt.strftime("%Y-%m-%d") for name, dtype in frame.schema.items() if dtype == pl.Date
+        ).with_columns(
+            pl.col(name).dt.strftime("%Y-%m-%d %H:%M:%S.%6f")
+            for name, dtype in frame.schema.items()
+            if isinstance(dtype, pl.Datetime)
+        )
+    positional = connection.dialect.positional and compiled.positiontup is not None
+    for chunk in frame.iter_slices(chunk_rows):
+        rows: list[Any] = chunk.select(compiled.positiontup).rows() if positional else chunk.to_dicts()
+        if rows:
+            connection.exec_driver_sql(str(compiled), rows)
+
+
 def publish_sql(
     build_dir: Path,
     settings: Settings,
@@ -393,8 +415,7 @@ def publish_sql(
             )
             table.drop(connection, checkfirst=True)
             table.create(connection)
-            for chunk in stamped.iter_slices(chunk_rows):
-                connection.execute(table.insert(), chunk.to_dicts())
+            _insert(connection, table, stamped, chunk_rows)
             published.append(table.name)
     return published
 
