@@ -599,6 +599,8 @@ class _RunState:
     dimensions: dict[str, pl.DataFrame] = field(default_factory=dict)  # working full tables
     stored_dimensions: dict[str, pl.DataFrame] = field(default_factory=dict)
     fact_keys: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # keys added by this run
+    stored_fact_keys: dict[str, pl.DataFrame] = field(default_factory=dict)
+    fact_hashes: dict[str, pl.Series] = field(default_factory=dict)  # of stored and run keys
     known: dict[tuple[str, str], pl.Series] = field(default_factory=dict)
     changed_dimensions: set[str] = field(default_factory=set)
 
@@ -665,26 +667,41 @@ def _dedupe_dimension(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> 
     return changes, duplicates
 
 
+def _key_hash(key: list[str]) -> pl.Expr:
+    return (pl.struct(key) if len(key) > 1 else pl.col(key[0])).hash(seed=0).alias("__key_hash")
+
+
+def _seen_fact_hashes(state: _RunState, spec: TableSpec) -> pl.Series:
+    """Hashes of every key of a fact table stored or loaded by this run (stored keys read once per run)."""
+    if spec.name not in state.fact_hashes:
+        stored = lake.scan_committed(spec.name, state.settings).select(spec.primary_key).collect()
+        state.stored_fact_keys[spec.name] = stored
+        state.fact_hashes[spec.name] = stored.select(_key_hash(list(spec.primary_key))).to_series()
+    return state.fact_hashes[spec.name]
+
+
 def _dedupe_fact(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Rows whose key is new (first occurrence wins); and the duplicate count."""
+    """Rows whose key is new (first occurrence wins); and the duplicate count.
+
+    New keys are screened with 64-bit hashes against everything seen so far (cheap even with tens of
+    millions of keys); only hash hits are then compared exactly, so a collision can never drop a row.
+    """
     if good.is_empty():
         return good, 0
     key = list(spec.primary_key)
     first = pl.struct(key).is_first_distinct() if len(key) > 1 else pl.col(key[0]).is_first_distinct()
     fresh = good.filter(first)
-    keys = fresh.select(key)
-    stored = lake.scan_committed(spec.name, state.settings).select(key)
-    if spec.partition_by in key:
-        column = pl.col(spec.partition_by)
-        stored = stored.filter(
-            column.is_between(keys[spec.partition_by].min(), keys[spec.partition_by].max())
-        )
-    seen = stored.join(keys.lazy(), on=key, how="semi").collect()
-    earlier = state.fact_keys.get(spec.name, [])
-    if earlier:
-        seen = pl.concat([seen, pl.concat(earlier).join(keys, on=key, how="semi")])
-    if not seen.is_empty():
-        fresh = fresh.join(seen, on=key, how="anti", maintain_order="left")
+    hashes = fresh.select(_key_hash(key)).to_series()
+    seen = _seen_fact_hashes(state, spec)
+    hits = seen.filter(seen.is_in(hashes.implode())) if seen.len() else seen
+    if hits.len():
+        candidates = fresh.filter(hashes.is_in(hits.implode())).select(key)
+        pool = pl.concat([state.stored_fact_keys[spec.name], *state.fact_keys.get(spec.name, [])])
+        known = pool.join(candidates, on=key, how="semi")
+        if known.height:
+            fresh = fresh.join(known, on=key, how="anti", maintain_order="left")
+            hashes = fresh.select(_key_hash(key)).to_series()
+    state.fact_hashes[spec.name] = seen.append(hashes)
     state.fact_keys.setdefault(spec.name, []).append(fresh.select(key))
     state.add_known(spec.name, fresh)
     return fresh, good.height - fresh.height

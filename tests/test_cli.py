@@ -96,9 +96,9 @@ def test_ingest_argument_errors(
 
 
 def test_ingest_from_a_sql_source(runner: CliRunner, settings: Settings, tmp_path: Path) -> None:
-    from tests.analytics.test_ingest import _warehouse
+    from tests.analytics.ingest_support import warehouse
 
-    url = _warehouse(tmp_path)
+    url = warehouse(tmp_path)
 
     result = runner.invoke(
         app,

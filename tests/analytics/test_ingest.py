@@ -1,88 +1,34 @@
-"""Ingest: formats, coercions, quarantine, duplicates, whole-file errors, SQL sources, atomicity."""
+"""Ingest: formats, coercions, quarantine, duplicates and updates, foreign keys, SQL sources."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
-import sqlalchemy as sa
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
-from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from analytics import db, lake
-from analytics.ingest import IngestError, IngestReport, ingest_files, ingest_sql, recover, table_for_file
+from analytics.ingest import IngestError, ingest_files, ingest_sql, table_for_file
 from analytics.schema import DIMENSION_TABLES, TABLES
 from liftboard.config import Settings
-from tests.builders import NOW, as_text, canonical, valid_tables, write, write_all
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def lake_snapshot(settings: Settings) -> dict[str, str]:
-    """Every file under the lake (staging included) with a hash of its bytes."""
-    if not settings.lake.exists():
-        return {}
-    return {
-        str(path.relative_to(settings.lake)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(settings.lake.rglob("*"))
-        if path.is_file()
-    }
-
-
-def db_snapshot(settings: Settings) -> dict[str, pl.DataFrame]:
-    db.ensure_db(settings)
-    return {name: db.read_table(name, settings) for name in DIMENSION_TABLES}
-
-
-def assert_same_db(left: dict[str, pl.DataFrame], right: dict[str, pl.DataFrame]) -> None:
-    assert left.keys() == right.keys()
-    for name in left:
-        assert_frame_equal(left[name], right[name])
-
-
-def ledger(settings: Settings) -> list[sa.Row]:
-    with db.engine_for(settings).connect() as connection:
-        runs = connection.execute(sa.select(db.ingestion_runs).order_by(db.ingestion_runs.c.started_at)).all()
-    return list(runs)
-
-
-def ledger_loads(settings: Settings, run_id: str) -> list[sa.Row]:
-    with db.engine_for(settings).connect() as connection:
-        query = sa.select(db.ingestion_loads).where(db.ingestion_loads.c.run_id == run_id)
-        return list(connection.execute(query.order_by(db.ingestion_loads.c.load_id)).all())
-
-
-def load_valid(settings: Settings, directory: Path, fmt: str = "parquet") -> IngestReport:
-    return ingest_files(write_all(directory, fmt), settings, now=NOW)
-
-
-def assert_counts_add_up(report: IngestReport) -> None:
-    for load in report.loads:
-        assert load.rows_read == load.rows_loaded + load.rows_quarantined + load.rows_duplicate
-
-
-def assert_lake_holds(settings: Settings, expected: dict[str, pl.DataFrame]) -> None:
-    for name, frame in expected.items():
-        stored = lake.scan_table(name, settings).collect()
-        assert stored.schema == TABLES[name].schema
-        assert_frame_equal(canonical(stored, name), canonical(frame, name))
-        if TABLES[name].storage == "db":
-            assert_frame_equal(db.read_table(name, settings), canonical(frame, name))
-
-
-def quarantine(report: IngestReport, table: str) -> pl.DataFrame:
-    paths = [load.quarantine_path for load in report.loads if load.table == table and load.quarantine_path]
-    assert len(paths) == 1, report
-    return pl.read_parquet(paths[0])
-
+from tests.analytics.ingest_support import (
+    GOOD,
+    assert_counts_add_up,
+    assert_lake_holds,
+    assert_same_db,
+    db_snapshot,
+    lake_snapshot,
+    ledger,
+    ledger_loads,
+    load_valid,
+    order_row,
+    orders_csv,
+    quarantine,
+    warehouse,
+)
+from tests.builders import NOW, canonical, valid_tables, write, write_all
 
 # ---------------------------------------------------------------------------------------------------------
 # Happy paths
@@ -253,35 +199,6 @@ def test_ndjson_numbers_and_dates(sqlite_settings: Settings, tmp_path: Path) -> 
 # Quarantine
 
 
-ORDER_HEADER = (
-    "order_id,ordered_at,buyer_id,creator_id,content_id,product_id,merchant_id,quantity,gmv,commission,status"
-)
-
-
-def _orders_csv(path: Path, *rows: str) -> Path:
-    path.write_text("\n".join([ORDER_HEADER, *rows]) + "\n", encoding="utf-8")
-    return path
-
-
-GOOD = {
-    "order_id": "q1",
-    "ordered_at": "2024-06-04T10:00:00",
-    "buyer_id": "b9",
-    "creator_id": "c000001",
-    "content_id": "v0000001",
-    "product_id": "p0000001",
-    "merchant_id": "m00001",
-    "quantity": "1",
-    "gmv": "19.99",
-    "commission": "2",
-    "status": "completed",
-}
-
-
-def _row(**changes: str) -> str:
-    return ",".join({**GOOD, **changes}.values())
-
-
 @pytest.mark.parametrize(
     ("column", "value", "reason"),
     [
@@ -306,8 +223,8 @@ def test_bad_cells_are_quarantined_with_row_column_and_reason(
     sqlite_settings: Settings, tmp_path: Path, column: str, value: str, reason: str
 ) -> None:
     load_valid(sqlite_settings, tmp_path / "base")
-    path = _orders_csv(
-        tmp_path / "orders-new.csv", _row(order_id="q1"), _row(order_id="q2", **{column: value})
+    path = orders_csv(
+        tmp_path / "orders-new.csv", order_row(order_id="q1"), order_row(order_id="q2", **{column: value})
     )
 
     report = ingest_files([path], sqlite_settings, now=NOW)
@@ -334,7 +251,7 @@ def test_bad_cells_are_quarantined_with_row_column_and_reason(
 
 def test_every_bad_column_of_a_row_is_named(sqlite_settings: Settings, tmp_path: Path) -> None:
     load_valid(sqlite_settings, tmp_path / "base")
-    path = _orders_csv(tmp_path / "orders.csv", _row(gmv="-1", status="lost", creator_id="c404"))
+    path = orders_csv(tmp_path / "orders.csv", order_row(gmv="-1", status="lost", creator_id="c404"))
 
     report = ingest_files([path], sqlite_settings, now=NOW)
 
@@ -431,13 +348,13 @@ def test_polymorphic_intervention_entities(settings: Settings, tmp_path: Path) -
 
 def test_fact_duplicates_within_the_file_and_against_stored_rows(settings: Settings, tmp_path: Path) -> None:
     load_valid(settings, tmp_path / "base")
-    path = _orders_csv(
+    path = orders_csv(
         tmp_path / "orders.csv",
-        _row(order_id="d1"),
-        _row(order_id="d1"),
-        _row(order_id="d1", gmv="5"),  # same key: a duplicate of the first occurrence
-        _row(order_id="o0000001"),  # already stored
-        _row(order_id="d2"),
+        order_row(order_id="d1"),
+        order_row(order_id="d1"),
+        order_row(order_id="d1", gmv="5"),  # same key: a duplicate of the first occurrence
+        order_row(order_id="o0000001"),  # already stored
+        order_row(order_id="d2"),
     )
 
     report = ingest_files([path], settings, now=NOW)
@@ -481,136 +398,8 @@ def test_dimension_rows_update_in_place_and_identical_ones_are_duplicates(
     assert_frame_equal(lake.scan_table("creators", settings).collect(), expected)
 
 
-# ---------------------------------------------------------------------------------------------------------
-# Whole-file errors
-
-
-def _orders_parquet_bytes(tmp_path: Path) -> bytes:
-    return write(valid_tables()["orders"], tmp_path / "src" / "orders.parquet").read_bytes()
-
-
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("orders.csv", b"", r"orders\.csv: file is empty \(0 bytes\)"),
-        ("orders.csv", (ORDER_HEADER + "\n").encode(), r"orders\.csv: file is empty \(header only"),
-        ("orders.ndjson", b"\n\n", r"orders\.ndjson: file is empty"),
-        (
-            "orders.csv",
-            (ORDER_HEADER + "\n" + _row()).encode()[:-1] + b"\x00\n",
-            r"orders\.csv: binary file.*line 2",
-        ),
-        (
-            "orders.csv",
-            (ORDER_HEADER + "\n" + _row(buyer_id="caf\xe9") + "\n").encode("latin-1"),
-            r"orders\.csv: not valid UTF-8 at line 2, byte offset 131",
-        ),
-        (
-            "orders.csv",
-            (ORDER_HEADER + "\n" + _row() + "\n" + _row(order_id="q2")[:30]).encode(),
-            r"orders\.csv: truncated file: the last line \(line 3\) has 4 of 11 fields",
-        ),
-        ("orders.ndjson", b'{"order_id": "o1"}\n{"order_id": "o', r"orders\.ndjson: truncated file.*line 2"),
-        (
-            "orders.csv",
-            b"order_id,ordered_at\no1,2024-01-01\n",
-            r"orders\.csv: orders: missing column\(s\) buyer_id",
-        ),
-        (
-            "orders.csv",
-            (ORDER_HEADER + ",coupon\n" + _row() + ",X\n").encode(),
-            r"orders\.csv: orders: unexpected column\(s\) coupon",
-        ),
-        ("notes.csv", b"a\n1\n", r"notes\.csv: cannot tell which table"),
-        ("orders.xlsx", b"a\n1\n", r"orders\.xlsx: unknown format"),
-    ],
-)
-def test_whole_file_errors_fail_the_run_and_change_nothing(
-    settings: Settings, tmp_path: Path, name: str, content: bytes, message: str
-) -> None:
-    load_valid(settings, tmp_path / "base")
-    lake_before, db_before = lake_snapshot(settings), db_snapshot(settings)
-    path = tmp_path / "bad" / name
-    path.parent.mkdir()
-    path.write_bytes(content)
-    good = write(
-        valid_tables()["creators"].with_columns(pl.col("followers") + 1), tmp_path / "bad" / "creators.csv"
-    )
-
-    with pytest.raises(IngestError, match=message):
-        ingest_files([good, path], settings, now=NOW)
-
-    assert lake_snapshot(settings) == lake_before
-    assert_same_db(db_snapshot(settings), db_before)
-    last = ledger(settings)[-1]
-    assert last.status == "failed"
-    assert str(path) in last.error
-    assert ledger_loads(settings, last.run_id) == []
-    assert not (settings.quarantine / last.run_id).exists()
-
-
-@pytest.mark.parametrize("cut", ["footer", "head"])
-def test_truncated_parquet(sqlite_settings: Settings, tmp_path: Path, cut: str) -> None:
-    data = _orders_parquet_bytes(tmp_path)
-    path = tmp_path / "orders.parquet"
-    path.write_bytes(data[:-30] if cut == "footer" else data[:50])
-
-    with pytest.raises(IngestError, match=r"orders\.parquet: truncated Parquet file \(footer missing\)"):
-        ingest_files([path], sqlite_settings, now=NOW)
-
-
-def test_missing_file(sqlite_settings: Settings, tmp_path: Path) -> None:
-    with pytest.raises(IngestError, match=r"nowhere\.csv: file not found"):
-        ingest_files([tmp_path / "nowhere.csv"], sqlite_settings)
-    assert ledger(sqlite_settings)[-1].status == "failed"
-
-
-def test_unknown_table_argument(sqlite_settings: Settings, tmp_path: Path) -> None:
-    with pytest.raises(IngestError, match="unknown table 'buyers'"):
-        ingest_files([tmp_path / "x.csv"], sqlite_settings, table="buyers")
-
-
-def test_progress_is_reported(sqlite_settings: Settings, tmp_path: Path) -> None:
-    seen: list[tuple[str, int, int]] = []
-
-    ingest_files(write_all(tmp_path / "in"), sqlite_settings, now=NOW, progress=lambda *a: seen.append(a))
-
-    assert ("validating", 0, len(TABLES)) in seen
-    assert ("validating", len(TABLES), len(TABLES)) in seen
-    assert seen[-1] == ("committing", 1, 1)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# SQL sources
-
-
-def _warehouse(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
-    engine = sa.create_engine(url)
-    frame = as_text(valid_tables()["creators"]).with_columns(pl.col("followers").cast(pl.Int64))
-    frame = pl.concat(
-        [
-            frame,
-            pl.DataFrame(
-                [{**frame.row(0, named=True), "creator_id": "c000009", "followers": -1}], schema=frame.schema
-            ),
-        ]
-    )
-    metadata = sa.MetaData()
-    table = sa.Table(
-        "creator_export",
-        metadata,
-        *(sa.Column(name, sa.BigInteger if name == "followers" else sa.Text) for name in frame.columns),
-    )
-    metadata.create_all(engine)
-    with engine.begin() as connection:
-        connection.execute(sa.insert(table), frame.to_dicts())
-    engine.dispose()
-    return url
-
-
 def test_sql_source_by_table_and_by_query(settings: Settings, tmp_path: Path) -> None:
-    url = _warehouse(tmp_path)
+    url = warehouse(tmp_path)
 
     report = ingest_sql(url, "creators", settings, source_table="creator_export", now=NOW)
 
@@ -629,7 +418,7 @@ def test_sql_source_by_table_and_by_query(settings: Settings, tmp_path: Path) ->
 
 
 def test_sql_source_errors(sqlite_settings: Settings, tmp_path: Path) -> None:
-    url = _warehouse(tmp_path)
+    url = warehouse(tmp_path)
     with pytest.raises(IngestError, match="source table 'nope' not found"):
         ingest_sql(url, "creators", sqlite_settings, source_table="nope")
     with pytest.raises(IngestError, match=r"#query: could not read the source"):
@@ -638,140 +427,3 @@ def test_sql_source_errors(sqlite_settings: Settings, tmp_path: Path) -> None:
         ingest_sql(url, "creators", sqlite_settings, query="SELECT creator_id FROM creator_export")
     with pytest.raises(IngestError, match="exactly one of"):
         ingest_sql(url, "creators", sqlite_settings)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Atomicity: kill a real process at each stage
-
-
-CRASH_SCRIPT = """
-import sys
-from datetime import datetime, timezone
-from analytics.ingest import ingest_files
-from liftboard.config import Settings
-ingest_files(sys.argv[1:], Settings.from_env(), now=datetime(2025, 1, 1, tzinfo=timezone.utc))
-"""
-
-
-def _crash(settings: Settings, stage: str, files: list[Path]) -> None:
-    env = {
-        **os.environ,
-        "LIFTBOARD_HOME": str(settings.home),
-        "LIFTBOARD_DATABASE_URL": settings.database_url,
-        "LIFTBOARD_FAULT_INJECT": stage,
-        "PYTHONPATH": str(REPO),
-    }
-    completed = subprocess.run(
-        [sys.executable, "-c", CRASH_SCRIPT, *map(str, files)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert completed.returncode == 137, completed.stderr
-
-
-@pytest.mark.parametrize("stage", ["before_commit", "after_commit", "mid_move"])
-def test_a_killed_run_is_undone_or_completed_by_recovery(
-    settings: Settings, tmp_path: Path, stage: str
-) -> None:
-    tables = valid_tables()
-    base = {name: tables[name] for name in ("creators", "merchants", "products")}
-    ingest_files(write_all(tmp_path / "a", "parquet", base), settings, now=NOW)
-    lake_before, db_before = lake_snapshot(settings), db_snapshot(settings)
-    rest = {name: frame for name, frame in tables.items() if name not in base}
-    rest["creators"] = tables["creators"].with_columns(pl.col("followers") * 2)  # an update to roll back
-    files = write_all(tmp_path / "b", "csv", rest)
-
-    _crash(settings, stage, files)
-
-    assert lake.has_staging(settings)
-    recover(settings)
-    assert not lake.has_staging(settings)
-    run = ledger(settings)[-1]
-    if stage == "before_commit":
-        assert lake_snapshot(settings) == lake_before
-        assert_same_db(db_snapshot(settings), db_before)
-        assert run.status == "failed"
-        assert "interrupted" in run.error
-        assert not (settings.quarantine / run.run_id).exists()
-    else:
-        assert run.status == "committed"
-        assert_lake_holds(settings, {**tables, "creators": rest["creators"]})
-    # either way, the next run starts from a consistent state and completes
-    report = ingest_files(files, settings, now=NOW)
-    assert_counts_add_up(report)
-    assert_lake_holds(settings, {**tables, "creators": rest["creators"]})
-
-
-def test_scan_table_recovers_a_committed_run(sqlite_settings: Settings, tmp_path: Path) -> None:
-    files = write_all(tmp_path / "in", "parquet")
-
-    _crash(sqlite_settings, "after_commit", files)
-
-    assert lake.scan_committed("orders", sqlite_settings).collect().is_empty()
-    assert lake.scan_table("orders", sqlite_settings).collect().height == valid_tables()["orders"].height
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Property: nothing is lost
-
-
-CORRUPTIONS = {
-    "valid": {},
-    "quantity_text": {"quantity": "many"},
-    "negative_gmv": {"gmv": "-1"},
-    "unknown_creator": {"creator_id": "c404"},
-    "future": {"ordered_at": "2030-05-05T00:00:00"},
-    "bad_status": {"status": "lost"},
-    "missing_buyer": {"buyer_id": ""},
-}
-
-
-@pytest.fixture(scope="module")
-def property_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = Settings.from_env(home=tmp_path_factory.mktemp("property"))
-    ingest_files(write_all(settings.home / "base", "parquet"), settings, now=NOW)
-    return settings
-
-
-@hypothesis_settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    kinds=st.lists(st.sampled_from(sorted(CORRUPTIONS)), min_size=1, max_size=30),
-    repeats=st.lists(st.integers(min_value=0, max_value=29), max_size=5),
-    fmt=st.sampled_from(["csv", "ndjson"]),
-)
-def test_every_row_is_loaded_quarantined_or_a_duplicate(
-    property_home: Settings, kinds: list[str], repeats: list[int], fmt: str
-) -> None:
-    prefix = os.urandom(6).hex()
-    rows = [
-        {**GOOD, "order_id": f"{prefix}-{index}", **CORRUPTIONS[kind]} for index, kind in enumerate(kinds)
-    ]
-    rows += [rows[index] for index in repeats if index < len(rows)]
-    frame = pl.DataFrame(rows, schema=dict.fromkeys(GOOD, pl.String)).with_columns(
-        pl.col(name).replace("", None) for name in GOOD
-    )
-    path = property_home.home / f"orders-{prefix}.{fmt}"
-    frame.write_csv(path) if fmt == "csv" else frame.write_ndjson(path)
-
-    report = ingest_files([path], property_home, now=NOW)
-
-    (load,) = report.loads
-    assert load.rows_read == len(rows) == load.rows_loaded + load.rows_quarantined + load.rows_duplicate
-    loaded = set(
-        lake.scan_table("orders", property_home)
-        .filter(pl.col("order_id").str.starts_with(prefix))
-        .collect()["order_id"]
-    )
-    quarantined = (
-        pl.read_parquet(load.quarantine_path) if load.quarantine_path else pl.DataFrame({"order_id": []})
-    )
-    expected_valid = {row["order_id"] for row, kind in zip(rows, kinds, strict=False) if kind == "valid"}
-    assert loaded == expected_valid
-    assert load.rows_loaded == len(loaded)
-    bad_ids = [row["order_id"] for row in rows if row["order_id"] not in expected_valid]
-    assert sorted(quarantined["order_id"].to_list()) == sorted(bad_ids)
-    assert load.rows_duplicate == len(rows) - len(loaded) - len(bad_ids)
