@@ -1,0 +1,190 @@
+"""Why a strategy is expected to work for an entity: SHAP drivers in plain language, global importance
+and dependence, and readable segment rules from a shallow tree fitted to the predicted uplift.
+
+The contributions themselves come from the learners' ``explain`` (exact tree SHAP through LightGBM's
+``pred_contrib``); this module only ranks, labels and phrases them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from sklearn.tree import DecisionTreeRegressor
+
+_ABBREVIATIONS = {"gmv": "GMV", "ctr": "CTR", "cvr": "CVR", "gpm": "GPM", "aov": "AOV", "id": "ID"}
+
+
+def feature_label(name: str) -> str:
+    """A readable label for a feature column: ``gmv_28d`` → "GMV 28d"."""
+    words = [_ABBREVIATIONS.get(w, w) for w in name.split("_")]
+    return " ".join(words)
+
+
+def format_value(name: str, value: float | str | None) -> str:
+    """Format a feature value by what its name says it is (money, rate/share, count)."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if "=" in name:
+        return "yes" if value >= 0.5 else "no"
+    if "trend" in name or name.endswith("_index_vs_category"):
+        return f"{value:+.0%}" if "trend" in name else f"{value:.2f}×"
+    if re.search(r"(gmv|aov|price|commission$|commission_earned|revenue|cost)", name):
+        return f"${value:,.0f}" if abs(value) >= 10 else f"${value:,.2f}"
+    if re.search(r"(rate|share|ctr|cvr|ratio_pct|_pct$)", name) and abs(value) <= 1.0:
+        return f"{value:.1%}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One feature's part in one entity's predicted uplift."""
+
+    feature: str
+    value: float | str | None
+    cohort_median: float | str | None
+    contribution: float
+
+    def sentence(self, peers: str) -> str:
+        direction = "adds" if self.contribution >= 0 else "takes off"
+        if "=" in self.feature:
+            column, level = self.feature.split("=", 1)
+            state = "is" if isinstance(self.value, int | float) and self.value >= 0.5 else "is not"
+            return (
+                f"{feature_label(column)} {state} {level}, which {direction} ${abs(self.contribution):,.0f}"
+            )
+        value = format_value(self.feature, self.value)
+        median = format_value(self.feature, self.cohort_median)
+        return (
+            f"{feature_label(self.feature)} is {value} (similar {peers}: {median}), "
+            f"which {direction} ${abs(self.contribution):,.0f}"
+        )
+
+
+def top_drivers(
+    contributions: np.ndarray,
+    feature_names: list[str],
+    values: pl.DataFrame,
+    medians: pl.DataFrame,
+    k: int = 3,
+) -> list[list[Driver]]:
+    """The k features with the largest absolute contribution for each row (contributions: n × (F + 1))."""
+    shap = contributions[:, : len(feature_names)]
+    order = np.argsort(-np.abs(shap), axis=1)[:, :k]
+    out: list[list[Driver]] = []
+    value_rows = values.select(feature_names).rows()
+    median_rows = medians.select(feature_names).rows()
+    for i in range(len(shap)):
+        out.append(
+            [
+                Driver(feature_names[j], value_rows[i][j], median_rows[i][j], float(shap[i, j]))
+                for j in order[i]
+                if shap[i, j] != 0
+            ]
+        )
+    return out
+
+
+def rationale(strategy_name: str, expected: float, drivers: list[Driver], peers: str) -> str:
+    """One paragraph: the expected gain and its top drivers, against similar entities."""
+    head = f"{strategy_name}: expected {'+' if expected >= 0 else '−'}${abs(expected):,.0f} GMV over 28 days."
+    if not drivers:
+        return head
+    return head + " " + "; ".join(d.sentence(peers) for d in drivers) + "."
+
+
+def cohort_medians(features: pl.DataFrame, numeric: list[str], cohort: str) -> pl.DataFrame:
+    """Each row's cohort median of every numeric feature (categoricals are repeated as they are)."""
+    medians = features.group_by(cohort).agg([pl.col(c).median() for c in numeric])
+    return features.select(cohort).join(medians, on=cohort, how="left", maintain_order="left")
+
+
+def global_importance(contributions: np.ndarray, feature_names: list[str]) -> pl.DataFrame:
+    """Mean |SHAP| of every feature, largest first."""
+    mean_abs = np.abs(contributions[:, : len(feature_names)]).mean(axis=0)
+    return (
+        pl.DataFrame({"feature": feature_names, "mean_abs_shap": mean_abs})
+        .with_columns(label=pl.col("feature").map_elements(feature_label, return_dtype=pl.String))
+        .sort("mean_abs_shap", descending=True)
+    )
+
+
+def dependence(
+    contributions: np.ndarray, feature_names: list[str], values: pl.DataFrame, features: list[str]
+) -> pl.DataFrame:
+    """(feature value, SHAP value) pairs of the given features, long format (for dependence plots)."""
+    frames = []
+    for name in features:
+        j = feature_names.index(name)
+        column = values[name]
+        if column.dtype.is_numeric():
+            frames.append(
+                pl.DataFrame({"feature": name, "value": column.cast(pl.Float64), "shap": contributions[:, j]})
+            )
+    return (
+        pl.concat(frames)
+        if frames
+        else pl.DataFrame(schema={"feature": pl.String, "value": pl.Float64, "shap": pl.Float64})
+    )
+
+
+def segment_rules(
+    features: pl.DataFrame,
+    predicted: np.ndarray,
+    numeric: list[str],
+    categorical: list[str],
+    peers: str,
+    max_depth: int = 2,
+    min_share: float = 0.05,
+) -> pl.DataFrame:
+    """Readable rules from a shallow regression tree fitted to the predicted uplift: one row per leaf with
+    its rule, size and mean predicted uplift, best first (e.g. "tier is micro and lives per week < 0.5")."""
+    dummies = features.select(categorical).to_dummies(separator="=") if categorical else pl.DataFrame()
+    design = pl.concat(
+        [
+            features.select(pl.col(numeric).cast(pl.Float64).fill_nan(None)).select(
+                pl.all().fill_null(pl.all().median()).fill_null(0.0)
+            ),
+            dummies,
+        ],
+        how="horizontal",
+    )
+    names = design.columns
+    x = design.to_numpy().astype(float)
+    tree = DecisionTreeRegressor(
+        max_depth=max_depth, min_samples_leaf=max(int(min_share * len(x)), 1), random_state=0
+    )
+    tree.fit(x, predicted)
+    t = tree.tree_
+    rules: list[tuple[str, int, float]] = []
+
+    def walk(node: int, conditions: list[str]) -> None:
+        if t.children_left[node] == -1:
+            rules.append(
+                (
+                    " and ".join(conditions) or f"all {peers}",
+                    int(t.n_node_samples[node]),
+                    float(t.value[node][0][0]),
+                )
+            )
+            return
+        name, threshold = names[t.feature[node]], t.threshold[node]
+        if "=" in name:
+            column, level = name.split("=", 1)
+            left, right = f"{feature_label(column)} is not {level}", f"{feature_label(column)} is {level}"
+        else:
+            shown = format_value(name, float(threshold))
+            left, right = f"{feature_label(name)} ≤ {shown}", f"{feature_label(name)} > {shown}"
+        walk(t.children_left[node], [*conditions, left])
+        walk(t.children_right[node], [*conditions, right])
+
+    walk(0, [])
+    return pl.DataFrame(rules, schema=["rule", "entities", "mean_predicted_uplift"], orient="row").sort(
+        "mean_predicted_uplift", descending=True
+    )

@@ -1,0 +1,133 @@
+"""What every uplift learner shares: LightGBM model factories, the propensity model, bootstrap intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+from sklearn.base import BaseEstimator
+
+PROPENSITY_FLOOR = 0.05
+
+
+def regressor(
+    seed: int, n_estimators: int = 80, max_depth: int = 4, **overrides: object
+) -> lgb.LGBMRegressor:
+    """A small, depth-limited LightGBM regressor: effect models stay fast to explain with tree SHAP."""
+    params: dict[str, object] = dict(
+        n_estimators=n_estimators,
+        learning_rate=0.08,
+        max_bin=63,
+        max_depth=max_depth,
+        num_leaves=2**max_depth - 1,
+        min_child_samples=20,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        reg_lambda=1.0,
+        random_state=seed,
+        n_jobs=1,  # small data: threads cost more than they give, and badly so on a loaded 2-core machine
+        verbose=-1,
+    )
+    params.update(overrides)
+    return lgb.LGBMRegressor(**params)
+
+
+def fit_propensity(x: np.ndarray, arm: np.ndarray, n_arms: int, seed: int) -> lgb.LGBMClassifier:
+    """Multinomial LightGBM propensity model P(arm = k | x) over control and every strategy arm."""
+    model = lgb.LGBMClassifier(
+        objective="multiclass",
+        num_class=n_arms + 1,
+        n_estimators=100,
+        learning_rate=0.05,
+        max_depth=3,
+        num_leaves=7,
+        min_child_samples=30,
+        max_bin=63,
+        random_state=seed,
+        n_jobs=1,
+        verbose=-1,
+    )
+    return model.fit(x, arm)
+
+
+def propensities(model: lgb.LGBMClassifier, x: np.ndarray, n_arms: int) -> np.ndarray:
+    """(n, K + 1) probabilities in the arm order 0..K (an arm unseen in training gets the floor)."""
+    raw = model.predict_proba(x)
+    out = np.full((x.shape[0], n_arms + 1), PROPENSITY_FLOOR)
+    out[:, model.classes_.astype(int)] = raw
+    return np.clip(out, PROPENSITY_FLOOR, 1.0)
+
+
+def contributions(model: lgb.LGBMRegressor, x: np.ndarray) -> np.ndarray:
+    """Exact tree SHAP contributions (LightGBM ``pred_contrib``): (n, features + 1), last column the base."""
+    return np.asarray(model.predict(x, pred_contrib=True))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Lower and upper bounds of the predicted uplift, (n, K) each."""
+
+    low: np.ndarray
+    high: np.ndarray
+
+
+class UpliftLearner(BaseEstimator):  # type: ignore[misc]
+    """Base class: ``fit(x, arm, y)``, ``predict(x) -> (n, K)``, ``explain(x, k)``, ``predict_interval``."""
+
+    n_arms_: int
+    name: str = "uplift"
+
+    def __init__(
+        self, n_estimators: int = 80, max_depth: int = 4, n_bootstrap: int = 10, random_state: int = 0
+    ):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.n_bootstrap = n_bootstrap
+        self.random_state = random_state
+
+    # subclasses implement these three -------------------------------------------------------------
+    def fit(
+        self, x: np.ndarray, arm: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> UpliftLearner:
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def explain(self, x: np.ndarray, k: int) -> np.ndarray:
+        """SHAP contributions of the uplift of arm k (1-based) for each row; rows sum to ``predict``."""
+        raise NotImplementedError
+
+    # shared ----------------------------------------------------------------------------------------
+    def _model(self, seed_offset: int = 0, **overrides: object) -> lgb.LGBMRegressor:
+        n_estimators = int(overrides.pop("n_estimators", self.n_estimators))  # type: ignore[call-overload]
+        return regressor(self.random_state + seed_offset, n_estimators, self.max_depth, **overrides)
+
+    def _check(
+        self, x: np.ndarray, arm: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        x, arm, y = np.asarray(x, dtype=float), np.asarray(arm, dtype=int), np.asarray(y, dtype=float)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if not (len(x) == len(arm) == len(y) == len(w)):
+            raise ValueError(
+                f"x, arm, y and weights differ in length: {len(x)}, {len(arm)}, {len(y)}, {len(w)}"
+            )
+        if (arm == 0).sum() < 2:
+            raise ValueError("uplift learners need control rows (arm 0)")
+        self.n_arms_ = int(arm.max())
+        return x, arm, y, w
+
+    def predict_interval(self, x: np.ndarray, coverage: float = 0.8) -> Interval:
+        """Per-entity interval from the bootstrap replicas of the final-stage effect models."""
+        replicas = np.stack([self._predict_replica(x, b) for b in range(self.n_bootstrap)])
+        tail = (1 - coverage) / 2
+        return Interval(np.quantile(replicas, tail, axis=0), np.quantile(replicas, 1 - tail, axis=0))
+
+    def _predict_replica(self, x: np.ndarray, b: int) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def _bootstrap_index(n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, n, n)

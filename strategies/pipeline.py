@@ -1,0 +1,266 @@
+"""The strategies stage, composed once: training sets → learners → evaluation → scores → explanations →
+recommendations, allocation and cost curve; model runs and recommendations persisted in the state DB.
+
+`run_strategies` is what ``liftboard recommend`` and ``liftboard build`` call; it returns every table
+the app and the reports show, for the build to publish.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import polars as pl
+
+from analytics.features import creator_features, merchant_features
+from analytics.lake import scan_table
+from analytics.sources import Inputs, creator_daily, default_as_of, load_inputs, merchant_daily
+from liftboard.config import Settings
+from strategies import store
+from strategies.allocation import AllocationConfig, allocate, cost_curve
+from strategies.catalog import Catalog, load_catalog
+from strategies.evaluation import truth_scores
+from strategies.modeling import KindModel, ModelConfig, fit_kind
+from strategies.recommend import explain_entities, score_entities
+from strategies.training import ENTITY_ID, data_window, training_set
+
+Progress = Callable[[str, int, int], None]
+KINDS = ("creator", "merchant")
+
+
+@dataclass
+class StrategyRun:
+    """Everything one strategies run produced (frames ready to publish)."""
+
+    training_id: str
+    run_id: str
+    as_of: date
+    recommendations: pl.DataFrame
+    allocation: pl.DataFrame
+    cost_curve: pl.DataFrame
+    metrics: pl.DataFrame
+    curves: pl.DataFrame
+    calibration: pl.DataFrame
+    drivers: pl.DataFrame
+    importance: pl.DataFrame
+    dependence: pl.DataFrame
+    rules: pl.DataFrame
+    catalog: pl.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+    models: dict[str, KindModel] = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """The frames to publish, by snapshot name."""
+        return {
+            "recommendations": self.recommendations,
+            "allocation": self.allocation,
+            "cost_curve": self.cost_curve,
+            "model_metrics": self.metrics,
+            "qini_curves": self.curves,
+            "calibration": self.calibration,
+            "shap_drivers": self.drivers,
+            "shap_importance": self.importance,
+            "shap_dependence": self.dependence,
+            "segment_rules": self.rules,
+            "strategy_catalog": self.catalog,
+        }
+
+
+class FeatureStore:
+    """Creator and merchant features for any as-of date, from daily facts computed once."""
+
+    def __init__(self, inputs: Inputs, as_of: date | None = None):
+        self.inputs = inputs
+        self.creator_daily = creator_daily(inputs, as_of).collect().lazy()
+        self.merchant_daily = merchant_daily(inputs, as_of).collect().lazy()
+        self._cache: dict[tuple[str, date], pl.DataFrame] = {}
+
+    def __call__(self, kind: str, as_of: date) -> pl.DataFrame:
+        key = (kind, as_of)
+        if key not in self._cache:
+            inp = self.inputs
+            if kind == "creator":
+                lf = creator_features(self.creator_daily, inp.creators, inp.showcase, inp.products, as_of)
+            else:
+                lf = merchant_features(self.merchant_daily, inp.merchants, inp.products, as_of)
+            self._cache[key] = lf.collect().rename({ENTITY_ID[kind]: "entity_id"})
+        return self._cache[key]
+
+
+def _truth(settings: Settings, name: str) -> pl.DataFrame | None:
+    path = settings.truth / f"{name}.parquet"
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def default_budget(candidates: pl.DataFrame, catalog: Catalog) -> float:
+    """A default budget: what treating every team's capacity with its median cost would take."""
+    if candidates.height == 0:
+        return 0.0
+    return float(candidates["cost"].median() or 0.0) * sum(catalog.team_capacity.values())  # type: ignore[operator]
+
+
+def run_strategies(
+    settings: Settings,
+    as_of: date | None = None,
+    cfg: ModelConfig | None = None,
+    catalog: Catalog | None = None,
+    budget: float | None = None,
+    progress: Progress | None = None,
+    persist: bool = True,
+) -> StrategyRun:
+    """Train, evaluate, score, explain and recommend for creators and merchants as of ``as_of`` (default:
+    the day after the last order). Learns only from interventions whose 28-day outcome window ended
+    before ``as_of``."""
+    cfg = cfg or ModelConfig()
+    catalog = catalog or load_catalog()
+    inputs = load_inputs(settings)
+    as_of = as_of or default_as_of(inputs.orders)
+    if as_of is None:
+        raise ValueError("no orders in the lake: nothing to learn from (run `liftboard demo` or ingest data)")
+    step = 0
+    total = 2 * len(KINDS) + 2
+    timings: dict[str, float] = {}
+
+    def tick(stage: str) -> None:
+        nonlocal step
+        step += 1
+        if progress:
+            progress(stage, step, total)
+
+    started = time.perf_counter()
+    store_ = FeatureStore(inputs, as_of)
+    interventions = scan_table("interventions", settings).filter(pl.col("assigned_on") < as_of).collect()
+    truth_interventions = _truth(settings, "interventions")
+    truth_effects = _truth(settings, "effects")
+    training_id = store.new_id("train")
+    timings["features"] = time.perf_counter() - started
+    tick("features")
+
+    models: dict[str, KindModel] = {}
+    scored, metrics, curves, calibration = [], [], [], []
+    drivers, importance, dep, rules, rationales = [], [], [], [], []
+    model_rows = []
+    for kind in KINDS:
+        t0 = time.perf_counter()
+        train = training_set(interventions, inputs, kind, store_, as_of - timedelta(days=1))
+        if train.height == 0 or train.filter(pl.col("arm_index") == 0).height < 10:
+            tick(f"{kind} models (no data)")
+            tick(f"{kind} scores (no data)")
+            continue
+        model = fit_kind(train, kind, cfg, truth=truth_interventions)
+        models[kind] = model
+        timings[f"{kind}_fit"] = time.perf_counter() - t0
+        tick(f"{kind} models")
+
+        t0 = time.perf_counter()
+        features = store_(kind, as_of)
+        kind_scores = score_entities(model, features, catalog)
+        explanations = explain_entities(model, features, kind_scores, catalog)
+        timings[f"{kind}_score_explain"] = time.perf_counter() - t0
+        tick(f"{kind} scores")
+
+        kind_metrics = model.metrics.with_columns(entity_kind=pl.lit(kind))
+        if truth_effects is not None:
+            predicted = model.predict(features)
+            rows = []
+            for k, arm in enumerate(model.arms):
+                true = (
+                    features.select("entity_id")
+                    .join(
+                        truth_effects.filter((pl.col("entity_kind") == kind) & (pl.col("strategy") == arm)),
+                        on="entity_id",
+                        how="left",
+                    )["true_uplift_gmv_28d"]
+                    .fill_null(0.0)
+                )
+                scores = truth_scores(predicted[:, k], true.to_numpy())
+                rows.append({"strategy": arm, **{f"truth_{key}": v for key, v in scores.as_dict().items()}})
+            truth_frame = pl.DataFrame(rows)
+            kind_metrics = kind_metrics.join(
+                truth_frame.with_columns(learner=pl.col("strategy").replace_strict(model.chosen)),
+                on=["strategy", "learner"],
+                how="left",
+            )
+        first, last = data_window(train)
+        for row in kind_metrics.iter_rows(named=True):
+            model_rows.append(
+                {
+                    "model_run_id": store.new_id("model"),
+                    "training_id": training_id,
+                    "entity_kind": kind,
+                    "strategy": row["strategy"],
+                    "learner": row["learner"],
+                    "chosen": bool(row["chosen"]),
+                    "data_start": first,
+                    "data_end": last,
+                    "n_train": model.n_train,
+                    "n_holdout": model.n_holdout,
+                    "metrics": {k: v for k, v in row.items() if isinstance(v, int | float) and k != "chosen"},
+                }
+            )
+        scored.append(kind_scores)
+        metrics.append(
+            kind_metrics.with_columns(
+                data_start=pl.lit(first), data_end=pl.lit(last), n_train=pl.lit(model.n_train)
+            )
+        )
+        for frame, target in ((model.curves, curves), (model.calibration, calibration)):
+            if frame.height:
+                target.append(frame.with_columns(entity_kind=pl.lit(kind)))
+        rationales.append(explanations.rationales)
+        drivers.append(explanations.drivers)
+        importance.append(explanations.importance.with_columns(entity_kind=pl.lit(kind)))
+        dep.append(explanations.dependence.with_columns(entity_kind=pl.lit(kind)))
+        rules.append(explanations.rules.with_columns(entity_kind=pl.lit(kind)))
+
+    recommendations = (
+        pl.concat(scored).join(pl.concat(rationales), on=["entity_kind", "entity_id", "strategy"], how="left")
+        if scored
+        else pl.DataFrame()
+    )
+    t0 = time.perf_counter()
+    budget = default_budget(recommendations, catalog) if budget is None else budget
+    allocation = (
+        allocate(recommendations, AllocationConfig(budget=budget, team_capacity=catalog.team_capacity))
+        if recommendations.height
+        else pl.DataFrame()
+    )
+    curve = (
+        cost_curve(recommendations.filter(pl.col("expected_uplift") > 0))
+        if recommendations.height
+        else pl.DataFrame()
+    )
+    timings["allocation"] = time.perf_counter() - t0
+    tick("allocation")
+
+    run_id = ""
+    if persist and recommendations.height:
+        store.record_model_runs(settings, model_rows)
+        run_id = store.save_recommendations(
+            settings, recommendations, training_id=training_id, as_of=as_of
+        ).run_id
+    timings["total"] = time.perf_counter() - started
+    tick("saved")
+    concat = lambda frames: pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()  # noqa: E731
+    return StrategyRun(
+        training_id=training_id,
+        run_id=run_id,
+        as_of=as_of,
+        recommendations=recommendations.with_columns(run_id=pl.lit(run_id))
+        if recommendations.height
+        else recommendations,
+        allocation=allocation,
+        cost_curve=curve,
+        metrics=concat(metrics),
+        curves=concat(curves),
+        calibration=concat(calibration),
+        drivers=concat(drivers),
+        importance=concat(importance),
+        dependence=concat(dep),
+        rules=concat(rules),
+        catalog=catalog.frame(),
+        timings=timings,
+        models=models,
+    )

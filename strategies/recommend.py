@@ -1,0 +1,171 @@
+"""From fitted uplift models to ranked, costed, explained recommendations — one pure function per step.
+
+For every entity and every strategy of its kind that the catalog's eligibility rule allows:
+expected incremental GMV over the horizon with an interval, cost, and net value to the platform
+(take rate × expected incremental GMV − cost); strategies ranked per entity by net value; the first one
+explained by its SHAP drivers against the entity's cohort (creators: same tier; merchants: same
+category).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from strategies.catalog import Catalog
+from strategies.explain import (
+    cohort_medians,
+    dependence,
+    global_importance,
+    rationale,
+    segment_rules,
+    top_drivers,
+)
+from strategies.modeling import KindModel
+
+COHORT = {"creator": "tier", "merchant": "category"}
+PEERS = {"creator": "creators", "merchant": "merchants"}
+
+
+def score_entities(model: KindModel, features: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
+    """One row per (entity, eligible strategy): expected_uplift, uplift_low/high, cost, net_value, rank,
+    is_best (rank 1 with a positive net value), plus the entity's baseline GMV."""
+    kind = model.kind
+    predicted = model.predict(features)
+    low, high = model.predict_interval(features)
+    baseline = pl.col(model.config.baseline_column).fill_null(0.0)
+    frames = []
+    for k, arm in enumerate(model.arms):
+        strategy = catalog.get(arm)
+        frames.append(
+            features.select(
+                pl.lit(kind).alias("entity_kind"),
+                "entity_id",
+                pl.lit(arm).alias("strategy"),
+                pl.lit(strategy.team).alias("team"),
+                baseline.alias("baseline_gmv_28d"),
+                pl.Series("expected_uplift", predicted[:, k]),
+                pl.Series("uplift_low", np.minimum(low[:, k], predicted[:, k])),
+                pl.Series("uplift_high", np.maximum(high[:, k], predicted[:, k])),
+                strategy.eligible().alias("eligible"),
+            ).with_columns(cost=strategy.cost.expr(pl.col("baseline_gmv_28d") + pl.col("expected_uplift")))
+        )
+    return (
+        pl.concat(frames)
+        .filter(pl.col("eligible"))
+        .drop("eligible")
+        .with_columns(net_value=catalog.take_rate * pl.col("expected_uplift") - pl.col("cost"))
+        .with_columns(
+            rank=pl.col("net_value").rank("ordinal", descending=True).over("entity_id").cast(pl.Int32)
+        )
+        .with_columns(is_best=(pl.col("rank") == 1) & (pl.col("net_value") > 0))
+        .sort("entity_id", "rank")
+    )
+
+
+@dataclass(frozen=True)
+class Explanations:
+    """Rationales of the first-ranked strategy of each entity, and the models' global view."""
+
+    rationales: pl.DataFrame  # entity_kind, entity_id, strategy, rationale
+    drivers: (
+        pl.DataFrame
+    )  # entity_kind, entity_id, strategy, position, feature, value, cohort_median, contribution
+    importance: pl.DataFrame  # strategy, feature, label, mean_abs_shap
+    dependence: pl.DataFrame  # strategy, feature, value, shap
+    rules: pl.DataFrame  # strategy, rule, entities, mean_predicted_uplift, mean_predicted_lift
+
+
+def explain_entities(
+    model: KindModel,
+    features: pl.DataFrame,
+    scored: pl.DataFrame,
+    catalog: Catalog,
+    sample: int = 3000,
+    seed: int = 0,
+) -> Explanations:
+    """SHAP drivers and a rationale for each entity's first-ranked strategy; global importance, dependence
+    and segment rules per strategy (on a sample of at most ``sample`` entities)."""
+    kind = model.kind
+    cohort = COHORT[kind]
+    values = model.encoder.values(features).with_columns(features["entity_id"])
+    raw_numeric = [c for c in model.encoder.numeric if c in features.columns]
+    medians = cohort_medians(features, raw_numeric, cohort)
+    names = model.encoder.names
+    median_frame = medians.with_columns(
+        pl.lit(None, pl.Float64).alias(n) for n in names if n not in raw_numeric
+    ).select(names)
+    first = scored.filter(pl.col("rank") == 1).select("entity_id", "strategy", "expected_uplift")
+    position = features.select("entity_id").with_row_index("_row")
+    rationale_rows, driver_rows, importance, dependence_frames, rule_frames = [], [], [], [], []
+    rng = np.random.default_rng(seed)
+    for arm in model.arms:
+        strategy = catalog.get(arm)
+        rows = first.filter(pl.col("strategy") == arm).join(position, on="entity_id")
+        if rows.height:
+            idx = rows["_row"].to_numpy()
+            contrib = model.explain(features[idx], arm)
+            drivers = top_drivers(contrib, names, values[idx], median_frame[idx])
+            for entity_id, expected, entity_drivers in zip(
+                rows["entity_id"], rows["expected_uplift"], drivers, strict=True
+            ):
+                rationale_rows.append(
+                    (kind, entity_id, arm, rationale(strategy.name, expected, entity_drivers, PEERS[kind]))
+                )
+                for pos, d in enumerate(entity_drivers, start=1):
+                    driver_rows.append(
+                        (
+                            kind,
+                            entity_id,
+                            arm,
+                            pos,
+                            d.feature,
+                            _num(d.value),
+                            _num(d.cohort_median),
+                            d.contribution,
+                        )
+                    )
+        pick = rng.choice(features.height, size=min(sample, features.height), replace=False)
+        contrib = model.explain(features[pick], arm)
+        imp = global_importance(contrib, names).with_columns(strategy=pl.lit(arm))
+        importance.append(imp)
+        top = [f for f in imp["feature"].head(4).to_list() if f in raw_numeric]
+        dependence_frames.append(
+            dependence(contrib, names, values[pick], top).with_columns(strategy=pl.lit(arm))
+        )
+        predicted = model.predict(features)[:, model.arms.index(arm)]
+        base = features[model.config.baseline_column].fill_null(0.0).to_numpy()
+        lift = np.where(base > model.config.baseline_floor, predicted / np.maximum(base, 1e-9), 0.0)
+        categorical = [c for c in model.encoder.categorical if c in features.columns]
+        rules = segment_rules(features, lift, raw_numeric, categorical, PEERS[kind])
+        rule_frames.append(
+            rules.rename({"mean_predicted_uplift": "mean_predicted_lift"}).with_columns(strategy=pl.lit(arm))
+        )
+    return Explanations(
+        rationales=pl.DataFrame(
+            rationale_rows, schema=["entity_kind", "entity_id", "strategy", "rationale"], orient="row"
+        ),
+        drivers=pl.DataFrame(
+            driver_rows,
+            schema={
+                "entity_kind": pl.String,
+                "entity_id": pl.String,
+                "strategy": pl.String,
+                "position": pl.Int32,
+                "feature": pl.String,
+                "value": pl.Float64,
+                "cohort_median": pl.Float64,
+                "contribution": pl.Float64,
+            },
+            orient="row",
+        ),
+        importance=pl.concat(importance),
+        dependence=pl.concat(dependence_frames),
+        rules=pl.concat(rule_frames),
+    )
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and value is not None else None
