@@ -12,8 +12,9 @@ Rules (documented in docs/analytics.md, thresholds in `SegmentConfig`):
   ``ramping`` — tenure under ``ramp_days`` (182) days and GMV of the last 28 days at least
   ``1 + ramp_threshold`` (120 %) of the previous 28 days' (or some GMV after none);
   ``established`` — everything else.
-- **Value segment** on GMV of the last 91 days, among entities with any: ``top_1pct``, ``top_10pct``,
-  ``core`` (the rest of the top half), ``long_tail`` (the bottom half); ``inactive`` without GMV.
+- **Value segment** on GMV of the last 91 days, among entities with any: ``top_1pct`` (fewer than 1 %
+  of sellers have more GMV), ``top_10pct`` (fewer than 10 %), ``core`` (fewer than half),
+  ``long_tail`` (the rest); ``inactive`` without GMV. Ties share the better segment.
 """
 
 from __future__ import annotations
@@ -78,19 +79,19 @@ def lifecycle_expr(
 
 
 def value_segment_expr(gmv: pl.Expr, cfg: SegmentConfig) -> pl.Expr:
-    """The value segment of each row by its rank of ``gmv`` among rows with positive GMV."""
+    """The value segment of each row by how many rows with positive GMV have more (see the module)."""
     positive = gmv > 0
     n_positive = positive.sum()
-    # rank 1 = highest GMV; share_rank = fraction of positive-GMV entities at or above this one
-    share_rank = pl.when(positive).then(gmv.rank("min", descending=True) / n_positive)
+    # share_above: the fraction of positive-GMV entities with strictly more GMV than this one
+    share_above = pl.when(positive).then((gmv.rank("min", descending=True) - 1) / n_positive)
     return (
         pl.when(~positive | gmv.is_null())
         .then(pl.lit("inactive"))
-        .when(share_rank <= cfg.top_share)
+        .when(share_above < cfg.top_share)
         .then(pl.lit("top_1pct"))
-        .when(share_rank <= cfg.high_share)
+        .when(share_above < cfg.high_share)
         .then(pl.lit("top_10pct"))
-        .when(share_rank <= cfg.core_share)
+        .when(share_above < cfg.core_share)
         .then(pl.lit("core"))
         .otherwise(pl.lit("long_tail"))
     )
