@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from analytics import sources
 from analytics.kpis import KPI_COLUMNS, creator_totals, kpi_cards, kpi_table
+from analytics.schema import CONTENT, CREATORS, ENGAGEMENT, MERCHANTS, ORDERS, PRODUCTS, SHOWCASE, TABLES
+from analytics.sources import Inputs, default_as_of
 
 from .conftest import FrameFactory
 
@@ -252,3 +255,176 @@ def test_kpi_cards_on_empty_facts(creator_daily_frame: FrameFactory) -> None:
     cards = kpi_cards(creator_daily_frame([]), D(2026, 11, 9), D(2026, 11, 15))
 
     assert cards.filter(pl.col("metric") == "gmv").select("value", "previous_value").row(0) == (0.0, 0.0)
+
+
+# --- the daily facts, from raw canonical tables ------------------------------------------------------
+
+
+def _raw_inputs() -> Inputs:
+    at = lambda day, hour: datetime(2026, 11, day, hour, tzinfo=UTC)  # noqa: E731
+    tables = {
+        "creators": pl.DataFrame(
+            {
+                "creator_id": ["c1", "c2"],
+                "handle": ["@a", "@b"],
+                "joined_on": [D(2026, 1, 1)] * 2,
+                "region": ["US", "UK"],
+                "followers": [500, 200_000],
+                "primary_category": ["beauty", "home"],
+                "bio": [None, None],
+            },
+            schema=CREATORS.schema,
+        ),
+        "merchants": pl.DataFrame(
+            {
+                "merchant_id": ["m1", "m2"],
+                "name": ["One", "Two"],
+                "joined_on": [D(2026, 1, 1)] * 2,
+                "region": ["US", "ID"],
+                "category": ["beauty", "home"],
+                "rating": [4.0, 3.0],
+                "ships_in_days": [2.0, 3.0],
+            },
+            schema=MERCHANTS.schema,
+        ),
+        "products": pl.DataFrame(
+            {
+                "product_id": ["p1", "p2"],
+                "merchant_id": ["m1", "m2"],
+                "title": ["Serum", "Lamp"],
+                "category": ["beauty", "home"],
+                "price": [10.0, 30.0],
+                "commission_rate": [0.1, 0.2],
+                "listed_on": [D(2026, 1, 1)] * 2,
+            },
+            schema=PRODUCTS.schema,
+        ),
+        "showcase": SHOWCASE.empty(),
+        "content": pl.DataFrame(
+            {
+                "content_id": ["t1", "t2", "t3"],
+                "creator_id": ["c1", "c1", "c2"],
+                "kind": ["video", "live", "video"],
+                "published_at": [at(2, 10), at(2, 20), at(3, 9)],
+                "duration_s": [30, 3600, 20],
+                "caption": [None, None, None],
+            },
+            schema=CONTENT.schema,
+        ),
+        "engagement": pl.DataFrame(
+            {
+                "date": [D(2026, 11, 2), D(2026, 11, 2), D(2026, 11, 3), D(2026, 11, 3)],
+                "content_id": ["t1", "t2", "t1", "t3"],
+                "product_id": ["p1", "p2", "p1", "p2"],
+                "impressions": [100, 40, 20, 15],
+                "views": [50, 20, 10, 7],
+                "clicks": [5, 2, 1, 0],
+                "add_to_carts": [1, 0, 0, 0],
+            },
+            schema=ENGAGEMENT.schema,
+        ),
+        "orders": pl.DataFrame(
+            {
+                "order_id": ["o1", "o2", "o3", "o4", "o5"],
+                "ordered_at": [at(2, 11), at(2, 12), at(2, 21), at(2, 22), at(23, 1)],
+                "buyer_id": ["b1"] * 5,
+                "creator_id": ["c1"] * 5,
+                "content_id": ["t1", "t1", "t2", None, "t1"],
+                "product_id": ["p1", "p1", "p2", "p1", "p1"],
+                "merchant_id": ["m1", "m1", "m2", "m1", "m1"],
+                "quantity": [1] * 5,
+                "gmv": [10.0, 20.0, 30.0, 5.0, 99.0],
+                "commission": [1.0, 2.0, 6.0, 0.5, 9.9],
+                "status": ["completed", "refunded", "cancelled", "completed", "completed"],
+            },
+            schema=ORDERS.schema,
+        ),
+    }
+    return Inputs(**{name: frame.lazy() for name, frame in tables.items()})
+
+
+def test_creator_daily_from_raw_tables() -> None:
+    result = (
+        sources.creator_daily(_raw_inputs(), D(2026, 11, 23))
+        .sort("date", "creator_id", "content_kind")
+        .select(
+            "date",
+            "creator_id",
+            "content_kind",
+            "category",
+            "region",
+            "tier",
+            "views",
+            "clicks",
+            "orders",
+            "gmv",
+            "refunded_gmv",
+            "cancelled",
+            "commission",
+            "videos",
+            "lives",
+        )
+        .collect()
+    )
+
+    expected = pl.DataFrame(
+        {
+            "date": [D(2026, 11, 2)] * 3 + [D(2026, 11, 3)] * 2,
+            "creator_id": ["c1", "c1", "c1", "c1", "c2"],
+            "content_kind": ["live", "none", "video", "video", "video"],
+            "category": ["beauty"] * 4 + ["home"],
+            "region": ["US"] * 4 + ["UK"],
+            "tier": ["nano"] * 4 + ["mid"],
+            "views": [20, 0, 50, 10, 7],
+            "clicks": [2, 0, 5, 1, 0],
+            "orders": [0, 1, 2, 0, 0],
+            "gmv": [0.0, 5.0, 30.0, 0.0, 0.0],
+            "refunded_gmv": [0.0, 0.0, 20.0, 0.0, 0.0],
+            "cancelled": [1, 0, 0, 0, 0],
+            "commission": [0.0, 0.5, 3.0, 0.0, 0.0],
+            "videos": [0, 0, 1, 0, 1],
+            "lives": [1, 0, 0, 0, 0],
+        }
+    )
+    assert_frame_equal(result, expected)
+
+
+def test_merchant_and_product_daily_from_raw_tables() -> None:
+    inputs = _raw_inputs()
+
+    merchants = (
+        sources.merchant_daily(inputs, D(2026, 11, 23))
+        .sort("date", "merchant_id", "creator_id")
+        .select(
+            "date", "merchant_id", "creator_id", "category", "region", "views", "orders", "gmv", "cancelled"
+        )
+        .collect()
+    )
+    products = (
+        sources.product_daily(inputs, D(2026, 11, 23))
+        .sort("date", "product_id")
+        .select("date", "product_id", "merchant_id", "category", "views", "orders", "gmv")
+        .collect()
+    )
+
+    assert merchants.rows() == [
+        (D(2026, 11, 2), "m1", "c1", "beauty", "US", 50, 3, 35.0, 0),
+        (D(2026, 11, 2), "m2", "c1", "home", "ID", 20, 0, 0.0, 1),
+        (D(2026, 11, 3), "m1", "c1", "beauty", "US", 10, 0, 0.0, 0),
+        (D(2026, 11, 3), "m2", "c2", "home", "ID", 7, 0, 0.0, 0),
+    ]
+    assert products.rows() == [
+        (D(2026, 11, 2), "p1", "m1", "beauty", 50, 3, 35.0),
+        (D(2026, 11, 2), "p2", "m2", "home", 20, 0, 0.0),
+        (D(2026, 11, 3), "p1", "m1", "beauty", 10, 0, 0.0),
+        (D(2026, 11, 3), "p2", "m2", "home", 7, 0, 0.0),
+    ]
+
+
+def test_daily_facts_of_an_empty_lake() -> None:
+    empty = Inputs(**{name: TABLES[name].empty().lazy() for name in Inputs.__dataclass_fields__})
+
+    for fact in (sources.creator_daily, sources.merchant_daily, sources.product_daily):
+        assert fact(empty, D(2026, 11, 23)).collect().is_empty()
+    assert default_as_of(empty.orders) is None
+    assert default_as_of(_raw_inputs().orders) == D(2026, 11, 24)
