@@ -18,6 +18,7 @@ otherwise dominate both the cost and the statistics). All statistics are compute
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -93,7 +94,8 @@ class PairsConfig:
         basket_days: co-purchase basket = one buyer's orders in one ``basket_days`` bucket.
         max_basket_items: a basket keeps at most this many (most recent) distinct products.
         min_pair_count: pairs seen in fewer baskets are dropped.
-        complement_min_lift: a cross-category pair at or above this lift is a complement.
+        complement_min_lift: a cross-category pair at or above this lift is a complement...
+        complement_min_count: ...if it was seen in at least this many baskets (lift of rare pairs is noise).
         statuses: order statuses that count as a purchase.
     """
 
@@ -101,6 +103,7 @@ class PairsConfig:
     max_basket_items: int = 50
     min_pair_count: int = 2
     complement_min_lift: float = 1.5
+    complement_min_count: int = 5
     statuses: tuple[str, ...] = ("completed", "refunded")
 
 
@@ -193,7 +196,7 @@ def product_pairs(frames: MarketFrames, cfg: PairsConfig = PairsConfig()) -> pl.
     """Co-purchase and co-promotion pairs with their statistics and a complement flag.
 
     Columns: ``PAIR_SCHEMA`` plus ``category_a``, ``category_b``, ``cross_category`` and
-    ``complement`` (cross-category with lift ≥ ``cfg.complement_min_lift``).
+    ``complement`` (cross-category, lift ≥ ``cfg.complement_min_lift``, seen ≥ ``complement_min_count``).
     """
     purchase = pair_statistics(purchase_baskets(frames.orders, cfg), cfg, "co_purchase")
     promotion = pair_statistics(
@@ -213,7 +216,11 @@ def product_pairs(frames: MarketFrames, cfg: PairsConfig = PairsConfig()) -> pl.
             how="left",
         )
         .with_columns(cross_category=pl.col("category_a") != pl.col("category_b"))
-        .with_columns(complement=pl.col("cross_category") & (pl.col("lift") >= cfg.complement_min_lift))
+        .with_columns(
+            complement=pl.col("cross_category")
+            & (pl.col("lift") >= cfg.complement_min_lift)
+            & (pl.col("pair_count") >= cfg.complement_min_count)
+        )
     )
 
 
@@ -279,6 +286,11 @@ class ItemEmbeddings:
         )
 
 
+def _stable_hash(text: str) -> int:
+    """A hash that does not change between processes (gensim seeds each word's vector with it)."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
 def item2vec(sequences: pl.DataFrame, cfg: Item2VecConfig = Item2VecConfig()) -> ItemEmbeddings:
     """Train gensim Word2Vec on product sequences; return unit-normalised vectors."""
     from gensim.models import Word2Vec
@@ -300,6 +312,7 @@ def item2vec(sequences: pl.DataFrame, cfg: Item2VecConfig = Item2VecConfig()) ->
         sample=0.0,
         max_final_vocab=None,
         batch_words=max(10_000, longest),
+        hashfxn=_stable_hash,
     )
     keys = list(model.wv.index_to_key)
     if not keys:
