@@ -522,7 +522,7 @@ def creator_lifts(world: World) -> dict[str, np.ndarray]:
     commission_boost = np.where(tier <= 1, 0.08 + 0.35 * high_price, np.where(tier >= 3, -0.03, 0.05))
     drifted = world.c_drift < world.scale.days
     matched_product = 0.45 * (showcase_size < 9) + 0.2 * drifted - 0.04
-    posting = 0.55 * (1 - world.c_regularity) ** 2 - 0.06 + 0.05 * (world.c_post_rate < 0.7)
+    posting = 0.35 * (1 - world.c_regularity) ** 2 + 0.3 * (world.c_post_rate < 0.8) - 0.07
     return {
         "live_coaching": live_coaching,
         "commission_boost": commission_boost,

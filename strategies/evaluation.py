@@ -131,11 +131,14 @@ def bootstrap_intervals(
         for key, value in holdout_scores(score[pick], y[pick], treated[pick]).as_dict().items():
             draws.setdefault(key, []).append(value)
     tail = (1 - coverage) / 2
-    return {
-        key: (float(np.nanquantile(values, tail)), float(np.nanquantile(values, 1 - tail)))
-        for key, values in draws.items()
-        if not key.startswith("n_")
-    }
+    out = {}
+    for key, values in draws.items():
+        finite = np.asarray(values, dtype=float)
+        finite = finite[np.isfinite(finite)]
+        if key.startswith("n_") or len(finite) == 0:
+            continue
+        out[key] = (float(np.quantile(finite, tail)), float(np.quantile(finite, 1 - tail)))
+    return out
 
 
 def curves_frame(score: np.ndarray, y: np.ndarray, treated: np.ndarray, grid: int = GRID) -> pl.DataFrame:

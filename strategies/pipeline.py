@@ -120,7 +120,7 @@ def run_strategies(
     if as_of is None:
         raise ValueError("no orders in the lake: nothing to learn from (run `liftboard demo` or ingest data)")
     step = 0
-    total = 2 * len(KINDS) + 2
+    total = 2 * len(KINDS) + 3
     timings: dict[str, float] = {}
 
     def tick(stage: str) -> None:
