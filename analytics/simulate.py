@@ -238,8 +238,9 @@ WEEKDAY_POSTING = WEEKDAY_TRAFFIC / WEEKDAY_TRAFFIC.sum()
 VIDEO_DECAY = np.array([1.0, 0.5, 0.25, 0.12])  # share of a video's reach on publish day, day 1, 2, 3
 
 # Assignment waves: (first week, last week + 1). Every enrolled creator joins one of the two randomized
-# pilot waves (merchants, being few, join both) and may join the targeted rollout; a 28-day outcome window ends before the
-# next wave an entity can be in starts, and the rollout's 28-day pre-period follows the pilots' windows.
+# pilot waves (merchants, being few, join both) and may join the targeted rollout; a 28-day outcome
+# window ends before the next wave an entity can be in starts, and the rollout's 28-day pre-period
+# follows the pilots' windows (a merchant's second pilot's pre-period may overlap its first window).
 PILOT_WAVES = ((4, 6), (11, 13))
 ROLLOUT_WEEKS = (18, 20)
 PARTICIPATION = 0.85  # share of eligible entities enrolled in each assignment wave
