@@ -85,6 +85,8 @@ class BuildConfig:
     keep_builds: int = 3
     """Builds kept on disk (the newest; older ones are deleted after LATEST moves)."""
     sql_chunk_rows: int = 50_000
+    with_strategies: bool = True
+    """Train, score and explain the uplift models and publish recommendations (strategies stage)."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def build(
     staging = settings.snapshots / f".{build_id}.tmp"
     final = settings.snapshots / build_id
     staging.mkdir()
-    stages = _Stages(progress, total=8 + (1 if config.publish_sql else 0))
+    stages = _Stages(progress, total=8 + int(config.publish_sql) + int(config.with_strategies))
     rows: dict[str, int] = {}
 
     def write(name: str, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
@@ -224,6 +226,14 @@ def build(
                 as_of,
                 config,
             )
+        if config.with_strategies:
+            with stages.stage("strategies"):
+                from strategies.pipeline import FeatureStore, run_strategies
+
+                feature_store = FeatureStore(inputs, as_of, creator_daily, merchant_daily)
+                strategy_run = run_strategies(settings, as_of, feature_store=feature_store)
+                for name, frame in strategy_run.tables().items():
+                    write(name, frame)
         with stages.stage("snapshot"):
             manifest = {
                 "build_id": build_id,

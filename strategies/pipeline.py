@@ -69,12 +69,27 @@ class StrategyRun:
 
 
 class FeatureStore:
-    """Creator and merchant features for any as-of date, from daily facts computed once."""
+    """Creator and merchant features for any as-of date, from daily facts computed once (or handed over
+    by the build, which has them already)."""
 
-    def __init__(self, inputs: Inputs, as_of: date | None = None):
+    def __init__(
+        self,
+        inputs: Inputs,
+        as_of: date | None = None,
+        creator_daily_facts: pl.LazyFrame | None = None,
+        merchant_daily_facts: pl.LazyFrame | None = None,
+    ):
         self.inputs = inputs
-        self.creator_daily = creator_daily(inputs, as_of).collect().lazy()
-        self.merchant_daily = merchant_daily(inputs, as_of).collect().lazy()
+        self.creator_daily = (
+            creator_daily_facts
+            if creator_daily_facts is not None
+            else creator_daily(inputs, as_of).collect().lazy()
+        )
+        self.merchant_daily = (
+            merchant_daily_facts
+            if merchant_daily_facts is not None
+            else merchant_daily(inputs, as_of).collect().lazy()
+        )
         self._cache: dict[tuple[str, date], pl.DataFrame] = {}
 
     def __call__(self, kind: str, as_of: date) -> pl.DataFrame:
@@ -82,7 +97,14 @@ class FeatureStore:
         if key not in self._cache:
             inp = self.inputs
             if kind == "creator":
-                lf = creator_features(self.creator_daily, inp.creators, inp.showcase, inp.products, as_of)
+                lf = creator_features(
+                    self.creator_daily,
+                    inp.creators,
+                    inp.showcase,
+                    inp.products,
+                    as_of,
+                    merchant_daily=self.merchant_daily,
+                )
             else:
                 lf = merchant_features(self.merchant_daily, inp.merchants, inp.products, as_of)
             self._cache[key] = lf.collect().rename({ENTITY_ID[kind]: "entity_id"})
@@ -109,6 +131,7 @@ def run_strategies(
     budget: float | None = None,
     progress: Progress | None = None,
     persist: bool = True,
+    feature_store: FeatureStore | None = None,
 ) -> StrategyRun:
     """Train, evaluate, score, explain and recommend for creators and merchants as of ``as_of`` (default:
     the day after the last order). Learns only from interventions whose 28-day outcome window ended
@@ -130,7 +153,7 @@ def run_strategies(
             progress(stage, step, total)
 
     started = time.perf_counter()
-    store_ = FeatureStore(inputs, as_of)
+    store_ = feature_store or FeatureStore(inputs, as_of)
     interventions = scan_table("interventions", settings).filter(pl.col("assigned_on") < as_of).collect()
     truth_interventions = _truth(settings, "interventions")
     truth_effects = _truth(settings, "effects")
