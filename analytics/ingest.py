@@ -693,11 +693,12 @@ def _dedupe_fact(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> tuple
     fresh = good.filter(first)
     hashes = fresh.select(_key_hash(key)).to_series()
     seen = _seen_fact_hashes(state, spec)
-    hits = seen.filter(seen.is_in(hashes.implode())) if seen.len() else seen
-    if hits.len():
-        candidates = fresh.filter(hashes.is_in(hits.implode())).select(key)
+    hit = seen.is_in(hashes.implode())
+    if hit.any():
+        # ``seen`` lists the hashes of the stored keys, then of each source's keys, in the order of ``pool``
         pool = pl.concat([state.stored_fact_keys[spec.name], *state.fact_keys.get(spec.name, [])])
-        known = pool.join(candidates, on=key, how="semi")
+        candidates = fresh.filter(hashes.is_in(seen.filter(hit).implode())).select(key)
+        known = pool.filter(hit).join(candidates, on=key, how="semi")
         if known.height:
             fresh = fresh.join(known, on=key, how="anti", maintain_order="left")
             hashes = fresh.select(_key_hash(key)).to_series()
@@ -763,6 +764,22 @@ def _default_user() -> str | None:
         return None
 
 
+def _copy_into(connection: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> None:
+    """PostgreSQL: stream rows with ``COPY ... FROM STDIN`` (identifiers come from our own metadata)."""
+    preparer = connection.dialect.identifier_preparer
+    columns = ", ".join(preparer.quote(name) for name in frame.columns)
+    statement = f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN"
+    statement += " WITH (FORMAT csv)"  # unquoted empty field = NULL, "" = empty text
+    cursor: Any = connection.connection.cursor()
+    try:
+        with cursor.copy(statement) as copy:
+            for start in range(0, frame.height, _INSERT_BATCH):
+                chunk = frame.slice(start, _INSERT_BATCH)
+                copy.write(chunk.write_csv(include_header=False, date_format="%Y-%m-%d").encode("utf-8"))
+    finally:
+        cursor.close()
+
+
 def _bulk_insert(connection: sa.Connection, table: sa.Table, frame: pl.DataFrame) -> None:
     """Insert many rows through the DBAPI's ``executemany`` within ``connection``'s transaction.
 
@@ -773,6 +790,9 @@ def _bulk_insert(connection: sa.Connection, table: sa.Table, frame: pl.DataFrame
     if frame.is_empty():
         return
     dialect = connection.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        _copy_into(connection, table, frame)
+        return
     compiled = sa.insert(table).compile(dialect=dialect, column_keys=frame.columns)
     if dialect.name == "sqlite":
         frame = frame.with_columns(pl.col(pl.Date).dt.to_string("%Y-%m-%d"))
