@@ -46,10 +46,18 @@ class SegmentConfig:
 
 def tier_expr(followers: pl.Expr) -> pl.Expr:
     """The creator tier (nano … mega, see ``TIER_NAMES`` for the order) of a follower count."""
-    expr = pl.when(followers < TIER_BOUNDS[0]).then(pl.lit(TIER_NAMES[0]))
-    for bound, name in zip(TIER_BOUNDS[1:], TIER_NAMES[1:-1], strict=True):
-        expr = expr.when(followers < bound).then(pl.lit(name))
-    return expr.otherwise(pl.lit(TIER_NAMES[-1]))
+    names, bounds = TIER_NAMES, TIER_BOUNDS
+    return (
+        pl.when(followers < bounds[0])
+        .then(pl.lit(names[0]))
+        .when(followers < bounds[1])
+        .then(pl.lit(names[1]))
+        .when(followers < bounds[2])
+        .then(pl.lit(names[2]))
+        .when(followers < bounds[3])
+        .then(pl.lit(names[3]))
+        .otherwise(pl.lit(names[4]))
+    )
 
 
 def lifecycle_expr(

@@ -31,41 +31,43 @@ from liftboard.config import Settings
 NO_CONTENT = "none"
 """``content_kind`` of orders that no piece of content brought."""
 
+_BASE_TYPES: dict[str, pl.DataType] = {
+    name: (pl.Float64() if name in ("gmv", "refunded_gmv", "commission") else pl.Int64())
+    for name in BASE_COLUMNS
+}
+_STRING = pl.String()
 CREATOR_DAILY_SCHEMA = pl.Schema(
-    {
-        "date": pl.Date,
-        "creator_id": pl.String,
-        "content_kind": pl.String,
-        "category": pl.String,
-        "region": pl.String,
-        "tier": pl.String,
-        **{
-            name: (pl.Float64 if name in ("gmv", "refunded_gmv", "commission") else pl.Int64)
-            for name in BASE_COLUMNS
-        },
-    }
+    [
+        ("date", pl.Date()),
+        ("creator_id", _STRING),
+        ("content_kind", _STRING),
+        ("category", _STRING),
+        ("region", _STRING),
+        ("tier", _STRING),
+        *_BASE_TYPES.items(),
+    ]
 )
 _ORDER_ENGAGEMENT_COLUMNS = tuple(name for name in BASE_COLUMNS if name not in ("videos", "lives"))
 ORDER_COLUMNS = ("orders", "gmv", "refunded_gmv", "cancelled", "commission")
 ENGAGEMENT_COLUMNS = ("impressions", "views", "clicks", "add_to_carts")
 MERCHANT_DAILY_SCHEMA = pl.Schema(
-    {
-        "date": pl.Date,
-        "merchant_id": pl.String,
-        "creator_id": pl.String,
-        "category": pl.String,
-        "region": pl.String,
-        **{name: CREATOR_DAILY_SCHEMA[name] for name in _ORDER_ENGAGEMENT_COLUMNS},
-    }
+    [
+        ("date", pl.Date()),
+        ("merchant_id", _STRING),
+        ("creator_id", _STRING),
+        ("category", _STRING),
+        ("region", _STRING),
+        *((name, _BASE_TYPES[name]) for name in _ORDER_ENGAGEMENT_COLUMNS),
+    ]
 )
 PRODUCT_DAILY_SCHEMA = pl.Schema(
-    {
-        "date": pl.Date,
-        "product_id": pl.String,
-        "merchant_id": pl.String,
-        "category": pl.String,
-        **{name: CREATOR_DAILY_SCHEMA[name] for name in _ORDER_ENGAGEMENT_COLUMNS},
-    }
+    [
+        ("date", pl.Date()),
+        ("product_id", _STRING),
+        ("merchant_id", _STRING),
+        ("category", _STRING),
+        *((name, _BASE_TYPES[name]) for name in _ORDER_ENGAGEMENT_COLUMNS),
+    ]
 )
 
 
@@ -196,7 +198,7 @@ def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
             .alias("content_kind"),
         )
         .select(CREATOR_DAILY_SCHEMA.names())
-        .cast(dict(CREATOR_DAILY_SCHEMA))
+        .cast(CREATOR_DAILY_SCHEMA)
     )
 
 
@@ -225,7 +227,7 @@ def merchant_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
         .agg(pl.col(name).sum() for name in _ORDER_ENGAGEMENT_COLUMNS)
         .join(merchants, on="merchant_id", how="left")
         .select(MERCHANT_DAILY_SCHEMA.names())
-        .cast(dict(MERCHANT_DAILY_SCHEMA))
+        .cast(MERCHANT_DAILY_SCHEMA)
     )
 
 
@@ -248,7 +250,7 @@ def product_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
         .agg(pl.col(name).sum() for name in _ORDER_ENGAGEMENT_COLUMNS)
         .join(inputs.products.select("product_id", "merchant_id", "category"), on="product_id", how="left")
         .select(PRODUCT_DAILY_SCHEMA.names())
-        .cast(dict(PRODUCT_DAILY_SCHEMA))
+        .cast(PRODUCT_DAILY_SCHEMA)
     )
 
 
