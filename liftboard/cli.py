@@ -6,6 +6,8 @@ Configuration comes from the environment (``LIFTBOARD_HOME``, ``LIFTBOARD_DATABA
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -300,3 +302,118 @@ def build_command(
 # demo: the simulator's command goes here (`@app.command() def demo(...)` calling
 # analytics.simulate.generate). Keep it below this line so the ingest/status/db commands stay together.
 # --------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def progress_bar(console: Console) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar, yielded as the ``progress(stage, done, total)`` callback the libraries take."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        yield progress
+
+
+@app.command()
+def demo(
+    scale: Annotated[str, typer.Option(help="tiny (tests), demo (default) or large (benchmarks).")] = "demo",
+    seed: Annotated[
+        int, typer.Option(help="Seed of the simulation: the same seed gives the same data.")
+    ] = 42,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing when the lake already holds orders.")
+    ] = False,
+) -> None:
+    """Generate a simulated marketplace and load it through ingest (truth goes to $LIFTBOARD_HOME/truth)."""
+    from analytics.simulate import SCALES, generate
+
+    settings = Settings.from_env()
+    out, err = _out(), _err()
+    if scale not in SCALES:
+        err.print(
+            Text(f"error: unknown scale {scale!r}; choose one of {', '.join(SCALES)}", style="bold red")
+        )
+        raise typer.Exit(2)
+    if if_missing and lake.table_files("orders", settings):
+        out.print(f"the lake at {settings.lake} already holds orders: nothing to do")
+        return
+    db.ensure_db(settings)
+    with progress_bar(err) as progress:
+        result = generate(scale, seed, settings, progress=progress)
+    table = Table(title=f"Simulated marketplace: scale {scale}, seed {seed}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in result.rows.items():
+        table.add_row(name, f"{count:,}")
+    out.print(table)
+    out.print(Text(f"inputs in {result.input_dir}; truth in {result.truth_dir}", style="green"))
+
+
+@app.command()
+def recommend(
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Score as of this date (YYYY-MM-DD); default: the day after the last order."),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(help="Budget (USD) of the allocation; default: the teams' capacity at median cost."),
+    ] = None,
+) -> None:
+    """Train the uplift models, score and explain every entity, and save a recommendation run."""
+    from datetime import date
+
+    from strategies.pipeline import run_strategies
+
+    settings = Settings.from_env()
+    out, err = _out(), _err()
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        err.print(Text(f"error: --as-of {as_of!r} is not a date (YYYY-MM-DD)", style="bold red"))
+        raise typer.Exit(2) from None
+    db.ensure_db(settings)
+    try:
+        with progress_bar(err) as progress:
+            run = run_strategies(settings, day, budget=budget, progress=progress)
+    except ValueError as exc:
+        err.print(Text(f"error: {exc}", style="bold red"))
+        raise typer.Exit(1) from None
+    if run.recommendations.height == 0:
+        err.print(
+            Text("no recommendations: no interventions with finished outcomes to learn from", style="yellow")
+        )
+        raise typer.Exit(1)
+    best = (
+        run.recommendations.filter(pl.col("is_best"))
+        .group_by("entity_kind", "strategy")
+        .agg(pl.len().alias("entities"), pl.col("expected_uplift").sum(), pl.col("net_value").sum())
+        .sort("net_value", descending=True)
+    )
+    table = Table(title=f"Recommendation run {run.run_id} (as of {run.as_of})")
+    for column in ("kind", "best strategy", "entities", "expected uplift", "net value"):
+        table.add_column(column, justify="right" if column not in ("kind", "best strategy") else "left")
+    for row in best.iter_rows(named=True):
+        table.add_row(
+            row["entity_kind"],
+            row["strategy"],
+            f"{row['entities']:,}",
+            f"${row['expected_uplift']:,.0f}",
+            f"${row['net_value']:,.0f}",
+        )
+    out.print(table)
+    chosen = run.allocation
+    out.print(
+        f"allocation: {chosen.height:,} entities, cost ${chosen['cost'].sum():,.0f}, "
+        f"expected uplift ${chosen['expected_uplift'].sum():,.0f}"
+    )
+    out.print(Text(f"done in {run.timings.get('total', 0):.1f}s", style="green"))
