@@ -345,31 +345,20 @@ def _float_to_int(value: pl.Expr) -> pl.Expr:
 
 
 def _coerce(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
-    """An expression casting ``column`` from ``source`` to ``target``; null where a value can't be cast."""
+    """An expression casting ``column`` from ``source`` to ``target``; null where a value can't be cast.
+
+    Only safe casts: integral floats to integers (never truncation), naive timestamps as UTC, aware ones
+    converted to UTC, midnight timestamps to dates; anything else goes through its text.
+    """
     value = pl.col(column)
     if source == pl.String:
-        text = value.str.strip_chars()
-        if target == pl.String:
-            return pl.when(text == "").then(None).otherwise(value)
-        if target == pl.Int64:
-            return pl.coalesce(
-                text.cast(pl.Int64, strict=False), _float_to_int(text.cast(pl.Float64, strict=False))
-            )
-        if target == pl.Float64:
-            return text.cast(pl.Float64, strict=False)
-        if target == pl.Date:
-            stamp = _parse_datetime(text)
-            midnight = stamp.dt.time() == pl.time(0)
-            return pl.coalesce(
-                text.str.to_date("%Y-%m-%d", strict=False), pl.when(midnight).then(stamp.dt.date())
-            )
-        if isinstance(target, pl.Datetime):
-            return _parse_datetime(text).dt.cast_time_unit("us")
-        raise AssertionError(f"no string coercion to {target}")
+        return _coerce_text(value, target)
+    if source == pl.Null:
+        return value.cast(target)
     if target == pl.String:
         return value.cast(pl.String)
     if source.is_numeric() and target == pl.Int64:
-        if source.is_float():
+        if source.is_float() or isinstance(source, pl.Decimal):
             return _float_to_int(value.cast(pl.Float64))
         return value.cast(pl.Int64, strict=False)
     if source.is_numeric() and target == pl.Float64:
@@ -385,13 +374,14 @@ def _coerce(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
         return value.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     if isinstance(source, pl.Datetime) and target == pl.Date:
         return pl.when(value.dt.time() == pl.time(0)).then(value.dt.date())
-    if source == pl.Null:
-        return value.cast(target)
     return _coerce_text(value.cast(pl.String), target)
 
 
-def _coerce_text(text_value: pl.Expr, target: pl.DataType) -> pl.Expr:
-    text = text_value.str.strip_chars()
+def _coerce_text(value: pl.Expr, target: pl.DataType) -> pl.Expr:
+    """Text cells (CSV, NDJSON strings) to ``target``; surrounding blanks ignored, blank cells null."""
+    text = value.str.strip_chars()
+    if target == pl.String:
+        return pl.when(text == "").then(None).otherwise(value)
     if target == pl.Int64:
         return pl.coalesce(
             text.cast(pl.Int64, strict=False), _float_to_int(text.cast(pl.Float64, strict=False))
@@ -399,10 +389,14 @@ def _coerce_text(text_value: pl.Expr, target: pl.DataType) -> pl.Expr:
     if target == pl.Float64:
         return text.cast(pl.Float64, strict=False)
     if target == pl.Date:
-        return text.str.to_date("%Y-%m-%d", strict=False)
+        stamp = _parse_datetime(text)
+        return pl.coalesce(
+            text.str.to_date("%Y-%m-%d", strict=False),
+            pl.when(stamp.dt.time() == pl.time(0)).then(stamp.dt.date()),
+        )
     if isinstance(target, pl.Datetime):
-        return _parse_datetime(text)
-    return text_value
+        return _parse_datetime(text).dt.cast_time_unit("us")
+    raise AssertionError(f"no text coercion to {target}")
 
 
 def _as_text(value: pl.Expr, dtype: pl.DataType) -> pl.Expr:

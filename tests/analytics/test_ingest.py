@@ -165,6 +165,7 @@ def test_parquet_with_castable_dtypes_is_coerced(sqlite_settings: Settings, tmp_
         pl.col("quantity").cast(pl.Float64),
         pl.col("status").cast(pl.Categorical),
     )
+    tables["products"] = tables["products"].with_columns(pl.col("price").cast(pl.Decimal(10, 2)))
     tables["content"] = tables["content"].with_columns(
         pl.col("published_at").dt.convert_time_zone("Asia/Tokyo").dt.cast_time_unit("ms")
     )
@@ -175,6 +176,22 @@ def test_parquet_with_castable_dtypes_is_coerced(sqlite_settings: Settings, tmp_
     expected = valid_tables()
     expected["merchants"] = expected["merchants"].with_columns(pl.col("ships_in_days").floor())
     assert_lake_holds(sqlite_settings, expected)
+
+
+def test_parquet_values_that_would_need_truncation_are_quarantined(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    load_valid(sqlite_settings, tmp_path / "base")
+    orders = valid_tables()["orders"].with_columns(
+        pl.Series("quantity", [1.0, 2.5, 1.0, 3.0]), pl.col("order_id") + "-f"
+    )
+
+    report = ingest_files([write(orders, tmp_path / "orders.parquet")], sqlite_settings, now=NOW)
+
+    assert (report.rows_loaded, report.rows_quarantined) == (3, 1)
+    assert quarantine(report, "orders").select("_row", "quantity", "_reason").rows() == [
+        (2, "2.5", "quantity: '2.5' is not a valid integer")
+    ]
 
 
 def test_ndjson_numbers_and_dates(sqlite_settings: Settings, tmp_path: Path) -> None:
