@@ -20,6 +20,16 @@ from liftboard.config import Settings
 PG_URL = os.environ.get("LIFTBOARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_session_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Module- and session-scoped fixtures that read the environment never touch ./data either."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LIFTBOARD_HOME", str(tmp_path_factory.mktemp("session-home")))
+        patch.delenv("LIFTBOARD_DATABASE_URL", raising=False)
+        patch.delenv("LIFTBOARD_FAULT_INJECT", raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the developer's ./data, or inherits a fault-injection setting."""
