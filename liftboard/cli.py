@@ -417,3 +417,99 @@ def recommend(
         f"expected uplift ${chosen['expected_uplift'].sum():,.0f}"
     )
     out.print(Text(f"done in {run.timings.get('total', 0):.1f}s", style="green"))
+
+
+# ------------------------------------------------------------------------------------------------
+# users and serve (the app)
+# ------------------------------------------------------------------------------------------------
+
+users_app = typer.Typer(help="App users: local accounts, roles and assigned merchants.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option("--role", help="ops | merchant_success")],
+    merchant: Annotated[
+        list[str] | None, typer.Option("--merchant", help="A merchant id this user manages (repeatable).")
+    ] = None,
+    display_name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="E-mail of the OIDC identity (st.login).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create an app user (asks for a password unless --password-stdin)."""
+    import sys
+
+    from liftboard import access
+
+    settings = Settings.from_env()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        _err().print(Text("error: empty password", style="bold red"))
+        raise typer.Exit(2)
+    try:
+        user = access.add_user(
+            settings, username, password, role, display_name=display_name, merchant_ids=merchant or (),
+            email=email,
+        )
+    except access.AccessError as exc:
+        _err().print(Text(f"error: {exc}", style="bold red"))
+        raise typer.Exit(2) from None
+    scope = "all merchants" if user.merchant_ids is None else f"{len(user.merchant_ids)} merchant(s)"
+    _out().print(Text(f"user {user.username} ({user.role}, {scope}) created", style="green"))
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List the app users with their roles and merchants."""
+    from liftboard import access
+
+    frame = access.list_users(Settings.from_env())
+    table = Table(title="Users")
+    for column in frame.columns:
+        table.add_column(column, overflow="fold")
+    for row in frame.iter_rows():
+        table.add_row(*(value or "" for value in row))
+    _out().print(table)
+
+
+@users_app.command("seed-demo")
+def users_seed_demo() -> None:
+    """Create the demo users ops/ops and merchant/merchant (the 5 largest merchants); needs a build."""
+    from liftboard import access
+    from liftboard.build import SnapshotNotFound
+
+    try:
+        created = access.seed_demo_users(Settings.from_env())
+    except SnapshotNotFound as exc:
+        _err().print(Text(f"error: {exc}", style="bold red"))
+        raise typer.Exit(1) from None
+    for user in created:
+        _out().print(Text(f"created {user.username} ({user.role})", style="green"))
+    if not created:
+        _out().print("demo users already exist")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+) -> None:
+    """Serve the dashboard (streamlit run app.py, headless)."""
+    import subprocess
+    import sys
+
+    app_path = Path(__file__).resolve().parent.parent / "app.py"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app_path),
+        "--server.port", str(port), "--server.address", address, "--server.headless", "true",
+    ]
+    raise typer.Exit(subprocess.call(command, cwd=app_path.parent))
