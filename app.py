@@ -1,0 +1,186 @@
+"""Liftboard — the Streamlit entry: login gate, shared sidebar filters (bound to the URL), navigation.
+
+Pages live in ``pages/`` and are routed explicitly with ``st.navigation``; each reads the signed-in
+user and the global filters from ``st.session_state`` and renders what `liftboard.app_data` returns.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from liftboard import access, app_data  # noqa: E402
+from liftboard.build import SnapshotNotFound  # noqa: E402
+from pages._ui import Filters  # noqa: E402
+
+st.set_page_config(page_title="Liftboard", page_icon=":material/insights:", layout="wide")
+
+
+# ------------------------------------------------------------------------------------------------
+# Login gate
+# ------------------------------------------------------------------------------------------------
+
+
+def _oidc_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets.toml at all
+        return False
+
+
+def _login() -> access.User | None:
+    """The signed-in user, or draw the login screen and return ``None``."""
+    user = st.session_state.get("user")
+    if user is not None:
+        return user
+    settings = app_data.settings()
+    if _oidc_configured():
+        if not st.user.is_logged_in:
+            st.title("Liftboard")
+            st.button("Log in with your company account", on_click=st.login, type="primary")
+            return None
+        user = access.user_for_email(settings, str(st.user.get("email", "")))
+        if user is None:
+            st.error("Your account is not registered in Liftboard. Ask an administrator to add you.")
+            st.button("Log out", on_click=st.logout)
+            return None
+        st.session_state["user"] = user
+        return user
+    _, middle, _ = st.columns([1, 1.2, 1])
+    with middle:
+        st.title(":material/insights: Liftboard")
+        st.caption("Creator-commerce analytics and strategy recommendations")
+        with st.form("login", border=True):
+            username = st.text_input("Username", key="login_username", autocomplete="username")
+            password = st.text_input(
+                "Password", type="password", key="login_password", autocomplete="current-password"
+            )
+            submitted = st.form_submit_button("Sign in", type="primary", width="stretch")
+        if submitted:
+            user = access.authenticate(settings, username, password)
+            if user is None:
+                st.error("Unknown user or wrong password.")
+                return None
+            st.session_state["user"] = user
+            st.rerun()
+    return None
+
+
+user = _login()
+if user is None:
+    st.stop()
+
+# ------------------------------------------------------------------------------------------------
+# Shared sidebar: global filters bound to the URL
+# ------------------------------------------------------------------------------------------------
+
+try:
+    last = app_data.last_day()
+except SnapshotNotFound:
+    st.error("No analytics build yet. Run `liftboard build` (or `make run`) and reload.")
+    st.stop()
+
+with st.sidebar:
+    st.markdown(f"**{user.display_name}** · {user.role.replace('_', ' ')}")
+    preset = st.selectbox(
+        "Date range",
+        list(app_data.PRESETS),
+        format_func=app_data.PRESETS.get,
+        index=1,
+        key="range",
+        bind="query-params",
+        help=f"Relative to the data's last day, {last:%a %d %b %Y}.",
+    )
+    custom = None
+    if preset == "custom":
+        c1, c2 = st.columns(2)
+        start_in = c1.date_input(
+            "From", value=last - timedelta(days=27), max_value=last, key="from", bind="query-params"
+        )
+        end_in = c2.date_input("To", value=last, max_value=last, key="to", bind="query-params")
+        custom = (start_in, end_in)
+    start, end = app_data.preset_range(preset, last, custom)
+    st.caption(f"{start:%d %b %Y} – {end:%d %b %Y} · vs the {(end - start).days + 1} days before")
+    values = app_data.dimension_values(user)
+    regions: list[str] = []
+    categories: list[str] = []
+    tiers: list[str] = []
+    if user.is_ops:
+        regions = st.multiselect(
+            "Region", values["region"], key="region", bind="query-params", placeholder="All regions"
+        )
+        categories = st.multiselect(
+            "Category",
+            values["category"],
+            key="category",
+            bind="query-params",
+            placeholder="All categories",
+            help="The creator's primary category.",
+        )
+        tiers = st.multiselect(
+            "Creator tier",
+            values["tier"],
+            key="tier",
+            bind="query-params",
+            placeholder="All tiers",
+            help="By followers: nano <10k, micro <100k, mid <500k, macro <1M, mega ≥1M.",
+        )
+    st.session_state["filters"] = Filters(start, end, preset, tuple(regions), tuple(categories), tuple(tiers))
+    manifest = app_data.manifest() or {}
+    st.caption(f"Data as of {manifest.get('as_of', '?')} · build {manifest.get('build_id', '?')[:15]}")
+    if st.button("Sign out", key="sign_out", icon=":material/logout:"):
+        st.session_state.pop("user", None)
+        if _oidc_configured():
+            st.logout()
+        st.rerun()
+
+# ------------------------------------------------------------------------------------------------
+# Navigation
+# ------------------------------------------------------------------------------------------------
+
+P = "pages"
+
+
+def _page(file: str, title: str, icon: str, **kwargs: object) -> st.Page:
+    return st.Page(f"{P}/{file}", title=title, icon=icon, url_path=file.removesuffix(".py"), **kwargs)
+
+
+sections: dict[str, list[st.Page]] = {}
+if user.is_ops:
+    sections["Monitor"] = [
+        _page("overview.py", "Overview", ":material/dashboard:", default=True),
+        _page("movers.py", "Movers", ":material/trending_up:"),
+        _page("cohorts.py", "Cohorts", ":material/grid_on:"),
+    ]
+    explore = [
+        _page("creators.py", "Creators", ":material/person_search:"),
+        _page("merchants.py", "Merchants", ":material/storefront:"),
+    ]
+    if app_data.has_matching():
+        explore.append(_page("products.py", "Products & matching", ":material/hub:"))
+    sections["Explore"] = explore
+    sections["Act"] = [
+        _page("strategy_board.py", "Strategy board", ":material/task_alt:"),
+        _page("models.py", "Models", ":material/model_training:"),
+    ]
+else:
+    sections["My merchants"] = [
+        _page("merchants.py", "Merchants", ":material/storefront:", default=True),
+        _page("strategy_board.py", "Strategy board", ":material/task_alt:"),
+    ]
+# Weekly review (pages/weekly_review.py, owned by the reports engineer) joins only when it exists.
+if (ROOT / P / "weekly_review.py").is_file():
+    sections.setdefault("Monitor" if user.is_ops else "My merchants", []).append(
+        _page("weekly_review.py", "Weekly review", ":material/event_note:")
+    )
+if user.is_ops:
+    sections["Admin"] = [_page("data.py", "Data", ":material/database:")]
+
+st.navigation(sections).run()

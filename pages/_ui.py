@@ -1,0 +1,301 @@
+"""Rendering helpers the pages share: the signed-in user and global filters, formatted tables with their
+exports, metric tooltips and one Plotly look. No data access and no computation here (that is
+`liftboard.app_data`); only how things are shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+
+from analytics import metrics
+from liftboard import app_data
+from liftboard.access import User
+
+PALETTE = ["#2F5BEA", "#F2994A", "#27AE60", "#9B51E0", "#EB5757", "#56CCF2", "#F2C94C", "#6FCF97"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The sidebar's global filters (set by app.py)."""
+
+    start: date
+    end: date
+    preset: str
+    regions: tuple[str, ...]
+    categories: tuple[str, ...]
+    tiers: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        parts = [f"{self.start:%d %b %Y} – {self.end:%d %b %Y}"]
+        for name, values in (("region", self.regions), ("category", self.categories), ("tier", self.tiers)):
+            if values:
+                parts.append(f"{name}: {', '.join(values)}")
+        return " · ".join(parts)
+
+
+def current_user() -> User:
+    """The signed-in user (app.py guarantees one before a page runs)."""
+    user = st.session_state.get("user")
+    if user is None:
+        st.stop()
+    return user
+
+
+def filters() -> Filters:
+    """The global filters of the sidebar."""
+    return st.session_state["filters"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Formats
+# ------------------------------------------------------------------------------------------------
+
+_MONEY = (
+    "gmv",
+    "net_value",
+    "cost",
+    "uplift",
+    "commission",
+    "price",
+    "aov",
+    "value_usd",
+    "budget",
+    "gpm",
+    "baseline",
+    "contribution",
+    "change",
+    "predicted",
+    "realized",
+    "revenue",
+    "before",
+    "after",
+)
+_RATE = ("ctr", "cvr", "rate", "share", "retention", "trend", "growth_pct", "change_pct", "pct")
+_COUNT = (
+    "orders",
+    "views",
+    "clicks",
+    "impressions",
+    "followers",
+    "members",
+    "creators",
+    "merchants",
+    "products",
+    "entities",
+    "content",
+    "rows",
+    "add_to_carts",
+    "days",
+    "n_",
+    "videos",
+    "lives",
+    "rank",
+)
+
+
+def metric_help(name: str) -> str | None:
+    """The dictionary definition of metric ``name`` (tooltips)."""
+    base = name.removesuffix("_28d").removesuffix("_91d").removesuffix("_7d").removesuffix("_prev")
+    if base in metrics.METRICS:
+        m = metrics.metric(base)
+        return f"{m.label}: {m.definition}"
+    return None
+
+
+def _label(column: str) -> str:
+    base = column.removesuffix("_28d").removesuffix("_91d").removesuffix("_7d")
+    if base in metrics.METRICS:
+        label = metrics.metric(base).label
+        suffix = column[len(base) :]
+        return label + (f" ({suffix[1:]})" if suffix else "")
+    special = {
+        "gmv_prev_28d": "GMV (prev 28d)",
+        "gmv_trend_28d": "GMV trend 28d",
+        "primary_category": "Category",
+        "lifecycle_stage": "Lifecycle",
+        "value_segment": "Value segment",
+        "entity_id": "ID",
+        "entity_kind": "Kind",
+        "entity_name": "Name",
+    }
+    return special.get(
+        column, column.replace("_", " ").capitalize().replace("Gmv", "GMV").replace("gmv", "GMV")
+    )
+
+
+def column_config(frame: pl.DataFrame, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """NumberColumn formats, labels and tooltips for every column, from its name and the dictionary."""
+    config: dict[str, Any] = {}
+    for column, dtype in frame.schema.items():
+        lowered = column.lower()
+        label, help_text = _label(column), metric_help(column)
+        if dtype.is_numeric():
+            if lowered in ("rating", "ships_in_days", "tenure_days", "decile", "weeks_since", "position"):
+                fmt = "%.1f" if dtype.is_float() else "%d"
+            elif any(token in lowered for token in _RATE) and dtype.is_float():
+                fmt = "percent"
+            elif any(token in lowered for token in _MONEY) and dtype.is_float():
+                fmt = "dollar"
+            elif any(token in lowered for token in _COUNT) or dtype.is_integer():
+                fmt = "localized"
+            else:
+                fmt = "%.2f" if dtype.is_float() else "localized"
+            config[column] = st.column_config.NumberColumn(label, format=fmt, help=help_text)
+        elif dtype == pl.Date:
+            config[column] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
+        elif isinstance(dtype, pl.Datetime):
+            config[column] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+        else:
+            config[column] = st.column_config.Column(label, help=help_text)
+    config.update(overrides or {})
+    return config
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables and exports
+# ------------------------------------------------------------------------------------------------
+
+
+def downloads(
+    name: str,
+    sheets: Mapping[str, pl.DataFrame] | Callable[[], Mapping[str, pl.DataFrame]],
+    key: str,
+    csv: bool = True,
+) -> None:
+    """CSV (first sheet) and Excel (every sheet) download buttons; files are built only on click."""
+
+    def resolved() -> Mapping[str, pl.DataFrame]:
+        return sheets() if callable(sheets) else sheets
+
+    left, right, _ = st.columns([1, 1, 4])
+    if csv:
+        with left:
+            st.download_button(
+                "CSV",
+                data=lambda: app_data.csv_bytes(next(iter(resolved().values()))),
+                file_name=f"{name}.csv",
+                mime="text/csv",
+                key=f"{key}_csv",
+                on_click="ignore",
+                icon=":material/download:",
+                help="All rows as CSV",
+            )
+    with right if csv else left:
+        st.download_button(
+            "Excel",
+            data=lambda: app_data.xlsx_bytes(resolved()),
+            file_name=f"{name}.xlsx",
+            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            key=f"{key}_xlsx",
+            on_click="ignore",
+            icon=":material/table_view:",
+            help="All rows as an Excel workbook" + (" (one sheet per table)" if len(resolved()) > 1 else ""),
+        )
+
+
+def table(
+    frame: pl.DataFrame,
+    key: str,
+    *,
+    export_name: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    height: int | str = "auto",
+    select: bool = False,
+    hide: tuple[str, ...] = (),
+) -> Any:
+    """A formatted dataframe with CSV + Excel exports of all its rows; returns the selection if ``select``."""
+    order = [c for c in frame.columns if c not in hide]
+    kwargs: dict[str, Any] = {}
+    if select:
+        kwargs = {"on_select": "rerun", "selection_mode": "single-row", "key": key}
+    event = st.dataframe(
+        frame,
+        column_config=column_config(frame, overrides),
+        column_order=order,
+        hide_index=True,
+        height=height,
+        **kwargs,
+    )
+    if export_name:
+        downloads(export_name, {export_name: frame}, key=f"dl_{key}")
+    return event
+
+
+def selected_row(event: Any, frame: pl.DataFrame) -> dict[str, Any] | None:
+    """The selected row of a single-row dataframe selection, or ``None``."""
+    try:
+        rows = event.selection.rows
+    except AttributeError:
+        return None
+    if rows and rows[0] < frame.height:
+        return frame.row(rows[0], named=True)
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Charts
+# ------------------------------------------------------------------------------------------------
+
+
+def style(
+    fig: go.Figure,
+    *,
+    height: int = 340,
+    y_format: str | None = None,
+    x_format: str | None = None,
+    legend: bool = True,
+) -> go.Figure:
+    """One look for every Plotly chart."""
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        colorway=PALETTE,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0} if legend else None,
+        showlegend=legend,
+        hovermode="x unified",
+        template="plotly_white",
+        font={"family": "Inter, sans-serif", "size": 12},
+    )
+    if y_format:
+        fig.update_yaxes(tickformat=y_format)
+    if x_format:
+        fig.update_xaxes(tickformat=x_format)
+    return fig
+
+
+def chart(fig: go.Figure, key: str) -> None:
+    """Render a Plotly figure full-width."""
+    st.plotly_chart(fig, key=key, config={"displaylogo": False})
+
+
+def d3(metric_name: str) -> str:
+    """The d3 format of a metric."""
+    return metrics.metric(metric_name).d3_format
+
+
+def money(value: float | None, digits: int = 0) -> str:
+    """``$1,234`` (or an em dash for missing)."""
+    if value is None or value != value:
+        return "—"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.{digits}f}"
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """``12.3%`` (or an em dash for missing)."""
+    if value is None or value != value:
+        return "—"
+    return f"{value * 100:.{digits}f}%"
+
+
+def not_found(what: str) -> None:
+    """The one answer for unknown and out-of-scope ids alike."""
+    st.warning(f"{what} not found.", icon=":material/search_off:")

@@ -1,0 +1,291 @@
+"""Creators: a searchable, filterable directory; selecting a row (or ``?creator=`` in the URL) opens the
+creator's profile — trend, funnel, content mix, interests, segment and lifecycle, comparison with the
+tier's median creator, and recommended strategies with their SHAP drivers."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+
+from analytics.segments import LIFECYCLE_STAGES
+from liftboard import app_data
+from pages import _ui as ui
+
+user = ui.current_user()
+f = ui.filters()
+
+st.title("Creators")
+directory_all = app_data.creator_directory(user)
+
+with st.container(border=True):
+    c1, c2, c3, c4 = st.columns([2, 1.3, 1.3, 2])
+    search = c1.text_input(
+        "Search handle or id",
+        key="c_search",
+        bind="query-params",
+        placeholder="@handle or c000123",
+        icon=":material/search:",
+    )
+    tiers = c2.multiselect(
+        "Tier",
+        ["nano", "micro", "mid", "macro", "mega"],
+        key="c_tier",
+        bind="query-params",
+        placeholder="All",
+    )
+    lifecycles = c3.multiselect(
+        "Lifecycle", list(LIFECYCLE_STAGES), key="c_life", bind="query-params", placeholder="All"
+    )
+    top = float(directory_all["gmv_28d"].max() or 0.0)
+    gmv_min = c4.number_input(
+        "Min GMV (28 days)",
+        min_value=0.0,
+        value=0.0,
+        step=100.0,
+        key="c_gmv_min",
+        bind="query-params",
+        format="%.0f",
+        help=ui.metric_help("gmv"),
+    )
+directory = app_data.creator_directory(
+    user,
+    search=search,
+    tiers=tiers,
+    lifecycles=lifecycles,
+    categories=f.categories,
+    regions=f.regions,
+    gmv_range=(gmv_min, max(top, gmv_min)),
+)
+st.caption(
+    f"{directory.height:,} of {directory_all.height:,} creators · 28-day figures up to "
+    f"{app_data.last_day():%d %b %Y} · sidebar region and category apply · select a row to open a profile"
+)
+event = ui.table(
+    directory, key="creator_table", export_name="creators", select=True, height=380, hide=("value_segment",)
+)
+picked = ui.selected_row(event, directory)
+if picked is not None and st.query_params.get("creator") != picked["creator_id"]:
+    st.query_params["creator"] = picked["creator_id"]
+creator_id = picked["creator_id"] if picked else st.query_params.get("creator")
+
+if not creator_id:
+    st.info("Select a creator in the table to open their profile.", icon=":material/touch_app:")
+    st.stop()
+
+profile = app_data.creator_profile(user, creator_id, f.start, f.end)
+if not profile:
+    ui.not_found(f"Creator {creator_id}")
+    st.stop()
+
+seg = profile["segment"].row(0, named=True)
+feat = profile["features"].row(0, named=True) if profile["features"].height else {}
+st.divider()
+st.header(f"{profile['handle']}  ·  {creator_id}")
+st.caption(
+    f"{seg['tier']} creator · {seg['primary_category']} · {seg['region']} · "
+    f"lifecycle **{seg['lifecycle_stage']}** · value segment **{seg['value_segment'].replace('_', ' ')}** · "
+    f"{feat.get('followers', 0):,} followers"
+)
+
+peers = profile["peers"].row(0, named=True)
+m = st.columns(5)
+m[0].metric(
+    "GMV 28d",
+    ui.money(feat.get("gmv_28d")),
+    help=ui.metric_help("gmv"),
+    border=True,
+    delta=ui.pct(feat.get("gmv_trend_28d")) if feat.get("gmv_trend_28d") is not None else None,
+    delta_description="vs previous 28 days",
+)
+m[1].metric("Orders 28d", f"{feat.get('orders_28d', 0):,}", help=ui.metric_help("orders"), border=True)
+m[2].metric(
+    "CTR 28d",
+    ui.pct(feat.get("ctr_28d"), 2),
+    help=ui.metric_help("ctr"),
+    border=True,
+    delta_description=f"{seg['tier']} median {ui.pct(peers['ctr_28d'], 2)}",
+)
+m[3].metric(
+    "CVR 28d",
+    ui.pct(feat.get("cvr_28d"), 2),
+    help=ui.metric_help("cvr"),
+    border=True,
+    delta_description=f"{seg['tier']} median {ui.pct(peers['cvr_28d'], 2)}",
+)
+m[4].metric("Lifetime GMV", ui.money(feat.get("lifetime_gmv")), border=True, help=ui.metric_help("gmv"))
+
+tab_perf, tab_strat, tab_more = st.tabs(["Performance", "Recommended strategies", "Interests & products"])
+with tab_perf:
+    left, right = st.columns([3, 2])
+    trend = profile["trend"]
+    with left:
+        fig = go.Figure()
+        fig.add_bar(x=trend["date"], y=trend["gmv"], name="GMV", marker_color=ui.PALETTE[0])
+        fig.add_scatter(
+            x=trend["date"],
+            y=trend["orders"],
+            name="Orders",
+            yaxis="y2",
+            mode="lines",
+            line={"color": ui.PALETTE[1]},
+        )
+        fig.update_layout(
+            yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "tickformat": ",d"},
+            title="Daily GMV and orders (last 91 days)",
+        )
+        fig.add_vrect(x0=f.start, x1=f.end, fillcolor="#2F5BEA", opacity=0.06, line_width=0)
+        ui.chart(ui.style(fig, y_format=ui.d3("gmv")), key="c_trend")
+    with right:
+        funnel = profile["funnel"].row(0, named=True)
+        stages = ["impressions", "views", "clicks", "add_to_carts", "orders"]
+        fig = go.Figure(
+            go.Funnel(
+                y=[s.replace("_", " ").capitalize() for s in stages],
+                x=[funnel[s] or 0 for s in stages],
+                textinfo="value+percent previous",
+                marker={"color": ui.PALETTE[: len(stages)]},
+            )
+        )
+        fig.update_layout(title="Funnel in the selected range")
+        ui.chart(ui.style(fig, legend=False), key="c_funnel")
+    left, right = st.columns(2)
+    with left:
+        mix = profile["mix"]
+        if mix.height:
+            fig = go.Figure(
+                go.Pie(
+                    labels=mix["content_kind"],
+                    values=mix["gmv"],
+                    hole=0.55,
+                    hovertemplate="%{label}: %{value:$,.0f}<extra></extra>",
+                )
+            )
+            fig.update_layout(title="GMV by content kind (selected range)")
+            ui.chart(ui.style(fig, height=300), key="c_mix")
+        else:
+            st.info("No activity in the selected range.")
+    with right:
+        compare = pl.DataFrame(
+            {
+                "metric": [
+                    "GMV 28d",
+                    "Orders 28d",
+                    "CTR 28d",
+                    "CVR 28d",
+                    "GPM 28d",
+                    "Content per week",
+                    "AOV 91d",
+                    "Refund rate 91d",
+                ],
+                "creator": [
+                    feat.get(c)
+                    for c in (
+                        "gmv_28d",
+                        "orders_28d",
+                        "ctr_28d",
+                        "cvr_28d",
+                        "gpm_28d",
+                        "content_per_week_13w",
+                        "aov_91d",
+                        "refund_rate_91d",
+                    )
+                ],
+                f"{seg['tier']} median": [
+                    peers[c]
+                    for c in (
+                        "gmv_28d",
+                        "orders_28d",
+                        "ctr_28d",
+                        "cvr_28d",
+                        "gpm_28d",
+                        "content_per_week_13w",
+                        "aov_91d",
+                        "refund_rate_91d",
+                    )
+                ],
+            },
+            schema_overrides={"creator": pl.Float64},
+        )
+        fmt = ["$%.0f", "%.0f", "pct", "pct", "$%.2f", "%.1f", "$%.2f", "pct"]
+        shown = compare.with_columns(
+            *(
+                pl.Series(
+                    name,
+                    [
+                        ui.pct(v, 2) if f_ == "pct" else (f_ % v if v is not None else "—")
+                        for v, f_ in zip(compare[name].to_list(), fmt, strict=True)
+                    ],
+                )
+                for name in compare.columns[1:]
+            )
+        )
+        st.markdown(f"**Compared with the median {seg['tier']} creator** ({peers['creators']:,} creators)")
+        st.dataframe(shown, hide_index=True)
+        ui.downloads(
+            f"creator_{creator_id}",
+            lambda: {"Trend": trend, "Comparison": compare, "Content mix": profile["mix"]},
+            key="dl_c_profile",
+        )
+
+with tab_strat:
+    recs = profile["recommendations"]
+    drivers = profile["drivers"]
+    if recs.height == 0:
+        st.info("No strategy recommendations for this creator in the current run.")
+    for rec in recs.iter_rows(named=True):
+        with st.container(border=True):
+            head, value = st.columns([3, 2])
+            head.markdown(
+                f"**#{rec['rank']} {rec['strategy'].replace('_', ' ').capitalize()}**"
+                + ("  :green-badge[best]" if rec["is_best"] else "")
+                + f"  · team {rec['team']}"
+            )
+            head.write(rec["rationale"])
+            value.metric(
+                "Expected 28-day uplift",
+                ui.money(rec["expected_uplift"]),
+                delta=f"net {ui.money(rec['net_value'])} after {ui.money(rec['cost'])} cost",
+                delta_color="normal" if rec["net_value"] >= 0 else "inverse",
+                help=f"80% interval {ui.money(rec['uplift_low'])} – {ui.money(rec['uplift_high'])}",
+            )
+            d = drivers.filter(pl.col("strategy") == rec["strategy"])
+            if d.height:
+                d = d.sort("contribution")
+                fig = go.Figure(
+                    go.Bar(
+                        x=d["contribution"],
+                        y=[
+                            f"{r['feature'].replace('_', ' ')} = {r['value']:,.3g} "
+                            f"(median {r['cohort_median']:,.3g})"
+                            for r in d.iter_rows(named=True)
+                        ],
+                        orientation="h",
+                        marker_color=[ui.PALETTE[2] if v >= 0 else ui.PALETTE[4] for v in d["contribution"]],
+                        hovertemplate="%{y}: %{x:$,.0f}<extra></extra>",
+                    )
+                )
+                fig.update_layout(title="SHAP drivers vs the cohort (USD of uplift)")
+                ui.chart(
+                    ui.style(fig, height=110 + 32 * d.height, x_format="$,.0f", legend=False),
+                    key=f"c_shap_{rec['strategy']}",
+                )
+    if recs.height:
+        ui.downloads(
+            f"creator_{creator_id}_strategies",
+            {"Recommendations": recs, "SHAP drivers": drivers},
+            key="dl_c_recs",
+        )
+
+with tab_more:
+    interests, product_recs = profile["interests"], profile["product_recs"]
+    if interests.height == 0 and product_recs.height == 0:
+        st.info(
+            "Interest profiles and product recommendations appear here once the matching tables are built."
+        )
+    if interests.height:
+        st.markdown("**Interests**")
+        ui.table(interests, key="c_interests", export_name=f"creator_{creator_id}_interests")
+    if product_recs.height:
+        st.markdown("**Recommended products**")
+        ui.table(product_recs, key="c_product_recs", export_name=f"creator_{creator_id}_product_recs")

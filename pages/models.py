@@ -1,0 +1,201 @@
+"""Models: per strategy the Qini curves (model, random, perfect), calibration by decile, SHAP global
+importance and dependence, and the model run's card."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+
+from liftboard import app_data
+from pages import _ui as ui
+
+user = ui.current_user()
+st.title("Models")
+
+model_metrics = app_data.snapshot("model_metrics", user)
+catalog = app_data.snapshot("strategy_catalog", user)
+names = dict(zip(catalog["strategy"], catalog["name"], strict=True))
+strategies = model_metrics["strategy"].unique(maintain_order=True).to_list()
+if not strategies:
+    st.info("No uplift models in the current build.")
+    st.stop()
+strategy = st.selectbox(
+    "Strategy", strategies, key="md_strategy", bind="query-params", format_func=lambda s: names.get(s, s)
+)
+runs = model_metrics.filter(pl.col("strategy") == strategy)
+chosen = runs.filter(pl.col("chosen"))
+card = (chosen if chosen.height else runs).row(0, named=True)
+
+with st.container(border=True):
+    st.markdown(f"**Model card — {names.get(strategy, strategy)}** ({card['entity_kind']}s)")
+    c = st.columns(5)
+    c[0].metric("Learner", card["learner"].replace("_", "-").upper().replace("-LEARNER", "-learner"))
+    c[1].metric("Training window", f"{card['data_start']:%d %b} – {card['data_end']:%d %b %Y}")
+    c[2].metric("Training rows", f"{card['n_train']:,}", help="Interventions with finished 28-day outcomes.")
+    c[3].metric(
+        "Holdout",
+        f"{card['n_holdout']:,}",
+        help=f"{card['n_treated']:,} treated, {card['n_control']:,} control",
+    )
+    c[4].metric(
+        "Qini coefficient",
+        f"{card['qini_coefficient']:.3f}",
+        help=f"95% bootstrap interval {card['qini_coefficient_ci_low']:.3f} – "
+        f"{card['qini_coefficient_ci_high']:.3f}; see the normalization note below.",
+    )
+    d = st.columns(4)
+    d[0].metric(
+        "Uplift in top 10%",
+        ui.money(card["uplift_at_10"]),
+        help="Mean treated minus control outcome in the top 10% by predicted uplift (holdout).",
+    )
+    d[1].metric("Uplift in top 20%", ui.money(card["uplift_at_20"]))
+    d[2].metric(
+        "Holdout Spearman",
+        f"{card['holdout_spearman']:.2f}",
+        help="Rank correlation of predicted uplift with the holdout's pseudo-outcomes.",
+    )
+    d[3].metric(
+        "Policy vs oracle (top 20%)",
+        ui.pct(card["holdout_policy_vs_oracle"]),
+        help="Value of treating the model's top 20% as a share of the best possible top 20%.",
+    )
+
+qini = app_data.snapshot("qini_curves", user).filter(pl.col("strategy") == strategy)
+calibration = app_data.snapshot("calibration", user).filter(pl.col("strategy") == strategy)
+importance = (
+    app_data.snapshot("shap_importance", user)
+    .filter(pl.col("strategy") == strategy)
+    .sort("mean_abs_shap", descending=True)
+)
+dependence = app_data.snapshot("shap_dependence", user).filter(pl.col("strategy") == strategy)
+rules = app_data.snapshot("segment_rules", user).filter(pl.col("strategy") == strategy)
+
+left, right = st.columns(2)
+with left:
+    fig = go.Figure()
+    styles = {
+        "model": {"color": ui.PALETTE[0], "width": 3},
+        "random": {"color": "#999", "dash": "dash"},
+        "perfect": {"color": ui.PALETTE[2], "dash": "dot"},
+    }
+    for curve in qini["curve"].unique(maintain_order=True).to_list():
+        part = qini.filter(pl.col("curve") == curve).sort("fraction")
+        fig.add_scatter(
+            x=part["fraction"],
+            y=part["incremental_gmv"],
+            name=curve.capitalize(),
+            mode="lines",
+            line=styles.get(curve, {}),
+        )
+    fig.update_layout(
+        title="Qini curve (holdout)",
+        xaxis_title="share targeted, by predicted uplift",
+        yaxis_title="incremental GMV",
+    )
+    ui.chart(ui.style(fig, x_format=".0%", y_format="$,.0s"), key="md_qini")
+with right:
+    fig = go.Figure()
+    fig.add_bar(
+        x=calibration["decile"],
+        y=calibration["observed"],
+        name="Observed (treated − control)",
+        marker_color=ui.PALETTE[1],
+    )
+    fig.add_scatter(
+        x=calibration["decile"],
+        y=calibration["predicted"],
+        name="Predicted",
+        mode="lines+markers",
+        line={"color": ui.PALETTE[0]},
+    )
+    fig.update_layout(title="Calibration by decile of predicted uplift", xaxis_title="decile (1 = lowest)")
+    ui.chart(ui.style(fig, y_format="$,.0f"), key="md_calibration")
+
+left, right = st.columns(2)
+with left:
+    head = importance.head(12).reverse()
+    fig = go.Figure(
+        go.Bar(
+            x=head["mean_abs_shap"],
+            y=head["label"],
+            orientation="h",
+            marker_color=ui.PALETTE[0],
+            hovertemplate="%{y}: %{x:$,.0f}<extra></extra>",
+        )
+    )
+    fig.update_layout(title="Global importance: mean |SHAP| (USD of uplift)")
+    ui.chart(ui.style(fig, height=420, x_format="$,.0f", legend=False), key="md_importance")
+with right:
+    features = importance["feature"].to_list()
+    labels = dict(zip(importance["feature"], importance["label"], strict=True))
+    feature = st.selectbox(
+        "Dependence of", features, key="md_feature", format_func=lambda x: labels.get(x, x)
+    )
+    part = dependence.filter(pl.col("feature") == feature)
+    fig = go.Figure(
+        go.Scattergl(
+            x=part["value"],
+            y=part["shap"],
+            mode="markers",
+            marker={"size": 5, "opacity": 0.5, "color": ui.PALETTE[0]},
+            hovertemplate="value %{x:,.3g}: %{y:$,.0f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"SHAP dependence: {labels.get(feature, feature)}",
+        xaxis_title=labels.get(feature),
+        yaxis_title="SHAP (USD)",
+        hovermode="closest",
+    )
+    ui.chart(ui.style(fig, height=380, y_format="$,.0f", legend=False), key="md_dependence")
+
+if rules.height:
+    st.markdown(
+        "**Segments where the model expects the most lift** (readable rules from a shallow tree on the "
+        "predictions)"
+    )
+    ui.table(
+        rules.select("rule", "entities", "mean_predicted_lift"),
+        key="md_rules",
+        overrides={
+            "mean_predicted_lift": st.column_config.NumberColumn("Mean predicted lift", format="percent")
+        },
+    )
+
+st.markdown("**All learners compared**")
+ui.table(
+    runs.select(
+        "learner",
+        "chosen",
+        "qini_coefficient",
+        "qini_area",
+        "auuc",
+        "uplift_at_10",
+        "uplift_at_20",
+        "holdout_spearman",
+        "holdout_policy_vs_oracle",
+        "truth_spearman",
+        "truth_policy_vs_oracle",
+    ),
+    key="md_runs",
+    overrides={
+        c: st.column_config.NumberColumn(c.replace("_", " "), format="%.3f")
+        for c in ("qini_coefficient", "holdout_spearman", "truth_spearman")
+    },
+)
+ui.downloads(
+    f"model_{strategy}",
+    lambda: {
+        "Metrics": runs,
+        "Qini": qini,
+        "Calibration": calibration,
+        "Importance": importance,
+        "Rules": rules,
+    },
+    key="dl_models",
+    csv=False,
+)
+with st.expander("How the metrics are normalized", icon=":material/info:"):
+    st.markdown(app_data.evaluation_note())

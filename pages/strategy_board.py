@@ -1,0 +1,275 @@
+"""Strategy board: every recommendation of the current run with filters; accept / assign / dismiss with an
+owner and a note (persisted with history); a budget and capacity allocation; and what was accepted
+earlier with its realized against predicted uplift."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+
+from liftboard import app_data
+from pages import _ui as ui
+
+user = ui.current_user()
+st.title("Strategy board")
+
+recs = app_data.recommendations(user)
+if recs.height == 0:
+    st.info("No recommendations in the current build.")
+    st.stop()
+catalog = app_data.snapshot("strategy_catalog", user)
+names = dict(zip(catalog["strategy"], catalog["name"], strict=True))
+
+with st.container(border=True):
+    c1, c2, c3, c4, c5 = st.columns([1.6, 1.2, 1.2, 1.2, 1])
+    strategies = c1.multiselect(
+        "Strategy",
+        sorted(recs["strategy"].unique()),
+        key="sb_strategy",
+        bind="query-params",
+        format_func=lambda s: names.get(s, s),
+        placeholder="All",
+    )
+    teams = c2.multiselect(
+        "Team", sorted(recs["team"].unique()), key="sb_team", bind="query-params", placeholder="All"
+    )
+    statuses = c3.multiselect(
+        "Status",
+        ["proposed", "accepted", "in_progress", "done", "dismissed"],
+        key="sb_status",
+        bind="query-params",
+        placeholder="All",
+    )
+    owners = c4.multiselect(
+        "Owner", sorted(recs["owner"].drop_nulls().unique()), key="sb_owner", placeholder="Anyone"
+    )
+    min_net = c5.number_input(
+        "Min net value ($)",
+        value=0.0,
+        step=100.0,
+        key="sb_min_net",
+        bind="query-params",
+        format="%.0f",
+        help="Expected 28-day uplift minus the strategy's cost.",
+    )
+    best_only = st.toggle("Best strategy per entity only", value=True, key="sb_best", bind="query-params")
+
+shown = recs.filter(pl.col("net_value") >= min_net)
+for column, allowed in (("strategy", strategies), ("team", teams), ("status", statuses), ("owner", owners)):
+    if allowed:
+        shown = shown.filter(pl.col(column).is_in(allowed))
+if best_only:
+    shown = shown.filter(pl.col("is_best"))
+shown = shown.sort("net_value", descending=True)
+columns = [
+    "entity_kind",
+    "entity_id",
+    "entity_name",
+    "strategy",
+    "team",
+    "expected_uplift",
+    "uplift_low",
+    "uplift_high",
+    "cost",
+    "net_value",
+    "status",
+    "owner",
+    "rationale",
+]
+board = shown.select(columns)
+
+m = st.columns(4)
+m[0].metric("Recommendations", f"{board.height:,}", border=True)
+m[1].metric(
+    "Expected uplift",
+    ui.money(board["expected_uplift"].sum()),
+    border=True,
+    help="Sum of expected 28-day incremental GMV of the rows shown.",
+)
+m[2].metric("Cost", ui.money(board["cost"].sum()), border=True)
+m[3].metric(
+    "Accepted or in progress",
+    f"{recs.filter(pl.col('status').is_in(['accepted', 'in_progress'])).height:,}",
+    border=True,
+)
+
+event = ui.table(
+    board,
+    key="sb_table",
+    select=True,
+    height=360,
+    overrides={"rationale": st.column_config.TextColumn("Why", width="large")},
+)
+ui.downloads("recommendations", {"Recommendations": board}, key="dl_sb")
+picked = ui.selected_row(event, board)
+
+if picked is not None:
+    full = shown.filter(
+        (pl.col("entity_id") == picked["entity_id"]) & (pl.col("strategy") == picked["strategy"])
+    )
+    row = full.row(0, named=True)
+    with st.container(border=True):
+        st.subheader(
+            f"{row['entity_name'] or row['entity_id']} · {names.get(row['strategy'], row['strategy'])}"
+        )
+        st.write(row["rationale"])
+        st.caption(
+            f"Status **{row['status']}**"
+            + (f" · owner {row['owner']}" if row["owner"] else "")
+            + (f" · started {row['started_on']}" if row["started_on"] else "")
+        )
+        with st.form("sb_action"):
+            owner = st.text_input("Owner", value=row["owner"] or user.username, key="sb_owner_in")
+            note = st.text_area("Note", key="sb_note", height=80)
+            b1, b2, b3, _ = st.columns([1, 1, 1, 3])
+            accept = b1.form_submit_button("Accept", type="primary", icon=":material/check:")
+            assign = b2.form_submit_button("Assign", icon=":material/person_add:")
+            dismiss = b3.form_submit_button("Dismiss", icon=":material/close:")
+        if accept or assign or dismiss:
+            key = {
+                "run_id": row["run_id"],
+                "entity_kind": row["entity_kind"],
+                "entity_id": row["entity_id"],
+                "strategy": row["strategy"],
+            }
+            try:
+                if dismiss:
+                    app_data.set_status(
+                        user, **key, status="dismissed", owner=owner or None, note=note or None
+                    )
+                elif accept:
+                    app_data.set_status(
+                        user, **key, status="accepted", owner=owner or None, note=note or None
+                    )
+                else:  # assign: accept if needed, then hand over as in progress
+                    if row["status"] in ("proposed", "dismissed"):
+                        if row["status"] == "dismissed":
+                            app_data.set_status(user, **key, status="proposed")
+                        app_data.set_status(user, **key, status="accepted", owner=owner or None)
+                    app_data.set_status(
+                        user, **key, status="in_progress", owner=owner or None, note=note or None
+                    )
+                st.toast("Saved", icon=":material/check_circle:")
+                st.rerun()
+            except (ValueError, PermissionError) as exc:
+                st.error(str(exc))
+        if row["action_id"]:
+            hist = app_data.history(user, row["action_id"])
+            if hist.height:
+                st.markdown("**History**")
+                ui.table(hist.drop("history_id", "action_id"), key="sb_history")
+
+st.subheader(
+    "Allocate a budget",
+    help="Greedy portfolio on the rows above: best net value first, one strategy "
+    "per entity, within the budget and each team's capacity, only where the interval's low end is "
+    "above zero (strategies.allocation.allocate).",
+)
+
+
+@st.fragment
+def allocation_panel() -> None:
+    candidates = recs.filter(pl.col("net_value") >= min_net)
+    if strategies:
+        candidates = candidates.filter(pl.col("strategy").is_in(strategies))
+    team_names = sorted(candidates["team"].unique())
+    cols = st.columns(1 + len(team_names))
+    budget = cols[0].number_input(
+        "Budget ($)", min_value=0.0, value=5_000.0, step=500.0, key="sb_budget", format="%.0f"
+    )
+    capacity = {
+        team: int(
+            cols[i + 1].number_input(
+                f"Capacity: {team.replace('_', ' ')}", min_value=0, value=50, step=5, key=f"sb_cap_{team}"
+            )
+        )
+        for i, team in enumerate(team_names)
+    }
+    chosen = app_data.allocation(user, candidates, budget, capacity)
+    a = st.columns(3)
+    a[0].metric("Entities treated", f"{chosen.height:,}", border=True)
+    a[1].metric("Spend", ui.money(chosen["cost"].sum() if chosen.height else 0), border=True)
+    a[2].metric(
+        "Expected uplift", ui.money(chosen["expected_uplift"].sum() if chosen.height else 0), border=True
+    )
+    if chosen.height:
+        fig = go.Figure(
+            go.Scatter(
+                x=chosen["cumulative_cost"],
+                y=chosen["expected_uplift"].cum_sum(),
+                mode="lines+markers",
+                line={"shape": "hv", "color": ui.PALETTE[0]},
+                hovertemplate="spend %{x:$,.0f}: uplift %{y:$,.0f}<extra></extra>",
+            )
+        )
+        fig.update_layout(title="Expected uplift against spend", xaxis_title="cumulative cost")
+        ui.chart(
+            ui.style(fig, height=300, y_format="$,.0f", x_format="$,.0f", legend=False), key="sb_alloc_chart"
+        )
+        ui.table(
+            chosen.select(
+                "entity_kind",
+                "entity_id",
+                "strategy",
+                "team",
+                "expected_uplift",
+                "uplift_low",
+                "cost",
+                "net_value",
+                "cumulative_cost",
+            ),
+            key="sb_alloc",
+            export_name="allocation",
+            height=260,
+        )
+
+
+allocation_panel()
+
+st.subheader("Accepted earlier: realized against predicted")
+outcomes = app_data.accepted_outcomes(user)
+if outcomes.height == 0:
+    st.info(
+        "Nothing accepted yet. Accepted recommendations appear here with their realized uplift once 28 days "
+        "of data have passed."
+    )
+else:
+    shown_outcomes = outcomes.with_columns(
+        pl.when(pl.col("complete")).then(pl.lit("measured")).otherwise(pl.lit("in progress")).alias("outcome")
+    ).drop("complete")
+    done = shown_outcomes.filter(pl.col("outcome") == "measured")
+    if done.height:
+        fig = go.Figure(
+            go.Scatter(
+                x=done["predicted_uplift"],
+                y=done["realized_uplift"],
+                mode="markers",
+                text=done["entity_id"],
+                marker={"size": 9, "color": ui.PALETTE[0]},
+                hovertemplate="%{text}: predicted %{x:$,.0f}, realized %{y:$,.0f}<extra></extra>",
+            )
+        )
+        top = float(max(done["predicted_uplift"].max() or 0, done["realized_uplift"].max() or 0))
+        fig.add_scatter(
+            x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": "#999"}, name="y = x"
+        )
+        fig.update_layout(
+            title="Realized (28 days after vs before) against predicted uplift",
+            xaxis_title="predicted",
+            yaxis_title="realized",
+        )
+        ui.chart(
+            ui.style(fig, height=320, y_format="$,.0f", x_format="$,.0f", legend=False), key="sb_outcomes"
+        )
+    ui.table(
+        shown_outcomes,
+        key="sb_outcomes_table",
+        export_name="accepted_outcomes",
+        height=260,
+        hide=("action_id",),
+    )
+    st.caption(
+        "Realized = GMV in the 28 days from the start minus the 28 days before (daily facts); shown as "
+        "“in progress” until 28 days of data exist after the start."
+    )
