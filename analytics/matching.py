@@ -26,7 +26,6 @@ the same models and aggregates per creator, excluding creators already partnered
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
@@ -74,7 +73,7 @@ class MatchingConfig:
     objectives: tuple[str, ...] = OBJECTIVES
     num_boost_round: int = 100
     learning_rate: float = 0.05
-    num_leaves: int = 15
+    num_leaves: int = 4
     min_data_in_leaf: int = 50
     negatives_per_positive: int = 30
     recruit_products_per_merchant: int = 10
@@ -767,22 +766,21 @@ def ranking_metrics(recs: pl.DataFrame, positives: pl.DataFrame, k: int) -> dict
         dcg=(pl.col("hit") / (pl.col("rank").cast(pl.Float64) + 1).log(2)).sum(),
         ap_sum=(pl.col("hit") * pl.col("cum_hits") / pl.col("rank").cast(pl.Float64)).sum(),
     )
-    ideal = pl.int_range(1, pl.min_horizontal(pl.col("n_pos"), k) + 1)
+    # ideal DCG of n positives = Σ_{i ≤ min(n, k)} 1 / log2(i + 1)
+    ideal = pl.DataFrame(
+        {"relevant": np.arange(1, k + 1, dtype=np.int64), "idcg": np.cumsum(1 / np.log2(np.arange(2, k + 2)))}
+    )
     scored = (
         n_pos.join(per_creator, on="creator_id", how="left")
         .with_columns(pl.col("hits", "dcg", "ap_sum").fill_null(0))
-        .with_columns(
-            idcg=pl.col("n_pos").map_elements(
-                lambda n: sum(1 / math.log2(i + 1) for i in range(1, min(n, k) + 1)), return_dtype=pl.Float64
-            )
-        )
+        .with_columns(relevant=pl.min_horizontal(pl.col("n_pos"), pl.lit(k)).cast(pl.Int64))
+        .join(ideal, on="relevant", how="left")
         .select(
             recall=pl.col("hits") / pl.col("n_pos"),
             ndcg=pl.col("dcg") / pl.col("idcg"),
             map=pl.col("ap_sum") / pl.min_horizontal(pl.col("n_pos"), pl.lit(k)),
         )
     )
-    del ideal
     means = scored.mean().row(0, named=True)
     return {**{key: float(value) for key, value in means.items()}, "creators": float(n_pos.height)}
 
