@@ -513,3 +513,98 @@ def serve(
         "--server.port", str(port), "--server.address", address, "--server.headless", "true",
     ]
     raise typer.Exit(subprocess.call(command, cwd=app_path.parent))
+
+
+# --------------------------------------------------------------------------------------------------------
+# report: the weekly review and merchant reports as files (reports/), for people and for cron.
+# Exit codes: 0 written, 1 no build or no data, 2 bad arguments (week, merchant, format, user).
+# --------------------------------------------------------------------------------------------------------
+
+report_app = typer.Typer(help="Export the weekly review or a merchant report (PDF, slides, Excel, HTML).")
+app.add_typer(report_app, name="report", no_args_is_help=True)
+
+_FORMAT_HELP = "Comma-separated formats: pdf, pptx, xlsx, html."
+
+
+def _report_user(settings: Settings, username: str | None) -> None:
+    """Exit with code 2 when ``username`` is given but unknown."""
+    from liftboard.access import get_user
+
+    if username is not None and get_user(settings, username) is None:
+        _err().print(Text(f"error: unknown user {username!r}", style="bold red"))
+        raise typer.Exit(2)
+
+
+def _write_reports(make: Callable[[], object], formats: str, out: Path) -> None:
+    import time
+
+    from reports.model import NoReportData, ReportError
+    from reports.render import parse_formats, write_report
+
+    console, err = _out(), _err()
+    started = time.perf_counter()
+    try:
+        chosen = parse_formats(formats)
+        report = make()
+    except ReportError as exc:
+        err.print(Text(f"error: {exc}", style="bold red"))
+        raise typer.Exit(2) from None
+    except NoReportData as exc:
+        err.print(Text(f"error: {exc}", style="bold red"))
+        raise typer.Exit(1) from None
+    paths = write_report(report, chosen, out)  # type: ignore[arg-type]
+    table = Table(title=f"{report.title} · {report.period}")  # type: ignore[attr-defined]
+    table.add_column("format")
+    table.add_column("file", overflow="fold")
+    table.add_column("bytes", justify="right")
+    for path in paths:
+        table.add_row(path.suffix[1:], str(path), f"{path.stat().st_size:,}")
+    console.print(table)
+    console.print(
+        Text(f"wrote {len(paths)} file(s) to {out} in {time.perf_counter() - started:.1f}s", style="green")
+    )
+
+
+@report_app.command("weekly")
+def report_weekly(
+    week: Annotated[
+        str | None, typer.Option(help="ISO week, e.g. 2026-W47; default: the last complete week.")
+    ] = None,
+    formats: Annotated[str, typer.Option("--format", "-f", help=_FORMAT_HELP)] = "pdf,pptx,xlsx,html",
+    out: Annotated[Path, typer.Option(help="Folder to write the files to.")] = Path("reports-out"),
+    user: Annotated[
+        str | None, typer.Option("--user", help="Make the review as this user (scoped to their merchants).")
+    ] = None,
+) -> None:
+    """The weekly business review of one ISO week."""
+    from liftboard.access import get_user
+    from reports.weekly import weekly_review
+
+    settings = Settings.from_env()
+    db.ensure_db(settings)
+    _report_user(settings, user)
+    who = get_user(settings, user) if user else None
+    _write_reports(lambda: weekly_review(settings, week, who), formats, out)
+
+
+@report_app.command("merchant")
+def report_merchant(
+    merchant: Annotated[str, typer.Option("--merchant", "-m", help="Merchant id, e.g. m00042.")],
+    formats: Annotated[str, typer.Option("--format", "-f", help=_FORMAT_HELP)] = "pdf,xlsx",
+    out: Annotated[Path, typer.Option(help="Folder to write the files to.")] = Path("reports-out"),
+    week: Annotated[
+        str | None, typer.Option(help="ISO week of the KPIs; default: the last complete week.")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Make the report as this user (their merchants only).")
+    ] = None,
+) -> None:
+    """The report of one merchant: KPIs and trend, products, creators, category, recommendations."""
+    from liftboard.access import get_user
+    from reports.merchant import merchant_report
+
+    settings = Settings.from_env()
+    db.ensure_db(settings)
+    _report_user(settings, user)
+    who = get_user(settings, user) if user else None
+    _write_reports(lambda: merchant_report(settings, merchant, who, week), formats, out)

@@ -128,6 +128,14 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1].rstrip() + "…"
 
 
+def _cell_run(cell, text: str, font: Pt):  # type: ignore[no-untyped-def]
+    paragraph = cell.text_frame.paragraphs[0]
+    run = paragraph.add_run()
+    run.text = text
+    run.font.size = font
+    return run
+
+
 def _table(slide, table: Table, left: Emu, top: Emu, width: Emu, height: Emu, font: Pt = TABLE_FONT) -> int:  # type: ignore[no-untyped-def]
     """Draw ``table`` in the box; return how many rows were shown."""
     _text(slide, left, top, width, Inches(0.4), table.title, 15, bold=True, color=ACCENT)
@@ -146,17 +154,13 @@ def _table(slide, table: Table, left: Emu, top: Emu, width: Emu, height: Emu, fo
     for j, weight in enumerate(weights):
         grid.columns[j].width = int(width * weight / sum(weights))
     for j, column in enumerate(columns):
-        cell = grid.cell(0, j)
-        cell.text = table.label(column)
-        paragraph = cell.text_frame.paragraphs[0]
-        paragraph.runs[0].font.size = font
-        paragraph.runs[0].font.bold = True
+        run = _cell_run(grid.cell(0, j), table.label(column), font)
+        run.font.bold = True
     for i, row in enumerate(rows, start=1):
         for j, column in enumerate(columns):
             cell = grid.cell(i, j)
-            cell.text = _short(table.cell(column, row))
+            _cell_run(cell, _short(table.cell(column, row)), font)
             paragraph = cell.text_frame.paragraphs[0]
-            paragraph.runs[0].font.size = font
             kind = format_of(table.format_key(column, row)).kind
             if kind not in ("text", "date"):
                 paragraph.alignment = PP_ALIGN.RIGHT
