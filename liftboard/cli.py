@@ -499,6 +499,43 @@ def users_seed_demo() -> None:
 
 
 @app.command()
+def watch(
+    directory: Annotated[Path, typer.Argument(help="Folder to watch for CSV, Parquet or NDJSON files.")],
+    once: Annotated[bool, typer.Option("--once", help="Process what is there now, then exit.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 2.0,
+) -> None:
+    """Ingest files dropped in DIRECTORY as they arrive and keep creator interests current (Ctrl-C stops)."""
+    from analytics.watch import WatchBatch, watch_folder
+
+    out, err = _out(), _err()
+
+    def report(batch: WatchBatch) -> None:
+        if batch.error:
+            err.print(Text(f"rejected {len(batch.files)} file(s): {batch.error}", style="bold red"))
+            return
+        out.print(
+            f"run {batch.run_id}: {len(batch.files)} file(s), {batch.rows_loaded:,} row(s) loaded, "
+            + ("interests rebuilt" if batch.events < 0 else f"{batch.events:,} interest event(s)")
+            + f"; interests as of {batch.state_as_of:%Y-%m-%d %H:%M}, "
+            f"{batch.drifting_creators:,} creator(s) drifting"
+        )
+
+    try:
+        settings = Settings.from_env()
+        batches = watch_folder(directory, settings, once=once, poll_seconds=interval, on_batch=report)
+    except FileNotFoundError as exc:
+        err.print(Text(f"error: {exc}", style="bold red"))
+        raise typer.Exit(EXIT_INGEST_ERROR) from None
+    except KeyboardInterrupt:
+        out.print("stopped")
+        return
+    if once and not batches:
+        out.print("nothing to ingest")
+    if any(batch.error for batch in batches):
+        raise typer.Exit(EXIT_INGEST_ERROR)
+
+
+@app.command()
 def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
     address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",

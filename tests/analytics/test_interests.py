@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -196,3 +197,59 @@ def test_drift_flags_creators_whose_interest_drifted_recently(tiny: MarketFrames
     assert rate[True] > 0.3
     assert rate[True] > 5 * rate[False]
     assert math.isfinite(rate[False])
+
+
+def test_watch_ingests_dropped_files_and_keeps_interests_equal_to_a_full_recompute(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from analytics.lake import scan_table
+    from analytics.watch import load_interest_state, watch_folder
+    from liftboard.cli import app
+    from liftboard.config import Settings
+    from tests.builders import valid_tables, write
+
+    settings = Settings.from_env()  # the isolated LIFTBOARD_HOME of this test
+    cfg = InterestConfig(hashtag_min_content=1)  # the builder's marketplace has three pieces of content
+    tables = valid_tables()
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for name in ("creators", "merchants", "products", "showcase", "engagement"):
+        write(tables[name], drop / f"{name}.parquet")
+    write(tables["content"].head(2), drop / "content-1.parquet")
+    write(tables["orders"].head(2), drop / "orders-1.parquet")
+    (first,) = watch_folder(drop, settings, once=True, cfg=cfg)
+    assert first.events == -1 and first.error is None  # first data: a full rebuild learns the hashtag map
+    write(tables["content"].tail(1), drop / "content-2.parquet")
+    write(tables["orders"].tail(2), drop / "orders-2.parquet")
+    (second,) = watch_folder(drop, settings, once=True, cfg=cfg)
+    # #home (not in the map learned from the first batch) and the refunded order (cancelled: no signal)
+    assert second.error is None and second.events == 2
+    assert sorted(p.name for p in (drop / "processed").iterdir()) == sorted(
+        [
+            "creators.parquet",
+            "merchants.parquet",
+            "products.parquet",
+            "showcase.parquet",
+            "engagement.parquet",
+        ]
+        + ["content-1.parquet", "orders-1.parquet", "content-2.parquet", "orders-2.parquet"]
+    )
+    loaded = load_interest_state(settings)
+    assert loaded is not None
+    state, tag_map = loaded
+    assert not tag_map.is_empty()
+    events = interest_events(
+        scan_table("content", settings),
+        scan_table("showcase", settings),
+        scan_table("orders", settings),
+        scan_table("products", settings),
+        tag_map.lazy(),
+        cfg,
+    )
+    assert_frame_equal(state.sums, interest_state(events, state.as_of, cfg).sums, rel_tol=1e-9, abs_tol=1e-12)
+    runner = CliRunner()
+    nothing = runner.invoke(app, ["watch", str(drop), "--once"])
+    assert nothing.exit_code == 0 and "nothing to ingest" in nothing.output
+    write(tables["orders"].head(1), drop / "bad.csv")
+    missing = runner.invoke(app, ["watch", str(tmp_path / "nowhere"), "--once"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
