@@ -485,3 +485,23 @@ def load_snapshot(name: str, settings: Settings, build_id: str | None = None) ->
             f"build {build_id} has no snapshot {name!r}; snapshots: {', '.join(SNAPSHOTS)}"
         )
     return pl.scan_parquet(path)
+
+
+def is_stale(settings: Settings) -> bool:
+    """True when there is no build yet, or a committed ingestion run finished after the current build
+    was created (the lake changed since)."""
+    from analytics import db
+
+    manifest = latest_manifest(settings)
+    if manifest is None:
+        return True
+    db.ensure_db(settings)
+    runs = db.metadata.tables["ingestion_runs"]
+    query = sa.select(sa.func.max(runs.c.finished_at)).where(runs.c.status == "committed")
+    with db.connect(settings) as connection:
+        last = connection.execute(query).scalar()
+    if last is None:
+        return False
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return last > datetime.fromisoformat(manifest["created_at"])

@@ -260,14 +260,23 @@ def build_command(
         ),
     ] = None,
     no_sql: Annotated[bool, typer.Option("--no-sql", help="Publish Parquet snapshots only.")] = False,
+    if_stale: Annotated[
+        bool,
+        typer.Option(
+            "--if-stale", help="Build only when no build exists or data was ingested since the last one."
+        ),
+    ] = False,
 ) -> None:
     """Run the analytics build and publish snapshots (Parquet) and analytics_* tables (SQL)."""
     from datetime import date
 
-    from liftboard.build import BuildConfig, build
+    from liftboard.build import BuildConfig, build, is_stale
 
     settings = Settings.from_env()
     out, err = _out(), _err()
+    if if_stale and not is_stale(settings):
+        out.print("the current build is up to date with the lake: nothing to do")
+        return
     try:
         day = date.fromisoformat(as_of) if as_of else None
     except ValueError:
@@ -457,7 +466,12 @@ def users_add(
         raise typer.Exit(2)
     try:
         user = access.add_user(
-            settings, username, password, role, display_name=display_name, merchant_ids=merchant or (),
+            settings,
+            username,
+            password,
+            role,
+            display_name=display_name,
+            merchant_ids=merchant or (),
             email=email,
         )
     except access.AccessError as exc:
@@ -546,8 +560,17 @@ def serve(
 
     app_path = Path(__file__).resolve().parent.parent / "app.py"
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app_path),
-        "--server.port", str(port), "--server.address", address, "--server.headless", "true",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--server.headless",
+        "true",
     ]
     raise typer.Exit(subprocess.call(command, cwd=app_path.parent))
 

@@ -28,6 +28,20 @@ from strategies.training import ENTITY_ID, data_window, training_set
 
 Progress = Callable[[str, int, int], None]
 KINDS = ("creator", "merchant")
+SNAPSHOTS: tuple[str, ...] = (
+    "recommendations",
+    "allocation",
+    "cost_curve",
+    "model_metrics",
+    "qini_curves",
+    "calibration",
+    "shap_drivers",
+    "shap_importance",
+    "shap_dependence",
+    "segment_rules",
+    "strategy_catalog",
+)
+"""The tables a strategies run publishes (see `StrategyRun.tables`)."""
 
 
 @dataclass
@@ -52,7 +66,7 @@ class StrategyRun:
     models: dict[str, KindModel] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pl.DataFrame]:
-        """The frames to publish, by snapshot name."""
+        """The frames to publish, by snapshot name (the names of `SNAPSHOTS`)."""
         return {
             "recommendations": self.recommendations,
             "allocation": self.allocation,

@@ -34,6 +34,7 @@ from liftboard.build import (
 )
 from liftboard.cli import app
 from liftboard.config import Settings
+from strategies.pipeline import SNAPSHOTS as STRATEGY_SNAPSHOTS
 
 AS_OF = date(2026, 11, 23)  # the day after the simulator's last day
 
@@ -80,7 +81,7 @@ def test_build_publishes_every_snapshot(built: tuple[Settings, BuildResult, list
     assert manifest is not None
     assert manifest["build_id"] == result.build_id
     assert manifest["as_of"] == AS_OF.isoformat()
-    assert set(manifest["row_counts"]) == set(SNAPSHOTS)
+    assert set(manifest["row_counts"]) == set(SNAPSHOTS) | set(STRATEGY_SNAPSHOTS)
     for name in SNAPSHOTS:
         assert load_snapshot(name, settings).select(pl.len()).collect().item() == manifest["row_counts"][name]
     assert (
@@ -218,7 +219,8 @@ def test_build_of_an_empty_lake(tmp_path: Path) -> None:
     result = build(settings, date(2026, 1, 5))
 
     assert result.as_of == date(2026, 1, 5)
-    assert set(result.row_counts.values()) == {0}
+    # every data snapshot is empty; the strategy catalog is configuration, not data
+    assert {n for name, n in result.row_counts.items() if name != "strategy_catalog"} == {0}
     with pytest.raises(SnapshotNotFound, match="no snapshot 'nope'"):
         load_snapshot("nope", settings)
     dispose_engine(settings)

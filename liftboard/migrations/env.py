@@ -10,6 +10,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
+import liftboard.access  # noqa: F401  (registers the users tables on the metadata)
+import strategies.store  # noqa: F401  (registers the strategy tables on the metadata)
 from analytics.db import metadata
 from liftboard.config import Settings
 
