@@ -20,13 +20,14 @@ demo: venv
 	$(BIN)/liftboard demo --scale $(SCALE) --if-missing
 
 build: demo
-	$(BIN)/liftboard build
+	$(BIN)/liftboard build --if-stale
 
 run: build
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+	$(BIN)/liftboard users seed-demo
+	$(BIN)/liftboard serve --port $(PORT)
 
 test: venv
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --timeout 900
 
 lint: venv
 	$(BIN)/ruff check analytics strategies reports liftboard tests
