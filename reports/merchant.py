@@ -230,6 +230,7 @@ def _products(settings: Settings, user: User | None, merchant_id: str, sunday: d
                 formats=_WINDOW_FORMATS,
                 print_rows=40,
                 widths={"title": 2.4},
+                slide_columns=("title", "price", "gmv", "growth_pct", "orders", "cvr"),
             ),
         ),
     )
@@ -281,6 +282,7 @@ def _creators(settings: Settings, merchant_daily: pl.LazyFrame, sunday: date) ->
                 formats=_WINDOW_FORMATS,
                 print_rows=40,
                 widths={"handle": 1.6},
+                slide_columns=("handle", "region", "followers", "gmv", "share_of_gmv", "growth_pct"),
             ),
         ),
     )
@@ -425,6 +427,7 @@ def _recommendations(settings: Settings, user: User | None, merchant_id: str) ->
                     "net_value": "usd",
                 },
                 widths={"rationale": 4.0, "strategy": 1.6, "rank": 0.5},
+                slide_columns=("rank", "strategy", "expected_uplift", "cost", "net_value", "action_status"),
             ),
         ),
     )

@@ -142,6 +142,8 @@ class Table:
     """Relative column widths for PDF/slides (default 1; long text columns get more)."""
     hidden: tuple[str, ...] = ()
     """Columns kept in the frame (Excel) but not shown in PDF, slides and HTML."""
+    slide_columns: tuple[str, ...] = ()
+    """The few columns a slide shows (default: the shown columns without long text)."""
 
     @property
     def shown_columns(self) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,20 +32,27 @@ class MeetingNotes:
     updated_at: datetime | None = None
 
 
-def notes_path(settings: Settings, week: str) -> Path:
-    """Where the notes of ``week`` (``2026-W47``) live.
+_OWNER = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+
+
+def notes_path(settings: Settings, week: str, owner: str | None = None) -> Path:
+    """Where the notes of ``week`` (``2026-W47``) live: ``notes/<week>.json`` for the whole marketplace's
+    review, ``notes/<week>.<owner>.json`` for a merchant-success user's own (scoped) review.
 
     Raises:
-        ReportError: ``week`` is not an ISO week label (so no path can be smuggled in).
+        ReportError: ``week`` is not an ISO week label or ``owner`` not a plain name (no path can be
+            smuggled in).
     """
     if not WEEK_PATTERN.match(week):
         raise ReportError(f"week {week!r} is not an ISO week like 2026-W47")
-    return settings.home / "notes" / f"{week}.json"
+    if owner is not None and (not _OWNER.match(owner) or owner.startswith(".")):
+        raise ReportError(f"notes owner {owner!r} is not a plain user name")
+    return settings.home / "notes" / (f"{week}.json" if owner is None else f"{week}.{owner}.json")
 
 
-def read_notes(settings: Settings, week: str) -> MeetingNotes:
-    """The saved notes of ``week``, or empty notes."""
-    path = notes_path(settings, week)
+def read_notes(settings: Settings, week: str, owner: str | None = None) -> MeetingNotes:
+    """The saved notes of ``week`` (of ``owner``'s scoped review), or empty notes."""
+    path = notes_path(settings, week, owner)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -58,13 +66,15 @@ def read_notes(settings: Settings, week: str) -> MeetingNotes:
     )
 
 
-def save_notes(settings: Settings, week: str, text: str, user: str | None = None) -> MeetingNotes:
-    """Replace the notes of ``week`` with ``text`` (atomically) and return what was saved.
+def save_notes(
+    settings: Settings, week: str, text: str, user: str | None = None, owner: str | None = None
+) -> MeetingNotes:
+    """Replace the notes of ``week`` (of ``owner``'s scoped review) with ``text``, atomically.
 
     Raises:
-        ReportError: bad week label, or text longer than `MAX_NOTES_CHARS`.
+        ReportError: bad week label or owner, or text longer than `MAX_NOTES_CHARS`.
     """
-    path = notes_path(settings, week)
+    path = notes_path(settings, week, owner)
     if len(text) > MAX_NOTES_CHARS:
         raise ReportError(f"notes are limited to {MAX_NOTES_CHARS:,} characters")
     notes = MeetingNotes(week, text, user, datetime.now(UTC).replace(microsecond=0))

@@ -139,7 +139,7 @@ def _cell_run(cell, text: str, font: Pt):  # type: ignore[no-untyped-def]
 def _table(slide, table: Table, left: Emu, top: Emu, width: Emu, height: Emu, font: Pt = TABLE_FONT) -> int:  # type: ignore[no-untyped-def]
     """Draw ``table`` in the box; return how many rows were shown."""
     _text(slide, left, top, width, Inches(0.4), table.title, 15, bold=True, color=ACCENT)
-    columns = [c for c in table.shown_columns if table.widths.get(c, 1.0) < 3.5]
+    columns = list(table.slide_columns) or [c for c in table.shown_columns if table.widths.get(c, 1.0) < 3.5]
     body_top = top + Inches(0.42)
     available = int((height - Inches(0.42) - Inches(0.35)) / ROW_HEIGHT) - 1
     total = table.frame.height

@@ -71,6 +71,12 @@ RECOMMENDATIONS_SHOWN = 20
 _MONEY = {"gmv": "usd", "previous_gmv": "usd", "change": "usd", "net_gmv": "usd", "growth_pct": "pct_change"}
 
 
+def notes_owner(user: User | None) -> str | None:
+    """Whose notes a review shows: the shared ones (``None``) for everyone who sees every merchant,
+    a merchant-success user's own for their scoped review (their notes may name their merchants)."""
+    return user.username if is_scoped(user) and user is not None else None
+
+
 def resolve_week(settings: Settings, week: str | date | None) -> date:
     """The Monday of the week to review: ``week`` (``2026-W47`` or a date in it), default the last
     complete week of the current build.
@@ -138,7 +144,7 @@ def weekly_review(settings: Settings, week: str | date | None = None, user: User
         sections.append(_cohorts(settings, monday))
     sections.append(_follow_up(settings, user, creator_daily, merchant_daily, monday, sunday))
     sections.append(_recommendations(settings, user))
-    notes = read_notes(settings, week_label(monday))
+    notes = read_notes(settings, week_label(monday), notes_owner(user))
     sections.append(
         Section(
             key="notes",
@@ -249,6 +255,7 @@ def _contributions(
             "share_of_change": "ratio",
         },
         widths={"segment": 2.0},
+        slide_columns=("dimension", "segment", "contribution", "share_of_change"),
     )
     return Section(
         key="contributions",
@@ -290,6 +297,7 @@ def _mover_table(frame: pl.DataFrame, key: str, title: str, id_column: str, name
         formats={**_MONEY, "rank": "int"},
         print_rows=MOVERS_SHOWN,
         widths={name_column: 2.0, "rank": 0.5},
+        slide_columns=(name_column, "previous_gmv", "gmv", "growth_pct"),
     )
 
 
@@ -448,7 +456,7 @@ def _cohorts(settings: Settings, monday: date) -> Section:
         charts.append(
             Chart(
                 key=f"{kind}_retention",
-                title=f"{kind.capitalize()} retention by age: cohorts 4, 8, 12, 16 weeks old vs the average",
+                title=f"{kind[:-1].capitalize()} retention by cohort age",
                 frame=pl.DataFrame(
                     rows, schema={"panel": pl.String, "x": pl.String, "y": pl.Float64, "series": pl.String}
                 ),
@@ -664,6 +672,7 @@ def _follow_up(
                 },
                 print_rows=40,
                 widths={"name": 1.6, "strategy": 1.6, "state": 1.5},
+                slide_columns=("name", "strategy", "started_on", "predicted_so_far", "realized_so_far", "state"),
                 hidden=("owner", "gmv_before", "gmv_since"),
             ),
         ),
@@ -753,6 +762,7 @@ def _recommendations(settings: Settings, user: User | None) -> Section:
                 },
                 print_rows=RECOMMENDATIONS_SHOWN,
                 widths={"rationale": 4.0, "name": 1.5, "strategy": 1.6},
+                slide_columns=("entity_kind", "name", "strategy", "expected_uplift", "cost", "net_value"),
                 hidden=("team", "uplift_low", "uplift_high"),
             ),
         ),
