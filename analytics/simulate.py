@@ -237,10 +237,9 @@ WEEKDAY_TRAFFIC = np.array([0.92, 0.9, 0.95, 1.0, 1.05, 1.2, 1.15])  # Monday fi
 WEEKDAY_POSTING = WEEKDAY_TRAFFIC / WEEKDAY_TRAFFIC.sum()
 VIDEO_DECAY = np.array([1.0, 0.5, 0.25, 0.12])  # share of a video's reach on publish day, day 1, 2, 3
 
-# Assignment waves: (first week, last week + 1). Every enrolled creator joins one of the two randomized
-# pilot waves (merchants, being few, join both) and may join the targeted rollout; a 28-day outcome
-# window ends before the next wave an entity can be in starts, and the rollout's 28-day pre-period
-# follows the pilots' windows (a merchant's second pilot's pre-period may overlap its first window).
+# Assignment waves: (first week, last week + 1). Each entity may join both randomized pilot waves and
+# the targeted rollout; a 28-day outcome window ends before the next wave starts, though the second
+# pilot's 28-day pre-period may overlap the first pilot's window (balanced across arms: noise, not bias).
 PILOT_WAVES = ((4, 6), (11, 13))
 ROLLOUT_WEEKS = (18, 20)
 PARTICIPATION = 0.85  # share of eligible entities enrolled in each assignment wave
@@ -612,12 +611,10 @@ def assign_interventions(world: World, seed: int) -> pl.DataFrame:
         ),
     ):
         size_z = (size - size.mean()) / (size.std() + 1e-9)
-        # creators join one of the pilot waves; merchants, being few, join every pilot wave
-        pilot_wave = rng.integers(0, len(PILOT_WAVES), n)
-        waves: list[tuple[str, np.ndarray]] = []
-        for w, (w0, w1) in enumerate(PILOT_WAVES):
-            days = rng.integers(7 * w0, 7 * w1, n)
-            waves.append(("randomized", np.where((pilot_wave == w) | (kind == "merchant"), days, -1)))
+        # every entity may join each randomized pilot wave (with probability PARTICIPATION)
+        waves: list[tuple[str, np.ndarray]] = [
+            ("randomized", rng.integers(7 * w0, 7 * w1, n)) for w0, w1 in PILOT_WAVES
+        ]
         waves.append(("targeted", rng.integers(7 * ROLLOUT_WEEKS[0], 7 * ROLLOUT_WEEKS[1], n)))
         for assignment, day in waves:
             eligible = (day >= 0) & (join <= day - 28) & (churn > day + 7) & (rng.random(n) < PARTICIPATION)
