@@ -66,6 +66,7 @@ class ModelConfig:
     # heavy-tailed, and a relative target keeps the biggest sellers from drowning the effect's
     # heterogeneity. "change": after − before in USD. "level": GMV after, in USD.
     outcome: str = "relative"
+    max_training_rows: int = 60_000  # larger training sets are sampled by entity (scores use everything)
     baseline_column: str = "gmv_28d"
     baseline_floor: float = 50.0
     relative_cap: float = 5.0
@@ -203,6 +204,10 @@ def fit_kind(
     rows. ``truth`` (intervention_id, true_uplift_gmv_28d) adds truth-based metrics (simulator only)."""
     cfg = cfg or ModelConfig()
     arms = ARMS[kind]
+    if train.height > cfg.max_training_rows:
+        share = cfg.max_training_rows / train.height
+        keep = train["entity_id"].unique().sort().sample(fraction=share, seed=cfg.seed)
+        train = train.filter(pl.col("entity_id").is_in(keep.implode()))
     encoder = FeatureEncoder.fit(train)
     holdout_ids = holdout_entities(train, cfg.holdout_share, cfg.seed)
     in_holdout = pl.col("entity_id").is_in(holdout_ids.implode())
