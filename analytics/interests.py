@@ -31,7 +31,7 @@ from analytics.relations import MarketFrames
 from analytics.schema import UTC_DATETIME
 
 EVENT_SCHEMA = pl.Schema(
-    {
+    {  # type: ignore[arg-type]
         "creator_id": pl.String,
         "at": UTC_DATETIME,
         "dimension": pl.String,
@@ -161,7 +161,7 @@ def interest_events(
     )
     return pl.concat(
         [
-            frame.cast(dict(EVENT_SCHEMA))
+            frame.cast(EVENT_SCHEMA)
             for frame in (hashtag_events, caption_categories, showcase_events, order_events)
         ]
     )

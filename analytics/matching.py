@@ -689,7 +689,7 @@ class ProductRanker:
             ),
             num_boost_round=max(30, self.cfg.num_boost_round // 2),
         )
-        self.gmv_fallback_ = float(positives["label_gmv"].median() or 0.0)
+        self.gmv_fallback_ = float(np.median(positives["label_gmv"].to_numpy())) if positives.height else 0.0
         return self
 
     def score(self, frame: pl.DataFrame) -> np.ndarray:
@@ -941,16 +941,18 @@ def _with_reasons(frame: pl.DataFrame, contributions: np.ndarray, n_reasons: int
     )
     order = np.argsort(-grouped, axis=1, kind="stable")[:, :n_reasons]
     top_values = np.take_along_axis(grouped, order, axis=1)
-    columns = {}
+    columns: dict[str, pl.Series] = {}
     for j in range(n_reasons):
-        picked = np.where(top_values[:, j] > 0, np.array(names)[order[:, j]], None)
-        columns[f"_g{j}"] = pl.Series(picked, dtype=pl.String)
+        columns[f"_g{j}"] = pl.Series(np.array(names)[order[:, j]], dtype=pl.String)
+        columns[f"_v{j}"] = pl.Series(top_values[:, j])
     out = frame.with_columns(**columns).with_columns(
-        _reason_text(pl.col(f"_g{j}")).alias(f"_r{j}") for j in range(n_reasons)
+        pl.when(pl.col(f"_v{j}") > 0).then(_reason_text(pl.col(f"_g{j}"))).alias(f"_r{j}")
+        for j in range(n_reasons)
     )
+    helpers = [f"_{kind}{j}" for kind in "gvr" for j in range(n_reasons)]
     return out.with_columns(
         reasons=pl.concat_list(f"_r{j}" for j in range(n_reasons)).list.drop_nulls()
-    ).drop([f"_g{j}" for j in range(n_reasons)] + [f"_r{j}" for j in range(n_reasons)])
+    ).drop(helpers)
 
 
 def _scored(frame: pl.DataFrame, ranker: ProductRanker) -> pl.DataFrame:
