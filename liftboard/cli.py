@@ -44,6 +44,25 @@ def _err() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
+@contextmanager
+def progress_bar(console: Console) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar, yielded as the ``progress(stage, done, total)`` callback the libraries take."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        yield progress
+
+
 def _report_table(report: IngestReport) -> Table:
     table = Table(title=f"Ingestion run {report.run_id}")
     table.add_column("table")
@@ -99,19 +118,7 @@ def ingest(
                 raise IngestError(
                     "nothing to ingest: give files, or --source-url with --source-table or --query"
                 )
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-            ) as bar:
-                task = bar.add_task("starting", total=None)
-
-                def progress(stage: str, done: int, total: int) -> None:
-                    bar.update(task, description=stage, completed=done, total=total)
-
+            with progress_bar(err) as progress:
                 report = ingest_files(paths, settings, table=table, progress=progress)
     except IngestError as exc:
         err.print(Text(f"error: {exc}", style="bold red"))
@@ -283,19 +290,7 @@ def build_command(
         err.print(Text(f"error: --as-of {as_of!r} is not a date (YYYY-MM-DD)", style="bold red"))
         raise typer.Exit(2) from None
     db.ensure_db(settings)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=None)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
-
+    with progress_bar(err) as progress:
         result = build(settings, day, progress=progress, config=BuildConfig(publish_sql=not no_sql))
     table = Table(title=f"Build {result.build_id} (as of {result.as_of})")
     table.add_column("snapshot")
@@ -311,25 +306,6 @@ def build_command(
 # demo: the simulator's command goes here (`@app.command() def demo(...)` calling
 # analytics.simulate.generate). Keep it below this line so the ingest/status/db commands stay together.
 # --------------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def progress_bar(console: Console) -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress bar, yielded as the ``progress(stage, done, total)`` callback the libraries take."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=None)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=stage, completed=done, total=total)
-
-        yield progress
 
 
 @app.command()
