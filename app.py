@@ -24,6 +24,53 @@ st.set_page_config(page_title="Liftboard", page_icon=":material/insights:", layo
 
 
 # ------------------------------------------------------------------------------------------------
+# Navigation
+# ------------------------------------------------------------------------------------------------
+
+P = "pages"
+
+
+def _page(file: str, title: str, icon: str, **kwargs: object) -> st.Page:
+    return st.Page(f"{P}/{file}", title=title, icon=icon, url_path=file.removesuffix(".py"), **kwargs)
+
+
+def _sections(user: access.User | None) -> dict[str, list[st.Page]]:
+    """The pages ``user`` may open, by section (``None``: every page, for routing before login)."""
+    ops = user is None or user.is_ops
+    sections: dict[str, list[st.Page]] = {}
+    if ops:
+        sections["Monitor"] = [
+            _page("overview.py", "Overview", ":material/dashboard:", default=True),
+            _page("movers.py", "Movers", ":material/trending_up:"),
+            _page("cohorts.py", "Cohorts", ":material/grid_on:"),
+        ]
+        explore = [
+            _page("creators.py", "Creators", ":material/person_search:"),
+            _page("merchants.py", "Merchants", ":material/storefront:"),
+        ]
+        if app_data.has_matching():
+            explore.append(_page("products.py", "Products & matching", ":material/hub:"))
+        sections["Explore"] = explore
+        sections["Act"] = [
+            _page("strategy_board.py", "Strategy board", ":material/task_alt:"),
+            _page("models.py", "Models", ":material/model_training:"),
+        ]
+    else:
+        sections["My merchants"] = [
+            _page("merchants.py", "Merchants", ":material/storefront:", default=True),
+            _page("strategy_board.py", "Strategy board", ":material/task_alt:"),
+        ]
+    # Weekly review (pages/weekly_review.py, owned by the reports engineer) joins only when it exists.
+    if (ROOT / P / "weekly_review.py").is_file():
+        sections["Monitor" if ops else "My merchants"].append(
+            _page("weekly_review.py", "Weekly review", ":material/event_note:")
+        )
+    if ops:
+        sections["Admin"] = [_page("data.py", "Data", ":material/database:")]
+    return sections
+
+
+# ------------------------------------------------------------------------------------------------
 # Login gate
 # ------------------------------------------------------------------------------------------------
 
@@ -73,9 +120,13 @@ def _login() -> access.User | None:
     return None
 
 
-user = _login()
+user = st.session_state.get("user")
 if user is None:
-    st.stop()
+    # Route first (hidden) so the requested page and its query parameters survive the login.
+    st.navigation(_sections(None), position="hidden")
+    user = _login()
+    if user is None:
+        st.stop()
 
 # ------------------------------------------------------------------------------------------------
 # Shared sidebar: global filters bound to the URL
@@ -141,46 +192,4 @@ with st.sidebar:
             st.logout()
         st.rerun()
 
-# ------------------------------------------------------------------------------------------------
-# Navigation
-# ------------------------------------------------------------------------------------------------
-
-P = "pages"
-
-
-def _page(file: str, title: str, icon: str, **kwargs: object) -> st.Page:
-    return st.Page(f"{P}/{file}", title=title, icon=icon, url_path=file.removesuffix(".py"), **kwargs)
-
-
-sections: dict[str, list[st.Page]] = {}
-if user.is_ops:
-    sections["Monitor"] = [
-        _page("overview.py", "Overview", ":material/dashboard:", default=True),
-        _page("movers.py", "Movers", ":material/trending_up:"),
-        _page("cohorts.py", "Cohorts", ":material/grid_on:"),
-    ]
-    explore = [
-        _page("creators.py", "Creators", ":material/person_search:"),
-        _page("merchants.py", "Merchants", ":material/storefront:"),
-    ]
-    if app_data.has_matching():
-        explore.append(_page("products.py", "Products & matching", ":material/hub:"))
-    sections["Explore"] = explore
-    sections["Act"] = [
-        _page("strategy_board.py", "Strategy board", ":material/task_alt:"),
-        _page("models.py", "Models", ":material/model_training:"),
-    ]
-else:
-    sections["My merchants"] = [
-        _page("merchants.py", "Merchants", ":material/storefront:", default=True),
-        _page("strategy_board.py", "Strategy board", ":material/task_alt:"),
-    ]
-# Weekly review (pages/weekly_review.py, owned by the reports engineer) joins only when it exists.
-if (ROOT / P / "weekly_review.py").is_file():
-    sections.setdefault("Monitor" if user.is_ops else "My merchants", []).append(
-        _page("weekly_review.py", "Weekly review", ":material/event_note:")
-    )
-if user.is_ops:
-    sections["Admin"] = [_page("data.py", "Data", ":material/database:")]
-
-st.navigation(sections).run()
+st.navigation(_sections(user)).run()

@@ -13,6 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from analytics import metrics
 from liftboard import app_data
@@ -42,7 +43,16 @@ class Filters:
 
 
 def current_user() -> User:
-    """The signed-in user (app.py guarantees one before a page runs)."""
+    """The signed-in user (app.py guarantees one before a page runs).
+
+    Streamlit decides, before a run, whether a ``pages/`` folder means its old auto-discovered multipage
+    mode; until app.py has called ``st.navigation`` in the process (and in every AppTest run), a page
+    such as ``pages/movers.py`` can be run directly, bypassing app.py (login, sidebar, routing). A page
+    run that way switches the process to explicit routing and reruns through app.py.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
     user = st.session_state.get("user")
     if user is None:
         st.stop()
@@ -59,6 +69,8 @@ def filters() -> Filters:
 # ------------------------------------------------------------------------------------------------
 
 _MONEY = (
+    "qini_area",
+    "auuc",
     "gmv",
     "net_value",
     "cost",
@@ -78,6 +90,7 @@ _MONEY = (
     "before",
     "after",
 )
+_MONEY_CENTS = ("aov", "gpm", "price", "per_member", "value_usd")
 _RATE = ("ctr", "cvr", "rate", "share", "retention", "trend", "growth_pct", "change_pct", "pct")
 _COUNT = (
     "orders",
@@ -125,6 +138,12 @@ def _label(column: str) -> str:
         "entity_id": "ID",
         "entity_kind": "Kind",
         "entity_name": "Name",
+        "growth_pct": "Growth",
+        "auuc": "AUUC",
+        "qini_area": "Qini area",
+        "qini_coefficient": "Qini coefficient",
+        "holdout_spearman": "Holdout Spearman",
+        "truth_spearman": "Truth Spearman",
     }
     return special.get(
         column, column.replace("_", " ").capitalize().replace("Gmv", "GMV").replace("gmv", "GMV")
@@ -143,7 +162,7 @@ def column_config(frame: pl.DataFrame, overrides: Mapping[str, Any] | None = Non
             elif any(token in lowered for token in _RATE) and dtype.is_float():
                 fmt = "percent"
             elif any(token in lowered for token in _MONEY) and dtype.is_float():
-                fmt = "dollar"
+                fmt = "$%,.2f" if any(token in lowered for token in _MONEY_CENTS) else "$%,.0f"
             elif any(token in lowered for token in _COUNT) or dtype.is_integer():
                 fmt = "localized"
             else:
@@ -169,15 +188,15 @@ def downloads(
     sheets: Mapping[str, pl.DataFrame] | Callable[[], Mapping[str, pl.DataFrame]],
     key: str,
     csv: bool = True,
+    label: str = "Excel",
 ) -> None:
     """CSV (first sheet) and Excel (every sheet) download buttons; files are built only on click."""
 
     def resolved() -> Mapping[str, pl.DataFrame]:
         return sheets() if callable(sheets) else sheets
 
-    left, right, _ = st.columns([1, 1, 4])
-    if csv:
-        with left:
+    with st.container(horizontal=True, gap="small"):
+        if csv:
             st.download_button(
                 "CSV",
                 data=lambda: app_data.csv_bytes(next(iter(resolved().values()))),
@@ -188,16 +207,15 @@ def downloads(
                 icon=":material/download:",
                 help="All rows as CSV",
             )
-    with right if csv else left:
         st.download_button(
-            "Excel",
+            label,
             data=lambda: app_data.xlsx_bytes(resolved()),
             file_name=f"{name}.xlsx",
             mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             key=f"{key}_xlsx",
             on_click="ignore",
             icon=":material/table_view:",
-            help="All rows as an Excel workbook" + (" (one sheet per table)" if len(resolved()) > 1 else ""),
+            help="All rows as an Excel workbook (one sheet per table)",
         )
 
 
@@ -216,6 +234,8 @@ def table(
     kwargs: dict[str, Any] = {}
     if select:
         kwargs = {"on_select": "rerun", "selection_mode": "single-row", "key": key}
+    if frame.height <= 8:
+        height = "auto"
     event = st.dataframe(
         frame,
         column_config=column_config(frame, overrides),
@@ -253,22 +273,30 @@ def style(
     x_format: str | None = None,
     legend: bool = True,
 ) -> go.Figure:
-    """One look for every Plotly chart."""
+    """One look for every Plotly chart: title on the first line, legend on the second, compact SI money."""
     fig.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        margin={"l": 10, "r": 10, "t": 72 if legend else 44, "b": 10},
         colorway=PALETTE,
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0} if legend else None,
+        title={"y": 0.985, "yanchor": "top", "x": 0.01, "xanchor": "left", "font": {"size": 14}},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 11}}
+        if legend
+        else None,
         showlegend=legend,
         hovermode="x unified",
         template="plotly_white",
         font={"family": "Inter, sans-serif", "size": 12},
     )
     if y_format:
-        fig.update_yaxes(tickformat=y_format)
+        fig.layout.yaxis.tickformat = _axis(y_format)  # the primary axis only (a secondary keeps its own)
     if x_format:
-        fig.update_xaxes(tickformat=x_format)
+        fig.update_xaxes(tickformat=_axis(x_format))
     return fig
+
+
+def _axis(fmt: str) -> str:
+    """Axis ticks: money as $1.2M / $150k (``$,.0s`` would round 150k to 200k)."""
+    return "$.3~s" if fmt.startswith("$") and not fmt.endswith("2f") else fmt
 
 
 def chart(fig: go.Figure, key: str) -> None:
@@ -287,6 +315,17 @@ def money(value: float | None, digits: int = 0) -> str:
         return "—"
     sign = "-" if value < 0 else ""
     return f"{sign}${abs(value):,.{digits}f}"
+
+
+def money_compact(value: float | None) -> str:
+    """``$11.37M``, ``$845.2K`` or ``$912`` (for KPI cards, where space is short)."""
+    if value is None or value != value:
+        return "—"
+    sign, v = ("-" if value < 0 else ""), abs(value)
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if v >= size:
+            return f"{sign}${v / size:,.2f}{unit}"
+    return f"{sign}${v:,.0f}"
 
 
 def pct(value: float | None, digits: int = 1) -> str:

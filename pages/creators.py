@@ -96,7 +96,6 @@ m[0].metric(
     help=ui.metric_help("gmv"),
     border=True,
     delta=ui.pct(feat.get("gmv_trend_28d")) if feat.get("gmv_trend_28d") is not None else None,
-    delta_description="vs previous 28 days",
 )
 m[1].metric("Orders 28d", f"{feat.get('orders_28d', 0):,}", help=ui.metric_help("orders"), border=True)
 m[2].metric(
@@ -143,7 +142,7 @@ with tab_perf:
             go.Funnel(
                 y=[s.replace("_", " ").capitalize() for s in stages],
                 x=[funnel[s] or 0 for s in stages],
-                textinfo="value+percent previous",
+                texttemplate="%{value:,.3~s}  (%{percentPrevious:.1%} of previous)",
                 marker={"color": ui.PALETTE[: len(stages)]},
             )
         )
@@ -155,7 +154,7 @@ with tab_perf:
         if mix.height:
             fig = go.Figure(
                 go.Pie(
-                    labels=mix["content_kind"],
+                    labels=mix["content_kind"].replace({"none": "no content (showcase, search)"}),
                     values=mix["gmv"],
                     hole=0.55,
                     hovertemplate="%{label}: %{value:$,.0f}<extra></extra>",
@@ -207,13 +206,13 @@ with tab_perf:
             },
             schema_overrides={"creator": pl.Float64},
         )
-        fmt = ["$%.0f", "%.0f", "pct", "pct", "$%.2f", "%.1f", "$%.2f", "pct"]
+        fmt = ["${:,.0f}", "{:,.0f}", "pct", "pct", "${:,.2f}", "{:,.1f}", "${:,.2f}", "pct"]
         shown = compare.with_columns(
             *(
                 pl.Series(
                     name,
                     [
-                        ui.pct(v, 2) if f_ == "pct" else (f_ % v if v is not None else "—")
+                        ui.pct(v, 2) if f_ == "pct" else (f_.format(v) if v is not None else "—")
                         for v, f_ in zip(compare[name].to_list(), fmt, strict=True)
                     ],
                 )

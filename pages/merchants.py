@@ -65,15 +65,31 @@ st.caption(
     f"{feat['catalog_products']:,} products"
 )
 
-# Slot for the merchant report export (reports engineer: reports.merchant); shown once it exists.
-report_slot = st.container()
-try:  # pragma: no cover - depends on the reports package
-    from reports import merchant as merchant_report  # type: ignore[attr-defined]
-except ImportError:
-    merchant_report = None
-if merchant_report is not None and hasattr(merchant_report, "render_download"):
-    with report_slot:
-        merchant_report.render_download(user, merchant_id, f.start, f.end)
+# The merchant report (reports.merchant, by the reports engineer): built only when a format is clicked.
+try:
+    from reports.merchant import merchant_report_bytes
+except ImportError:  # pragma: no cover - the reports package is optional for this page
+    merchant_report_bytes = None
+if merchant_report_bytes is not None:
+    MIME = {
+        "pdf": "application/pdf",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "html": "text/html",
+    }
+    with st.container(horizontal=True, gap="small"):
+        st.caption("Merchant report:")
+        for fmt, mime in MIME.items():
+            st.download_button(
+                fmt.upper(),
+                data=lambda fmt=fmt: merchant_report_bytes(app_data.settings(), user, merchant_id, fmt),
+                file_name=f"merchant_report_{merchant_id}.{fmt}",
+                mime=mime,
+                key=f"m_report_{fmt}",
+                on_click="ignore",
+                icon=":material/description:",
+                type="tertiary",
+            )
 
 m = st.columns(5)
 m[0].metric(
@@ -82,7 +98,6 @@ m[0].metric(
     help=ui.metric_help("gmv"),
     border=True,
     delta=ui.pct(feat["gmv_trend_28d"]) if feat["gmv_trend_28d"] is not None else None,
-    delta_description="vs previous 28 days",
 )
 m[1].metric("Orders 28d", f"{feat['orders_28d']:,}", help=ui.metric_help("orders"), border=True)
 m[2].metric(
@@ -96,8 +111,8 @@ m[3].metric(
     "Commission rate",
     ui.pct(feat["median_commission_rate"]),
     delta=f"{(feat['commission_rate_gap_vs_category'] or 0) * 100:+.2f} pts vs category",
-    delta_description=f"category median {ui.pct(feat['category_median_commission_rate'])}",
-    help="Median commission rate of the catalog against the category's median.",
+    help="Median commission rate of the catalog against the category's median "
+    f"({ui.pct(feat['category_median_commission_rate'])}).",
     border=True,
 )
 m[4].metric(
@@ -211,5 +226,6 @@ ui.downloads(
     },
     key="dl_m_all",
     csv=False,
+    label="Excel: merchant workbook",
 )
 st.caption("Excel: one workbook with a sheet per table of this merchant.")

@@ -28,10 +28,17 @@ chosen = runs.filter(pl.col("chosen"))
 card = (chosen if chosen.height else runs).row(0, named=True)
 
 with st.container(border=True):
-    st.markdown(f"**Model card — {names.get(strategy, strategy)}** ({card['entity_kind']}s)")
+    st.markdown(
+        f"**Model card — {names.get(strategy, strategy)}** ({card['entity_kind']}s) · trained on interventions "
+        f"assigned {card['data_start']:%d %b %Y} – {card['data_end']:%d %b %Y}"
+    )
     c = st.columns(5)
     c[0].metric("Learner", card["learner"].replace("_", "-").upper().replace("-LEARNER", "-learner"))
-    c[1].metric("Training window", f"{card['data_start']:%d %b} – {card['data_end']:%d %b %Y}")
+    c[1].metric(
+        "Training weeks",
+        f"{((card['data_end'] - card['data_start']).days + 1) // 7}",
+        help=f"Interventions assigned {card['data_start']:%d %b %Y} – {card['data_end']:%d %b %Y}.",
+    )
     c[2].metric("Training rows", f"{card['n_train']:,}", help="Interventions with finished 28-day outcomes.")
     c[3].metric(
         "Holdout",
@@ -196,6 +203,7 @@ ui.downloads(
     },
     key="dl_models",
     csv=False,
+    label="Excel: all model tables",
 )
 with st.expander("How the metrics are normalized", icon=":material/info:"):
     st.markdown(app_data.evaluation_note())

@@ -18,7 +18,7 @@ if contributions.height:
     first = contributions.row(0, named=True)
     st.caption(
         f"Week {first['start']:%a %d %b} – {first['end']:%a %d %b %Y} against "
-        f"{first['previous_start']:%d %b} – {first['previous_end']:%d %b} (last complete week of the build)"
+        f"{first['previous_start']:%d %b} – {first['previous_end']:%d %b} (last complete week of the build; the sidebar's filters do not apply here)"
     )
 
 entity = st.segmented_control(
@@ -119,5 +119,5 @@ with tab_why:
         )
     sheets["Contributions"] = contributions
 
-ui.downloads("movers", sheets, key="dl_movers", csv=False)
+ui.downloads("movers", sheets, key="dl_movers", csv=False, label="Excel: all tables")
 st.caption("Excel: every table of this page in one workbook.")

@@ -29,34 +29,33 @@ for column, name in zip(columns, CARDS, strict=False):
     if row is None:
         continue
     value, change_pct = row["value"], row["change_pct"]
-    fmt = {"dollar": "dollar", "percent": "percent", "localized": "localized"}.get(row["format"], "localized")
-    if name in ("aov", "gpm"):
-        fmt = "$%.2f"
-    delta = None if change_pct is None else f"{change_pct * 100:+.1f}%"
-    spark = current[name].fill_null(0).to_list() if name in current.columns else None
     if value is None:
         column.metric(
-            row["label"],
-            "—",
-            help=row["definition"] + " (not available with segment filters)"
-            if name == "active_merchants"
-            else row["definition"],
-            border=True,
+            row["label"], "—", help=row["definition"] + " Not available with segment filters.", border=True
         )
         continue
+    shown = {
+        "gmv": ui.money_compact(value),
+        "aov": ui.money(value, 2),
+        "gpm": ui.money(value, 2),
+        "ctr": ui.pct(value, 2),
+        "cvr": ui.pct(value, 2),
+        "refund_rate": ui.pct(value, 2),
+    }.get(name, f"{value:,.0f}")
+    delta = None if change_pct is None else f"{change_pct * 100:+.1f}%"
+    spark = current[name].fill_null(0).to_list() if name in current.columns else None
     column.metric(
         row["label"],
-        value,
+        shown,
         delta=delta,
-        help=row["definition"],
+        help=f"{row['definition']} Previous period: {row['previous_start']:%d %b} – {row['previous_end']:%d %b}.",
         border=True,
         chart_data=spark,
         chart_type="area" if name == "gmv" else "line",
-        format=fmt,
         delta_color="normal" if row["higher_is_better"] else "inverse",
-        delta_description="vs previous period",
     )
 with columns[len(CARDS)]:
+    st.caption("Change against the previous period; sparkline: each day of this period.")
     ui.downloads("kpis", {"KPIs": cards, "Daily": daily}, key="dl_kpis")
 
 st.subheader("GMV trend", help=ui.metric_help("gmv"))
@@ -79,7 +78,7 @@ tabs = st.tabs(["Region", "Category", "Creator tier", "Live vs video"])
 for tab, dimension in zip(tabs, ("region", "category", "tier", "content_kind"), strict=True):
     frame = data[f"by_{dimension}"]
     with tab:
-        left, right = st.columns([3, 2])
+        left, right = st.columns([2, 3])
         with left:
             fig = go.Figure(
                 go.Bar(

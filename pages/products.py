@@ -48,4 +48,4 @@ for tab, (name, label) in zip(st.tabs(list(present.values())), present.items(), 
         ui.table(frame.head(5_000), key=f"pm_{name}", height=380)
         st.caption(f"{frame.height:,} rows (first 5,000 shown; exports have all rows)")
         sheets[label] = frame
-ui.downloads("matching", sheets, key="dl_matching", csv=False)
+ui.downloads("matching", sheets, key="dl_matching", csv=False, label="Excel: all tables")

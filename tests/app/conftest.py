@@ -1,0 +1,150 @@
+"""Fixtures of the app tests: one `tiny` marketplace, built once per test session and shared by every
+xdist worker (a file lock guards the build), with the demo users; and a running app for the browser
+tests.
+
+The browser tests drive Debian's Chromium (``/usr/bin/chromium``, installed by ``.ci/run``) through
+Playwright; they install nothing themselves and fail, not skip, when the browser is missing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from liftboard import access
+from liftboard.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("LIFTBOARD_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OTHER_USER = "ms_other"
+"""A merchant-success user holding one merchant outside the demo merchant user's five."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: browser end-to-end test (Playwright + Debian Chromium)")
+
+
+def _build_tiny(home: Path) -> None:
+    from analytics.simulate import generate
+    from liftboard.build import build
+
+    settings = Settings.from_env(home=home)
+    generate("tiny", 42, settings)
+    build(settings)
+    access.seed_demo_users(settings)
+    demo = access.get_user(settings, "merchant")
+    assert demo is not None and demo.merchant_ids
+    others = sorted(set(access.largest_merchants(settings, 12)) - set(demo.merchant_ids))
+    access.add_user(settings, OTHER_USER, OTHER_USER, "merchant_success", merchant_ids=others[:1])
+    (home / ".ready").write_text("ok", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Liftboard home with the tiny marketplace built and the demo users (shared across workers)."""
+    root = tmp_path_factory.getbasetemp()
+    shared = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+    home = shared / "liftboard-app-tiny"
+    home.mkdir(parents=True, exist_ok=True)
+    with open(shared / "liftboard-app-tiny.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (home / ".ready").exists():
+                _build_tiny(home)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return home
+
+
+@pytest.fixture
+def app_settings(tiny_home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings of the tiny build, with the environment pointing at it (the app reads the environment)."""
+    monkeypatch.setenv("LIFTBOARD_HOME", str(tiny_home))
+    monkeypatch.delenv("LIFTBOARD_DATABASE_URL", raising=False)
+    return Settings.from_env(home=tiny_home)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_home: Path) -> Iterator[str]:
+    """The app served on a free port over the tiny build (stopped at the end of the session)."""
+    port = _free_port()
+    env = {**os.environ, "LIFTBOARD_HOME": str(tiny_home)}
+    env.pop("LIFTBOARD_DATABASE_URL", None)
+    log = open(tiny_home.parent / f"streamlit-{port}.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError(f"streamlit did not start on {url}")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser(app_url: str) -> Iterator[object]:
+    """A headless Chromium (Debian's) driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
