@@ -42,6 +42,7 @@ from analytics.relations import (
     item2vec,
     product_sequences,
 )
+from liftboard.config import Settings
 
 SOURCES = ("als", "item2vec", "interest", "popular_in_category")
 OBJECTIVES = ("lambdarank", "rank_xendcg", "binary")
@@ -1136,17 +1137,19 @@ def recruit_creators(
 
 
 def build_matching(
-    settings: object, as_of: date, cfg: MatchingConfig = MatchingConfig(), frames: MarketFrames | None = None
+    settings: Settings,
+    as_of: date,
+    cfg: MatchingConfig = MatchingConfig(),
+    frames: MarketFrames | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Every matching table for publishing, written to ``settings.snapshots / "matching"``.
 
     Tables: product_pairs, similar_products, creator_product_recs, merchant_creator_recs,
-    creator_interests (long profiles with each creator's drift flag).
+    creator_interests (long profiles with each creator's drift flag). Models are trained on windows
+    whose labels end by ``as_of``; recommendations use everything before ``as_of``.
     """
     from analytics.relations import PairsConfig, product_pairs, similar_products
-    from liftboard.config import Settings
 
-    assert isinstance(settings, Settings)
     frames = frames or MarketFrames.from_settings(settings)
     history = frames.before(as_of)
     ranker = fit_ranker(frames, as_of, cfg)
