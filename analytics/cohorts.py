@@ -108,9 +108,17 @@ def cohort_members(
 
 
 def cohort_retention(
-    members: pl.LazyFrame, weekly: pl.LazyFrame, key: str, kind: CohortKind, last_week: date
+    members: pl.LazyFrame,
+    weekly: pl.LazyFrame,
+    key: str,
+    kind: CohortKind,
+    first_week: date,
+    last_week: date,
 ) -> pl.LazyFrame:
-    """Retention and GMV per member for every cohort and week since its start up to ``last_week``."""
+    """Retention and GMV per member for every cohort and week since its start up to ``last_week``.
+
+    ``first_week`` is the earliest cohort week there can be (the first week of data).
+    """
     sizes = members.group_by("cohort_week").agg(pl.len().cast(pl.Int64).alias("members"))
     activity = (
         members.join(weekly.filter(pl.col("week_start") <= last_week), on=key, how="inner")
@@ -118,10 +126,9 @@ def cohort_retention(
         .group_by("cohort_week", "week_start")
         .agg(pl.col("active").sum().cast(pl.Int64).alias("active_members"), pl.col("gmv").sum())
     )
-    first = members.select(pl.col("cohort_week").min()).collect().item()
-    if first is None:
+    if first_week > last_week:
         return _empty_cohorts()
-    weeks = pl.LazyFrame({"week_start": pl.date_range(first, last_week, interval="7d", eager=True)})
+    weeks = pl.LazyFrame({"week_start": pl.date_range(first_week, last_week, interval="7d", eager=True)})
     return (
         sizes.join(weeks, how="cross")
         .filter(pl.col("week_start") >= pl.col("cohort_week"))
@@ -188,19 +195,29 @@ def cohort_comparison(retention: pl.LazyFrame) -> pl.LazyFrame:
 
 def _cohorts(
     entities: pl.LazyFrame,
+    daily: pl.LazyFrame,
     weekly: pl.LazyFrame,
     key: str,
     kinds: tuple[CohortKind, ...],
     as_of: date,
 ) -> pl.LazyFrame:
     last_week = last_complete_week(as_of)
-    first_week = weekly.select(pl.col("week_start").min()).collect().item()
-    if first_week is None or first_week > last_week:
+    # the first date comes from Parquet statistics when ``daily`` is a scan: no pass over the data
+    first_day = daily.filter(pl.col("date") < as_of).select(pl.col("date").min()).collect().item()
+    if first_day is None:
+        return cohort_comparison(_empty_cohorts())
+    first_week = first_day - timedelta(days=first_day.weekday())
+    if first_week > last_week:
         return cohort_comparison(_empty_cohorts())
     entities = entities.filter(pl.col("joined_on") < as_of)
     frames = [
         cohort_retention(
-            cohort_members(entities, weekly, key, kind, first_week, last_week), weekly, key, kind, last_week
+            cohort_members(entities, weekly, key, kind, first_week, last_week),
+            weekly,
+            key,
+            kind,
+            first_week,
+            last_week,
         )
         for kind in kinds
     ]
@@ -214,10 +231,16 @@ def creator_cohorts(
     kinds: tuple[CohortKind, ...] = CREATOR_COHORT_KINDS,
 ) -> pl.LazyFrame:
     """Creator cohorts of every kind with cohort-over-cohort comparison."""
-    weekly = creator_weekly(creator_daily, as_of).select(
-        "creator_id", "week_start", "active", "orders", "gmv"
+    # materialized once: every cohort kind reads it twice (members and activity)
+    weekly = (
+        creator_weekly(creator_daily, as_of)
+        .select("creator_id", "week_start", "active", "orders", "gmv")
+        .collect(engine="streaming")
+        .lazy()
     )
-    return _cohorts(creators.select("creator_id", "joined_on"), weekly, "creator_id", kinds, as_of)
+    return _cohorts(
+        creators.select("creator_id", "joined_on"), creator_daily, weekly, "creator_id", kinds, as_of
+    )
 
 
 def merchant_cohorts(
@@ -227,7 +250,13 @@ def merchant_cohorts(
     kinds: tuple[CohortKind, ...] = MERCHANT_COHORT_KINDS,
 ) -> pl.LazyFrame:
     """Merchant cohorts of every kind with cohort-over-cohort comparison."""
-    weekly = merchant_weekly(merchant_daily, as_of).select(
-        "merchant_id", "week_start", "active", "orders", "gmv"
+    # materialized once: every cohort kind reads it twice (members and activity)
+    weekly = (
+        merchant_weekly(merchant_daily, as_of)
+        .select("merchant_id", "week_start", "active", "orders", "gmv")
+        .collect(engine="streaming")
+        .lazy()
     )
-    return _cohorts(merchants.select("merchant_id", "joined_on"), weekly, "merchant_id", kinds, as_of)
+    return _cohorts(
+        merchants.select("merchant_id", "joined_on"), merchant_daily, weekly, "merchant_id", kinds, as_of
+    )

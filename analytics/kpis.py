@@ -114,8 +114,82 @@ def merchant_totals(merchant_daily: pl.LazyFrame, keys: Sequence[str | pl.Expr])
     )
 
 
+_KINDS = ("video", "live", "none")
+
+
+def creator_periods(creator_daily: pl.LazyFrame, period: Period) -> pl.LazyFrame:
+    """One row per (period_start, creator_id, content_kind): summed base columns and ``active``
+    (≥1 content or order in the period). Creator traits are not carried: see `creator_traits`.
+
+    Days are already at that grain; weeks group on one packed integer key (week, content kind) beside
+    ``creator_id``, which is several times faster than grouping on three columns.
+    """
+    active = ((pl.col("videos") + pl.col("lives") > 0) | (pl.col("orders") > 0)).alias("active")
+    if period == "day":
+        return creator_daily.select(
+            pl.col("date").alias("period_start"), "creator_id", "content_kind", *BASE_COLUMNS, active
+        )
+    kind = pl.col("content_kind")
+    code = pl.when(kind == _KINDS[0]).then(0).when(kind == _KINDS[1]).then(1).otherwise(2).cast(pl.Int64)
+    key = period_start("date", period).cast(pl.Int32).cast(pl.Int64) * len(_KINDS) + code
+    decoded = pl.col("__key") % len(_KINDS)
+    return (
+        creator_daily.group_by("creator_id", key.alias("__key"))
+        .agg(pl.col(name).sum() for name in BASE_COLUMNS)
+        .with_columns(
+            (pl.col("__key") // len(_KINDS)).cast(pl.Int32).cast(pl.Date).alias("period_start"),
+            pl.when(decoded == 0)
+            .then(pl.lit(_KINDS[0]))
+            .when(decoded == 1)
+            .then(pl.lit(_KINDS[1]))
+            .otherwise(pl.lit(_KINDS[2]))
+            .alias("content_kind"),
+            active,
+        )
+        .drop("__key")
+    )
+
+
+def creator_traits(creator_daily: pl.LazyFrame) -> pl.LazyFrame:
+    """(creator_id, region, category, tier): one row per creator of the fact."""
+    return creator_daily.group_by("creator_id").agg(
+        pl.col(name).max() for name in ("region", "category", "tier")
+    )
+
+
+def _creator_breakdowns(
+    creator_daily: pl.LazyFrame, period: Period, breakdowns: Sequence[str]
+) -> dict[str, pl.LazyFrame]:
+    """(period_start, segment, base columns, active_creators) for the creator breakdowns.
+
+    Counting active creators is a sum of a flag once each creator has one row per period (and kind),
+    which avoids a distinct count per group; creator traits are joined on after aggregating (carrying
+    strings through the big group-by is what costs most).
+    """
+    per_kind = creator_periods(creator_daily, period)
+    if period == "week":
+        # the weekly aggregate feeds every breakdown: compute it once (about a third of the daily rows)
+        per_kind = per_kind.collect(engine="streaming").lazy()
+    per_creator = per_kind.group_by("period_start", "creator_id").agg(
+        *(pl.col(name).sum() for name in BASE_COLUMNS), pl.col("active").any()
+    )
+    if any(BREAKDOWNS[name] in ("region", "category", "tier") for name in breakdowns):
+        per_creator = per_creator.join(creator_traits(creator_daily), on="creator_id", how="left")
+    sums = [pl.col(name).sum() for name in BASE_COLUMNS]
+    active = pl.col("active").sum().cast(pl.UInt32).alias("active_creators")
+    totals = {}
+    for name in breakdowns:
+        column = BREAKDOWNS[name]
+        if name in ("merchant", "product_category"):
+            continue
+        source = per_kind if name == "content_kind" else per_creator
+        segment = (pl.lit(OVERALL) if column is None else pl.col(column).cast(pl.String)).alias("segment")
+        totals[name] = source.group_by("period_start", segment).agg(*sums, active)
+    return totals
+
+
 def _period_totals(
-    creator_daily: pl.LazyFrame,
+    creator_totals_by_breakdown: dict[str, pl.LazyFrame],
     merchant_daily: pl.LazyFrame,
     product_daily: pl.LazyFrame | None,
     period: Period,
@@ -141,10 +215,12 @@ def _period_totals(
             )
             .with_columns(*no_content, pl.lit(None, pl.UInt32).alias("active_creators"))
         )
-    totals = creator_totals(creator_daily, [start, segment])
+    totals = creator_totals_by_breakdown[breakdown]
     if breakdown == "overall":
-        merchants = merchant_totals(merchant_daily, [start, segment]).select(
-            "period_start", "segment", "active_merchants"
+        merchants = (
+            merchant_daily.filter(pl.col("orders") > 0)
+            .group_by(start, segment)
+            .agg(pl.col("merchant_id").n_unique().alias("active_merchants"))
         )
         return totals.join(merchants, on=["period_start", "segment"], how="left")
     return totals.with_columns(pl.lit(None, pl.UInt32).alias("active_merchants"))
@@ -222,11 +298,17 @@ def kpi_table(
     first_start = pl.select(pl.lit(first).pipe(period_start, period)).item()
     last_start = pl.select(pl.lit(last).pipe(period_start, period)).item()
     end_bound = as_of or (last + timedelta(days=1))
+    creator_side = _creator_breakdowns(creator_daily, period, breakdowns)
+    # The aggregation is the only heavy part: run it once for all breakdowns (shared subplans are
+    # computed once), then build grids, metrics and comparisons on the small totals.
+    all_totals = pl.collect_all(
+        [_period_totals(creator_side, merchant_daily, product_daily, period, name) for name in breakdowns],
+        engine="streaming",
+    )
     frames = []
-    for name in breakdowns:
-        totals = _period_totals(creator_daily, merchant_daily, product_daily, period, name)
+    for name, totals in zip(breakdowns, all_totals, strict=True):
         known = [count for count, where in _KNOWN_COUNTS.items() if name in where]
-        grid = _complete_grid(totals, first_start, last_start, period, known=known)
+        grid = _complete_grid(totals.lazy(), first_start, last_start, period, known=known)
         values = (
             with_metrics(grid, metrics)
             .unpivot(

@@ -345,7 +345,7 @@ def run_pandas(home: Path, out: Path, as_of: date) -> dict[str, float]:
     timings["creator_daily"] = time.perf_counter() - started
 
     step = time.perf_counter()
-    daily["week"] = daily["date"] - pd.to_timedelta(daily["date"].dt.weekday, unit="D")
+    daily["week"] = daily["date"] - pd.to_timedelta(daily["date"].dt.day_of_week, unit="D")
     daily["active"] = (daily["videos"] + daily["lives"] > 0) | (daily["orders"] > 0)
     daily["active_creator"] = daily["creator_id"].where(daily["active"])
     frames = []
@@ -413,7 +413,7 @@ def run_pandas(home: Path, out: Path, as_of: date) -> dict[str, float]:
     joined = creators[creators["joined_on"] < as_of].copy()
     joined["cohort_week"] = pd.to_datetime(joined["joined_on"])
     joined["cohort_week"] = joined["cohort_week"] - pd.to_timedelta(
-        joined["cohort_week"].dt.weekday, unit="D"
+        joined["cohort_week"].dt.day_of_week, unit="D"
     )
     joined = joined[(joined["cohort_week"] >= pd.Timestamp(first_week)) & (joined["cohort_week"] <= last)]
     joined = joined[["creator_id", "cohort_week"]].assign(cohort_kind="joined")
@@ -453,11 +453,14 @@ def run_pandas(home: Path, out: Path, as_of: date) -> dict[str, float]:
 
 
 def run_build(home: Path, out: Path, as_of: date) -> dict[str, float]:
-    """The whole Liftboard build (all stages, Parquet snapshots and SQL tables)."""
-    from liftboard.build import build
+    """The whole analytics build: every analytics stage, Parquet snapshots and SQL tables.
+
+    The strategies stage (uplift models, benchmarked in bench/bench_strategies.py) is left out.
+    """
+    from liftboard.build import BuildConfig, build
     from liftboard.config import Settings
 
-    result = build(Settings.from_env(home=home), as_of)
+    result = build(Settings.from_env(home=home), as_of, config=BuildConfig(with_strategies=False))
     return dict(result.timings)
 
 
