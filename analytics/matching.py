@@ -645,8 +645,16 @@ class ProductRanker:
     def _train(self, objective: str, frame: pl.DataFrame) -> object:
         import lightgbm as lgb
 
-        ranked = frame.filter(pl.col("label").sum().over("creator_id") > 0)
-        data = ranked if objective != "binary" else _downsample(frame, self.cfg)
+        if objective == "binary":
+            data = (
+                frame.filter(pl.col("in_binary"))
+                if "in_binary" in frame.columns
+                else _downsample(frame, self.cfg)
+            )
+        elif "in_ranking" in frame.columns:
+            data = frame.filter(pl.col("in_ranking"))
+        else:
+            data = frame.filter(pl.col("label").sum().over("creator_id") > 0)
         dataset = lgb.Dataset(
             _matrix(data), label=data["label"].to_numpy(), feature_name=FEATURES, free_raw_data=False
         )
@@ -675,8 +683,7 @@ class ProductRanker:
             full = train
         self.ranker_ = self._train(self.objective_, full)
         self.propensity_ = self.ranker_ if self.objective_ == "binary" else self._train("binary", full)
-        sampled_rate = _sample_rate(full, self.cfg)
-        self.sample_rate_ = sampled_rate
+        self.sample_rate_ = _effective_rate(full, self.cfg)
         positives = full.filter(pl.col("label") == 1)
         gmv_params = {
             **self._params("regression"),
@@ -710,6 +717,34 @@ class ProductRanker:
     def contributions(self, frame: pl.DataFrame) -> np.ndarray:
         """Per-feature contributions of the ranker (rows × features; the bias column dropped)."""
         return np.asarray(self.ranker_.predict(_matrix(frame), pred_contrib=True))[:, :-1]  # type: ignore[attr-defined]
+
+
+def training_rows(features: pl.DataFrame, cfg: MatchingConfig) -> pl.DataFrame:
+    """The rows of one window the models need, to keep memory flat over stacked windows.
+
+    Ranking objectives use every candidate of creators with a positive (``in_ranking``); the binary
+    one all positives and negatives hash-sampled at ``sample_rate`` (``in_binary``).
+    """
+    rate = _sample_rate(features, cfg)
+    sampled = (pl.struct(PAIR).hash(cfg.seed) % 1_000_000).cast(pl.Float64) < rate * 1_000_000
+    return (
+        features.with_columns(
+            in_ranking=pl.col("label").sum().over("creator_id") > 0,
+            in_binary=(pl.col("label") == 1) | sampled,
+            sample_rate=pl.lit(rate),
+        )
+        .filter(pl.col("in_ranking") | pl.col("in_binary"))
+        .select(*PAIR, *FEATURES, "label", "label_gmv", "in_ranking", "in_binary", "sample_rate")
+    )
+
+
+def _effective_rate(frame: pl.DataFrame, cfg: MatchingConfig) -> float:
+    """Share of negatives the binary model saw (over windows sampled at different rates)."""
+    if "sample_rate" not in frame.columns:
+        return _sample_rate(frame, cfg)
+    negatives = frame.filter(pl.col("in_binary") & (pl.col("label") == 0))
+    represented = float((1.0 / negatives["sample_rate"]).sum()) if negatives.height else 0.0
+    return negatives.height / represented if represented else 1.0
 
 
 def _sample_rate(frame: pl.DataFrame, cfg: MatchingConfig) -> float:
@@ -806,7 +841,7 @@ def training_dates(as_of: date, cfg: MatchingConfig) -> list[date]:
 def fit_ranker(frames: MarketFrames, as_of: date, cfg: MatchingConfig = MatchingConfig()) -> ProductRanker:
     """Train the ranker on windows before ``as_of`` (the newest one validates the objective choice)."""
     dates = training_dates(as_of, cfg)
-    sets = [candidate_set(frames, d, cfg).features for d in dates]
+    sets = [training_rows(candidate_set(frames, d, cfg).features, cfg) for d in dates]
     valid = sets[0]
     train = pl.concat(sets[1:]) if len(sets) > 1 else sets[0]
     return ProductRanker(cfg).fit(train, valid if len(sets) > 1 else None)
