@@ -109,7 +109,7 @@ def _login() -> access.User | None:
             password = st.text_input(
                 "Password", type="password", key="login_password", autocomplete="current-password"
             )
-            submitted = st.form_submit_button("Sign in", type="primary", width="stretch")
+            submitted = st.form_submit_button("Sign in", type="primary", width="stretch", key="login_submit")
         if submitted:
             user = access.authenticate(settings, username, password)
             if user is None:

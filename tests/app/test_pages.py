@@ -1,0 +1,226 @@
+"""AppTest: every page runs on the tiny build without an exception, shows its key elements, and its main
+interactions work (filters change numbers, a selection opens a profile, an accept persists with
+history, scoping holds for merchant-success users)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from liftboard import access
+from liftboard.build import load_snapshot
+from liftboard.config import Settings
+from strategies import store
+from tests.app.conftest import OTHER_USER, ROOT
+
+OPS_PAGES = ["overview", "movers", "cohorts", "creators", "merchants", "strategy_board", "models", "data"]
+
+Open = Callable[..., AppTest]
+
+
+@pytest.fixture(autouse=True)
+def _explicit_routing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every AppTest run the way the server runs after its first request: explicitly routed.
+
+    AppTest re-detects the ``pages/`` folder before each run, which would put Streamlit back in its old
+    auto-discovered mode (running the current page without app.py) for every run after the first; the
+    server does that only for the very first run of a process (see ``pages/_ui.current_user``).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def open_page(app_settings: Settings) -> Open:
+    """Run app.py signed in as ``username`` and switch to ``page`` (with optional query parameters)."""
+
+    def run(page: str | None, username: str = "ops", **query: str) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["user"] = access.get_user(app_settings, username)
+        for key, value in query.items():
+            at.query_params[key] = value
+        at.run()
+        if page is not None:
+            at.switch_page(f"pages/{page}.py")
+            at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        return at
+
+    return run
+
+
+def test_login_gate_then_overview(app_settings: Settings) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == [":material/insights: Liftboard"]
+    at.text_input(key="login_username").input("ops")
+    at.text_input(key="login_password").input("wrong")
+    at.button(key="login_submit").click()
+    at.run()
+    assert any("wrong password" in e.value for e in at.error)
+    at.text_input(key="login_password").input("ops")
+    at.button(key="login_submit").click()
+    at.run()
+    assert not at.exception
+    assert "Overview" in [t.value for t in at.title]
+    assert at.session_state["user"].username == "ops"
+
+
+@pytest.mark.parametrize("page", OPS_PAGES)
+def test_every_page_runs(open_page: Open, page: str) -> None:
+    at = open_page(page)
+    titles = [t.value for t in at.title]
+    assert titles and titles[0].replace(" ", "_").lower() == page.replace("overview", "overview")
+    assert not at.error
+
+
+def test_overview_cards_and_filters_change_numbers(open_page: Open) -> None:
+    at = open_page(None)
+    labels = [m.label for m in at.metric]
+    for label in (
+        "GMV",
+        "Orders",
+        "AOV",
+        "CTR",
+        "CVR",
+        "GPM",
+        "Active creators",
+        "Active merchants",
+        "Refund rate",
+    ):
+        assert label in labels
+    assert all(m.help for m in at.metric)  # every number defined (metric dictionary tooltips)
+    everything = at.metric[0].value
+    regional = open_page(None, region="US")
+    assert regional.multiselect(key="region").value == ["US"]
+    assert regional.metric[0].value != everything
+    week = open_page(None, range="Last 7 days")
+    assert week.selectbox(key="range").value == "7d"
+    assert week.session_state["filters"].end == week.session_state["filters"].start.fromordinal(
+        week.session_state["filters"].start.toordinal() + 6
+    )
+    assert week.metric[0].value != everything
+
+
+def test_creator_selection_opens_profile(open_page: Open) -> None:
+    at = open_page("creators")
+    assert not at.header  # no profile before a selection
+    at.session_state["creator_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    creator = at.query_params["creator"]
+    assert creator and any(creator in h.value for h in at.header)
+    assert any(t.label == "Recommended strategies" for t in at.tabs)
+    # the URL alone reopens it
+    again = open_page("creators", creator=creator)
+    assert any(creator in h.value for h in again.header)
+
+
+def test_unknown_creator_is_not_found(open_page: Open) -> None:
+    at = open_page("creators", creator="c999999")
+    assert any("not found" in w.value for w in at.warning)
+
+
+def test_merchant_profile_and_scoping(open_page: Open, app_settings: Settings) -> None:
+    merchant = access.get_user(app_settings, "merchant")
+    other = access.get_user(app_settings, OTHER_USER)
+    assert merchant and other and merchant.merchant_ids and other.merchant_ids
+    mine, theirs = sorted(merchant.merchant_ids)[0], sorted(other.merchant_ids)[0]
+    ops = open_page("merchants", merchant=theirs)
+    assert any(theirs in h.value for h in ops.header)
+    scoped = open_page(None, "merchant", merchant=theirs)
+    assert [t.value for t in scoped.title] == ["My merchants"]
+    assert any("not found" in w.value for w in scoped.warning)
+    assert not any(theirs in h.value for h in scoped.header)
+    shown = scoped.dataframe[0].value
+    assert set(shown["merchant_id"]) == set(merchant.merchant_ids)
+    own = open_page(None, "merchant", merchant=mine)
+    assert any(mine in h.value for h in own.header)
+
+
+@pytest.mark.parametrize("page", ["overview", "creators", "data", "models", "cohorts", "movers"])
+def test_merchant_success_cannot_open_ops_pages(open_page: Open, page: str) -> None:
+    at = open_page(None, "merchant")
+    assert [t.value for t in at.title] == ["My merchants"]
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page(f"pages/{page}.py")  # not registered for this user at all
+
+
+def test_strategy_board_accept_persists_with_history(open_page: Open, app_settings: Settings) -> None:
+    at = open_page("strategy_board")
+    board = at.dataframe[0].value
+    row = 3  # a row no other test touches
+    entity_id, strategy = board["entity_id"][row], board["strategy"][row]
+    at.session_state["sb_table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    at.text_input(key="sb_owner_in").input("alex")
+    at.text_area(key="sb_note").input("kick-off on Monday")
+    next(b for b in at.button if b.label == "Accept").click()
+    at.run()
+    assert not at.exception
+    actions = store.read_actions(app_settings, entity_ids=[entity_id]).filter(pl.col("strategy") == strategy)
+    assert actions.height == 1
+    action = actions.row(0, named=True)
+    assert action["status"] == "accepted" and action["owner"] == "alex" and action["started_on"] is not None
+    history = store.read_history(app_settings, action["action_id"])
+    assert history.select("from_status", "to_status", "changed_by", "note").rows() == [
+        ("proposed", "accepted", "ops", "kick-off on Monday")
+    ]
+    # the board shows it, and the accepted section lists it as in progress (not 28 days yet)
+    reopened = open_page("strategy_board", sb_status="accepted")
+    assert entity_id in reopened.dataframe[0].value["entity_id"].to_list()
+    outcomes = reopened.dataframe[-1].value
+    assert entity_id in outcomes["entity_id"].to_list()
+    assert "in progress" in outcomes["outcome"].to_list()
+
+
+def test_strategy_board_allocation_respects_budget(open_page: Open) -> None:
+    at = open_page("strategy_board")
+    at.number_input(key="sb_budget").set_value(200.0)
+    at.run()
+    assert not at.exception
+    spend = next(m for m in at.metric if m.label == "Spend")
+    assert float(spend.value.replace("$", "").replace(",", "")) <= 200.0
+
+
+def test_merchant_success_strategy_board_is_scoped(open_page: Open, app_settings: Settings) -> None:
+    merchant = access.get_user(app_settings, "merchant")
+    assert merchant and merchant.merchant_ids
+    at = open_page("strategy_board", "merchant", sb_best="false")
+    board = at.dataframe[0].value
+    assert set(board["entity_kind"]) <= {"merchant"}
+    assert set(board["entity_id"]) <= merchant.merchant_ids
+
+
+def test_models_page_has_card_and_curves(open_page: Open, app_settings: Settings) -> None:
+    at = open_page("models")
+    labels = [m.label for m in at.metric]
+    assert "Learner" in labels and "Qini coefficient" in labels
+    strategies = load_snapshot("model_metrics", app_settings).select("strategy").unique().collect()
+    assert at.selectbox(key="md_strategy").options and strategies.height >= 1
+
+
+def test_cohorts_switches_entities(open_page: Open) -> None:
+    at = open_page("cohorts", co_entity="Merchants")  # bound widgets put their label in the URL
+    assert not at.exception
+    assert at.session_state["co_entity"] == "merchant"
+
+
+def test_data_page_lists_runs_and_freshness(open_page: Open) -> None:
+    at = open_page("data")
+    runs = at.dataframe[0].value
+    assert len(runs) >= 1 and set(runs["status"]) <= {"committed", "failed", "running"}
+    fresh = at.dataframe[1].value
+    assert "orders" in fresh["table"].to_list()
