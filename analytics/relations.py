@@ -94,8 +94,9 @@ class PairsConfig:
         basket_days: co-purchase basket = one buyer's orders in one ``basket_days`` bucket.
         max_basket_items: a basket keeps at most this many (most recent) distinct products.
         min_pair_count: pairs seen in fewer baskets are dropped.
-        complement_min_lift: a cross-category pair at or above this lift is a complement...
-        complement_min_count: ...if it was seen in at least this many baskets (lift of rare pairs is noise).
+        complement_min_lift: a cross-category pair at or above this adjusted lift is a complement...
+        complement_min_count: ...if it was seen in at least this many baskets (lift of rare pairs is noise)...
+        complement_min_z: ...and its count exceeds the expected one by this many Poisson standard deviations.
         statuses: order statuses that count as a purchase.
     """
 
@@ -104,6 +105,7 @@ class PairsConfig:
     min_pair_count: int = 2
     complement_min_lift: float = 1.5
     complement_min_count: int = 5
+    complement_min_z: float = 5.0
     statuses: tuple[str, ...] = ("completed", "refunded")
 
 
@@ -120,18 +122,25 @@ PAIR_SCHEMA = pl.Schema(
         "confidence": pl.Float64,
         "lift": pl.Float64,
         "pmi": pl.Float64,
+        "expected_count": pl.Float64,
+        "adjusted_lift": pl.Float64,
     }
 )
 
 
 def purchase_baskets(orders: pl.LazyFrame, cfg: PairsConfig) -> pl.LazyFrame:
-    """(basket_id, product_id, at): a buyer's distinct products per ``basket_days`` bucket."""
+    """(basket_id, product_id, at, stratum): a buyer's distinct products per ``basket_days`` bucket."""
     bucket = (pl.col("ordered_at").dt.epoch("d") // cfg.basket_days).cast(pl.Int64)
     return (
         orders.filter(pl.col("status").is_in(list(cfg.statuses)))
         .group_by(pl.col("buyer_id"), bucket.alias("bucket"), "product_id")
         .agg(at=pl.col("ordered_at").max())
-        .select(basket_id=pl.format("{}|{}", "buyer_id", "bucket"), product_id="product_id", at="at")
+        .select(
+            basket_id=pl.format("{}|{}", "buyer_id", "bucket"),
+            product_id="product_id",
+            at="at",
+            stratum="bucket",
+        )
     )
 
 
@@ -159,15 +168,21 @@ def pair_statistics(baskets: pl.LazyFrame, cfg: PairsConfig, relation: str) -> p
         cfg: the cap on basket size and the minimum pair count.
         relation: the label written in the ``relation`` column.
     """
+    if "stratum" not in baskets.collect_schema().names():
+        baskets = baskets.with_columns(stratum=pl.lit(0, pl.Int64))
     capped = (
-        baskets.with_columns(
-            rank=pl.col("at").rank("ordinal", descending=True).over("basket_id"),
-        )
+        baskets.with_columns(rank=pl.col("at").rank("ordinal", descending=True).over("basket_id"))
         .filter(pl.col("rank") <= cfg.max_basket_items)
-        .select("basket_id", "product_id")
+        .select("basket_id", "product_id", "stratum")
     )
-    n_baskets = capped.select(baskets=pl.col("basket_id").n_unique().cast(pl.UInt32))
+    sizes = capped.group_by("basket_id", "stratum").agg(size=pl.len().cast(pl.Float64))
+    n_baskets = sizes.select(baskets=pl.len().cast(pl.UInt32))
+    # weight of a stratum: pair slots Σ s(s-1) over (products dealt into it)²
+    strata = sizes.group_by("stratum").agg(
+        weight=(pl.col("size") * (pl.col("size") - 1)).sum() / pl.col("size").sum() ** 2
+    )
     item_counts = capped.group_by("product_id").agg(count=pl.len().cast(pl.UInt32))
+    item_strata = capped.group_by("stratum", "product_id").agg(n=pl.len().cast(pl.Float64))
     pairs = (
         capped.join(capped, on="basket_id", suffix="_b")
         .filter(pl.col("product_id") != pl.col("product_id_b"))
@@ -175,16 +190,29 @@ def pair_statistics(baskets: pl.LazyFrame, cfg: PairsConfig, relation: str) -> p
         .agg(pair_count=pl.len().cast(pl.UInt32))
         .filter(pl.col("pair_count") >= cfg.min_pair_count)
     )
+    expected = (
+        pairs.select("product_a", "product_b")
+        .join(item_strata.rename({"product_id": "product_a", "n": "n_a"}), on="product_a")
+        .join(item_strata.rename({"product_id": "product_b", "n": "n_b"}), on=["product_b", "stratum"])
+        .join(strata, on="stratum")
+        .group_by("product_a", "product_b")
+        .agg(expected_count=(pl.col("n_a") * pl.col("n_b") * pl.col("weight")).sum())
+    )
     n = pl.col("baskets").cast(pl.Float64)
     return (
         pairs.join(item_counts.rename({"product_id": "product_a", "count": "count_a"}), on="product_a")
         .join(item_counts.rename({"product_id": "product_b", "count": "count_b"}), on="product_b")
         .join(n_baskets, how="cross")
+        .join(expected, on=["product_a", "product_b"], how="left")
         .with_columns(
             relation=pl.lit(relation),
             support=pl.col("pair_count") / n,
             confidence=pl.col("pair_count") / pl.col("count_a"),
             lift=pl.col("pair_count") * n / (pl.col("count_a").cast(pl.Float64) * pl.col("count_b")),
+            # observed / expected if, within each stratum (co-purchase: week), products were dealt at
+            # random into the baskets' pair slots: big baskets (heavy buyers) and busy weeks make pairs
+            # common by size and timing alone, which inflates the plain lift
+            adjusted_lift=pl.col("pair_count") / pl.col("expected_count"),
         )
         .with_columns(pmi=pl.col("lift").log())
         .select(PAIR_SCHEMA.names())
@@ -196,7 +224,8 @@ def product_pairs(frames: MarketFrames, cfg: PairsConfig = PairsConfig()) -> pl.
     """Co-purchase and co-promotion pairs with their statistics and a complement flag.
 
     Columns: ``PAIR_SCHEMA`` plus ``category_a``, ``category_b``, ``cross_category`` and
-    ``complement`` (cross-category, lift ≥ ``cfg.complement_min_lift``, seen ≥ ``complement_min_count``).
+    ``complement`` (cross-category, adjusted lift ≥ ``cfg.complement_min_lift``, seen in ≥
+    ``complement_min_count`` baskets).
     """
     purchase = pair_statistics(purchase_baskets(frames.orders, cfg), cfg, "co_purchase")
     promotion = pair_statistics(
@@ -218,8 +247,13 @@ def product_pairs(frames: MarketFrames, cfg: PairsConfig = PairsConfig()) -> pl.
         .with_columns(cross_category=pl.col("category_a") != pl.col("category_b"))
         .with_columns(
             complement=pl.col("cross_category")
-            & (pl.col("lift") >= cfg.complement_min_lift)
+            & (pl.col("adjusted_lift") >= cfg.complement_min_lift)
             & (pl.col("pair_count") >= cfg.complement_min_count)
+            # (observed − expected) / √expected: millions of pairs are tested, so only strong excesses
+            & (
+                (pl.col("pair_count") - pl.col("expected_count")) / pl.col("expected_count").sqrt()
+                >= cfg.complement_min_z
+            )
         )
     )
 

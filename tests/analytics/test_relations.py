@@ -67,6 +67,9 @@ def test_pair_statistics_match_hand_computed_values() -> None:
             "confidence": [p[2] / p[3] for p in pairs],
             "lift": lifts,
             "pmi": [math.log(lift) for lift in lifts],
+            # one stratum: pair slots Σ s(s-1) = 2 + 6 + 0 = 8, products dealt Σ s = 6
+            "expected_count": [ca * cb * 8 / 36 for _, _, _, ca, cb in pairs],
+            "adjusted_lift": [n * 36 / (ca * cb * 8) for _, _, n, ca, cb in pairs],
         },
         schema=PAIR_SCHEMA,
     )
@@ -164,3 +167,16 @@ def test_item2vec_on_no_sequences_is_empty() -> None:
 def test_from_input_dir_without_files_gives_empty_tables(tmp_path: Path) -> None:
     frames = MarketFrames.from_input_dir(tmp_path)
     assert frames.orders.collect().schema == TABLES["orders"].schema
+
+
+def test_adjusted_lift_expects_pairs_stratum_by_stratum() -> None:
+    # stratum 1: {A, B}; stratum 2: {A, C}, {B, D}. Expected A–B meetings: 1·1·(2/2²) + 1·1·(4/4²) = 0.75
+    baskets = _baskets(
+        [("b1", "A", 1), ("b1", "B", 1), ("b2", "A", 8), ("b2", "C", 8), ("b3", "B", 9), ("b3", "D", 9)]
+    )
+    baskets = baskets.with_columns(stratum=pl.when(pl.col("basket_id") == "b1").then(1).otherwise(2))
+    result = pair_statistics(baskets, PairsConfig(min_pair_count=1), "co_purchase").collect()
+    ab = result.filter((pl.col("product_a") == "A") & (pl.col("product_b") == "B")).row(0, named=True)
+    assert ab["expected_count"] == pytest.approx(0.75)
+    assert ab["adjusted_lift"] == pytest.approx(1 / 0.75)
+    assert ab["lift"] == pytest.approx(1 * 3 / (2 * 2))
