@@ -87,6 +87,8 @@ class BuildConfig:
     sql_chunk_rows: int = 50_000
     with_strategies: bool = True
     """Train, score and explain the uplift models and publish recommendations (strategies stage)."""
+    with_matching: bool = True
+    """Mine product relations, rank products for creators and creators for merchants, profile interests."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,9 @@ def build(
     staging = settings.snapshots / f".{build_id}.tmp"
     final = settings.snapshots / build_id
     staging.mkdir()
-    stages = _Stages(progress, total=8 + int(config.publish_sql) + int(config.with_strategies))
+    stages = _Stages(
+        progress, total=8 + int(config.publish_sql) + int(config.with_strategies) + int(config.with_matching)
+    )
     rows: dict[str, int] = {}
 
     def write(name: str, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
@@ -233,6 +237,12 @@ def build(
                 feature_store = FeatureStore(inputs, as_of, creator_daily, merchant_daily)
                 strategy_run = run_strategies(settings, as_of, feature_store=feature_store)
                 for name, frame in strategy_run.tables().items():
+                    write(name, frame)
+        if config.with_matching and rows.get("creator_daily", 0) > 0:
+            with stages.stage("matching"):
+                from analytics.matching import build_matching
+
+                for name, frame in build_matching(settings, as_of).items():
                     write(name, frame)
         with stages.stage("snapshot"):
             manifest = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import shutil
 from collections.abc import Iterator
@@ -66,7 +67,12 @@ def built(
 ) -> Iterator[tuple[Settings, BuildResult, list]]:
     settings = _copy_home(tiny_home, tmp_path_factory.mktemp("build") / "home")
     events: list[tuple[str, int, int]] = []
-    result = build(settings, progress=lambda stage, done, total: events.append((stage, done, total)))
+    # matching is published by the same mechanism; its own tests cover it (it is the slowest stage)
+    result = build(
+        settings,
+        progress=lambda stage, done, total: events.append((stage, done, total)),
+        config=BuildConfig(with_matching=False),
+    )
     yield settings, result, events
     dispose_engine(settings)
 
@@ -170,7 +176,9 @@ def test_sql_tables_are_replaced_per_build(built: tuple[Settings, BuildResult, l
     assert rows == (result.row_counts["kpi_weekly"], result.build_id, AS_OF)
     assert set(result.sql_tables) == {SQL_PREFIX + name for name in build_module.SQL_SNAPSHOTS}
 
-    earlier = build(settings, date(2026, 10, 5), config=BuildConfig(sql_snapshots=("kpi_weekly",)))
+    earlier = build(
+        settings, date(2026, 10, 5), config=BuildConfig(sql_snapshots=("kpi_weekly",), with_strategies=False)
+    )
 
     with engine.connect() as connection:
         rows = connection.execute(
@@ -198,7 +206,7 @@ def test_a_failed_build_leaves_the_current_one(
 
     monkeypatch.setattr(build_module.cohorts, "creator_cohorts", broken)
     with pytest.raises(RuntimeError, match="stage failed"):
-        build(settings, config=BuildConfig(publish_sql=False))
+        build(settings, config=BuildConfig(publish_sql=False, with_strategies=False))
 
     assert latest_build_id(settings) == current
     assert not list(settings.snapshots.glob(".*.tmp"))
@@ -226,8 +234,10 @@ def test_build_of_an_empty_lake(tmp_path: Path) -> None:
     dispose_engine(settings)
 
 
-def test_cli_build(tiny_home: Path, tmp_path: Path) -> None:
+def test_cli_build(tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _copy_home(tiny_home, tmp_path / "home")
+    # the strategies stage has its own tests; here the command's wiring is what is tested
+    monkeypatch.setattr(build_module, "BuildConfig", functools.partial(BuildConfig, with_strategies=False))
     runner = CliRunner()
     env = {"LIFTBOARD_HOME": str(settings.home), "COLUMNS": "200"}
 
