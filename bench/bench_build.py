@@ -455,12 +455,14 @@ def run_pandas(home: Path, out: Path, as_of: date) -> dict[str, float]:
 def run_build(home: Path, out: Path, as_of: date) -> dict[str, float]:
     """The whole analytics build: every analytics stage, Parquet snapshots and SQL tables.
 
-    The strategies stage (uplift models, benchmarked in bench/bench_strategies.py) is left out.
+    The strategies and matching stages (benchmarked in bench/bench_strategies.py and
+    bench/bench_matching.py by their owners) are left out.
     """
     from liftboard.build import BuildConfig, build
     from liftboard.config import Settings
 
-    result = build(Settings.from_env(home=home), as_of, config=BuildConfig(with_strategies=False))
+    config = BuildConfig(with_strategies=False, with_matching=False)
+    result = build(Settings.from_env(home=home), as_of, config=config)
     return dict(result.timings)
 
 
@@ -568,6 +570,9 @@ def main() -> None:
     parser.add_argument("--as-of", type=date.fromisoformat, default=None)
     parser.add_argument("--skip-build", action="store_true", help="Only the three-engine comparison.")
     parser.add_argument("--repeat", type=int, default=1, help="Runs per engine (the best wall time is kept).")
+    parser.add_argument(
+        "--engines", default="polars,duckdb,pandas", help="Comma-separated engines to compare (default: all)."
+    )
     parser.add_argument("--run", choices=sorted(RUNNERS), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -593,7 +598,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="lb-bench-") as scratch:
         out = Path(scratch)
-        engines = ["polars", "duckdb", "pandas"] + ([] if args.skip_build else ["build"])
+        engines = [name for name in args.engines.split(",") if name] + ([] if args.skip_build else ["build"])
         for engine in engines:
             runs = [measure(engine, args.home, out, as_of) for _ in range(args.repeat)]
             best = min(runs, key=lambda run: run["wall_s"])
@@ -601,8 +606,15 @@ def main() -> None:
             best["all_wall_s"] = [round(run["wall_s"], 2) for run in runs]
             results.append(best)
             print(json.dumps(best), flush=True)
-        differences = compare(out)
+        compared = {"polars", "duckdb", "pandas"} <= set(engines)
+        differences = compare(out) if compared else {}
     by_engine = {result["engine"]: result for result in results}
+
+    def ratio(numerator: str, denominator: str) -> float | None:
+        if numerator in by_engine and denominator in by_engine:
+            return by_engine[numerator]["wall_s"] / by_engine[denominator]["wall_s"]
+        return None
+
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     summary = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {memory_gib:.0f} GiB, "
@@ -611,8 +623,8 @@ def main() -> None:
         "rows": rows,
         "as_of": as_of.isoformat(),
         "results": results,
-        "polars_over_duckdb": by_engine["polars"]["wall_s"] / by_engine["duckdb"]["wall_s"],
-        "pandas_over_polars": by_engine["pandas"]["wall_s"] / by_engine["polars"]["wall_s"],
+        "polars_over_duckdb": ratio("polars", "duckdb"),
+        "pandas_over_polars": ratio("pandas", "polars"),
         "differences": differences,
     }
     print(json.dumps(summary, indent=2, default=str))

@@ -177,7 +177,9 @@ def test_sql_tables_are_replaced_per_build(built: tuple[Settings, BuildResult, l
     assert set(result.sql_tables) == {SQL_PREFIX + name for name in build_module.SQL_SNAPSHOTS}
 
     earlier = build(
-        settings, date(2026, 10, 5), config=BuildConfig(sql_snapshots=("kpi_weekly",), with_strategies=False)
+        settings,
+        date(2026, 10, 5),
+        config=BuildConfig(sql_snapshots=("kpi_weekly",), with_strategies=False, with_matching=False),
     )
 
     with engine.connect() as connection:
@@ -206,7 +208,7 @@ def test_a_failed_build_leaves_the_current_one(
 
     monkeypatch.setattr(build_module.cohorts, "creator_cohorts", broken)
     with pytest.raises(RuntimeError, match="stage failed"):
-        build(settings, config=BuildConfig(publish_sql=False, with_strategies=False))
+        build(settings, config=BuildConfig(publish_sql=False, with_strategies=False, with_matching=False))
 
     assert latest_build_id(settings) == current
     assert not list(settings.snapshots.glob(".*.tmp"))
@@ -237,7 +239,11 @@ def test_build_of_an_empty_lake(tmp_path: Path) -> None:
 def test_cli_build(tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _copy_home(tiny_home, tmp_path / "home")
     # the strategies stage has its own tests; here the command's wiring is what is tested
-    monkeypatch.setattr(build_module, "BuildConfig", functools.partial(BuildConfig, with_strategies=False))
+    monkeypatch.setattr(
+        build_module,
+        "BuildConfig",
+        functools.partial(BuildConfig, with_strategies=False, with_matching=False),
+    )
     runner = CliRunner()
     env = {"LIFTBOARD_HOME": str(settings.home), "COLUMNS": "200"}
 
