@@ -109,7 +109,9 @@ with top[2], st.container(horizontal=True, gap="small"):
     for fmt in FORMATS:
         st.download_button(
             fmt.upper(),
-            data=lambda fmt=fmt: render(_review(str(settings.home), build_id, week, user, user.username), fmt),
+            data=lambda fmt=fmt: render(
+                _review(str(settings.home), build_id, week, user, user.username), fmt
+            ),
             file_name=f"{report.slug}.{fmt}",
             mime=MIME_TYPES[fmt],
             key=f"wr_download_{fmt}",

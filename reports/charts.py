@@ -108,7 +108,7 @@ def _draw_panel(ax: Any, chart: Chart, panel: str, scale: float) -> None:
             )
         ax.margins(y=0.15)
     ax.set_xticks(range(len(xs)))
-    rotate = len(xs) > 6 or max(len(x) for x in xs) > 8
+    rotate = len(xs) > 6 or max(len(x) for x in xs) > 8 or (scale > 1.2 and len(xs) >= 6)
     ax.set_xticklabels(xs, rotation=35 if rotate else 0, ha="right" if rotate else "center")
     if len(series) > 1:
         ax.legend(frameon=False, loc="best")

@@ -171,7 +171,10 @@ def _change(value: float | None, reference: float | None) -> float | None:
 
 
 def headline_kpis(weekly: pl.DataFrame, week: date, metrics: Sequence[str]) -> tuple[Kpi, ...]:
-    """KPI cards of ``week`` from wide weekly values: previous week, mean of the 4 weeks before, 13 weeks earlier."""
+    """KPI cards of ``week`` from wide weekly values.
+
+    Compared with the previous week, the mean of the 4 weeks before and the week 13 weeks earlier.
+    """
     by_week = {row["period_start"]: row for row in weekly.to_dicts()}
 
     def value(day: date, name: str) -> float | None:
@@ -242,7 +245,7 @@ def trend_chart(weekly: pl.DataFrame, monthly: pl.DataFrame, week: date, name: s
     metric = METRICS[name]
     note = "Months are calendar months; the last one runs to the end of the reviewed week."
     if data_first is not None:
-        note += f" Data starts {data_first:%b %Y}."
+        note += f" Data starts {data_first.strftime('%b %Y')}."  # type: ignore[union-attr]
     return Chart(
         key=f"trend_{name}",
         title=metric.label,

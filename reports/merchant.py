@@ -30,7 +30,16 @@ from reports.model import Report, ReportError, Section, Table, kpi_table
 from reports.weekly import _strategy_names, resolve_week
 from strategies.store import read_actions
 
-MERCHANT_METRICS: tuple[str, ...] = ("gmv", "net_gmv", "orders", "aov", "active_creators", "ctr", "cvr", "refund_rate")
+MERCHANT_METRICS: tuple[str, ...] = (
+    "gmv",
+    "net_gmv",
+    "orders",
+    "aov",
+    "active_creators",
+    "ctr",
+    "cvr",
+    "refund_rate",
+)
 TREND_METRICS: tuple[str, ...] = ("gmv", "orders", "aov", "active_creators")
 WINDOW_DAYS = 28
 
@@ -136,7 +145,9 @@ def merchant_report(
 
     merchant_kpis = _merchant_kpis(settings, user, merchant_id)
     weekly = weekly_series_from_kpis(merchant_kpis, MERCHANT_METRICS, merchant_id)
-    merchant_daily = snapshot_for("merchant_daily", settings, user).filter(pl.col("merchant_id") == merchant_id)
+    merchant_daily = snapshot_for("merchant_daily", settings, user).filter(
+        pl.col("merchant_id") == merchant_id
+    )
     monthly = series_from_merchant_daily(merchant_daily, MERCHANT_METRICS, "1mo", sunday)
     kpis = headline_kpis(weekly, monday, MERCHANT_METRICS)
     gmv = kpis[0]
@@ -148,7 +159,8 @@ def merchant_report(
             short_title="Headline KPIs",
             summary=(
                 f"{merchant['category']} merchant in {merchant['region']}, rating {merchant['rating']:.1f}, "
-                f"ships in {merchant['ships_in_days']:.1f} days, on the marketplace since {merchant['joined_on']}.",
+                f"ships in {merchant['ships_in_days']:.1f} days, "
+                f"on the marketplace since {merchant['joined_on']}.",
                 f"GMV in {week_label(monday)}: ${gmv.value or 0:,.0f}"
                 + (f" ({gmv.change_pct:+.1%} week over week)." if gmv.change_pct is not None else "."),
             ),
@@ -194,7 +206,9 @@ def _products(settings: Settings, user: User | None, merchant_id: str, sunday: d
     window = _window(daily, "product_id", sunday)
     products = dimension("products", settings).filter(pl.col("merchant_id") == merchant_id)
     frame = window.join(
-        products.select("product_id", "title", "category", "price", "commission_rate"), on="product_id", how="left"
+        products.select("product_id", "title", "category", "price", "commission_rate"),
+        on="product_id",
+        how="left",
     ).select(
         "product_id",
         "title",
@@ -213,9 +227,13 @@ def _products(settings: Settings, user: User | None, merchant_id: str, sunday: d
     total = float(frame["gmv"].sum()) if frame.height else 0.0
     sold = int((frame["gmv"] > 0).sum()) if frame.height else 0
     top = frame.head(1).to_dicts()
-    summary = [f"{sold:,} of {products.height:,} products sold in the 28 days to {sunday}; GMV ${total:,.0f}."]
+    summary = [
+        f"{sold:,} of {products.height:,} products sold in the 28 days to {sunday}; GMV ${total:,.0f}."
+    ]
     if top and total > 0:
-        summary.append(f"Top product: {top[0]['title']} (${top[0]['gmv']:,.0f}, {top[0]['gmv'] / total:.0%} of GMV).")
+        summary.append(
+            f"Top product: {top[0]['title']} (${top[0]['gmv']:,.0f}, {top[0]['gmv'] / total:.0%} of GMV)."
+        )
     return Section(
         key="products",
         title="Products (last 28 days)",
@@ -270,7 +288,8 @@ def _creators(settings: Settings, merchant_daily: pl.LazyFrame, sunday: date) ->
         title="Creators selling its products (last 28 days)",
         short_title="Creators",
         summary=(
-            f"{active:,} creators sold its products in the 28 days to {sunday}: {new:,} new against the 28 days "
+            f"{active:,} creators sold its products in the 28 days to {sunday}: "
+            f"{new:,} new against the 28 days "
             f"before, {lost:,} stopped.",
         ),
         tables=(
@@ -290,7 +309,9 @@ def _creators(settings: Settings, merchant_daily: pl.LazyFrame, sunday: date) ->
 
 def _category(settings: Settings, user: User | None, merchant_id: str, category: str) -> Section:
     # Category medians are aggregates over the category's merchants: no other merchant's rows are shown.
-    features = snapshot_for("merchant_features", settings, None).filter(pl.col("category") == category).collect()
+    features = (
+        snapshot_for("merchant_features", settings, None).filter(pl.col("category") == category).collect()
+    )
     own = features.filter(pl.col("merchant_id") == merchant_id)
     rows = []
     for column, label, fmt in COMPARISON_FEATURES:
@@ -310,9 +331,7 @@ def _category(settings: Settings, user: User | None, merchant_id: str, category:
                 "format": fmt,
                 "merchant": None if value is None else float(value),
                 "category_median": median,
-                "vs_median": None
-                if value is None or not median
-                else (float(value) - median) / abs(median),
+                "vs_median": None if value is None or not median else (float(value) - median) / abs(median),
                 "percentile": percentile,
             }
         )
@@ -394,8 +413,10 @@ def _recommendations(settings: Settings, user: User | None, merchant_id: str) ->
     best = frame.filter(pl.col("is_best")).head(1).to_dicts()
     summary = (
         (
-            f"Best strategy: {best[0]['strategy']}, expected +${best[0]['expected_uplift']:,.0f} GMV over 28 days "
+            f"Best strategy: {best[0]['strategy']}, "
+            f"expected +${best[0]['expected_uplift']:,.0f} GMV over 28 days "
             f"(${best[0]['uplift_low']:,.0f} to ${best[0]['uplift_high']:,.0f}) for ${best[0]['cost']:,.0f}.",
+            f"Why: {best[0]['rationale'].split(': ', 1)[-1]}" if best[0]["rationale"] else "",
         )
         if best
         else ("No recommendation for this merchant in the current run.",)
@@ -404,12 +425,14 @@ def _recommendations(settings: Settings, user: User | None, merchant_id: str) ->
         key="recommendations",
         title="Recommendations and rationale",
         short_title="Recommendations",
-        summary=summary,
+        summary=tuple(line for line in summary if line),
         tables=(
             Table(
                 key="recommendations",
                 title="Strategies ranked for this merchant",
-                frame=frame.with_columns(pl.col("is_best").cast(pl.String).replace({"true": "best", "false": ""})),
+                frame=frame.with_columns(
+                    pl.col("is_best").cast(pl.String).replace({"true": "best", "false": ""})
+                ),
                 labels={
                     "expected_uplift": "Expected uplift (28 d)",
                     "uplift_low": "Low",

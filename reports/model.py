@@ -150,12 +150,17 @@ class Table:
         return [c for c in self.frame.columns if c not in self.hidden]
 
     def label(self, column: str) -> str:
-        return self.labels.get(column, column.replace("_", " "))
+        if column in self.labels:
+            return self.labels[column]
+        if column in METRICS:
+            return METRICS[column].label
+        text = column.replace("_", " ")
+        return text[:1].upper() + text[1:]
 
     def format_key(self, column: str, row: Mapping[str, Any] | None = None) -> str:
         if self.metric_column and row is not None and column in self.per_row_columns:
             metric = row.get(self.metric_column)
-            if isinstance(metric, str) and metric in METRICS:
+            if isinstance(metric, str) and (metric in METRICS or metric in EXTRA_FORMATS):
                 return metric
         return self.formats.get(column, "text")
 

@@ -11,7 +11,8 @@ from reports.charts import plotly_figure
 from reports.model import Kpi, Report, Section, Table, format_of, format_value
 
 _CSS = """
-body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:0;color:#111827;background:#f8fafc}
+body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:0;
+color:#111827;background:#f8fafc}
 header{background:#1e3a8a;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:26px}
 header .meta{opacity:.85;font-size:14px}nav{padding:8px 28px;background:#e0e7ff;font-size:14px}
 nav a{margin-right:14px;color:#1e3a8a;text-decoration:none}main{padding:8px 28px 40px}
@@ -20,10 +21,13 @@ h2{color:#1e3a8a;margin:4px 0 10px}h3{color:#1e3a8a;font-size:15px;margin:16px 0
 .summary p{margin:4px 0}.cards{display:grid;grid-template-columns:repeat(4,1fr);gap:12px;margin:10px 0}
 .card{border:1px solid #d1d5db;border-radius:8px;padding:10px 12px;background:#f9fafb}
 .card .label{color:#4b5563;font-size:13px}.card .value{font-size:24px;font-weight:700;margin:4px 0}
-.card .changes span{display:inline-block;margin-right:10px;font-size:12px}.good{color:#15803d}.bad{color:#b91c1c}
+.card .changes span{display:inline-block;margin-right:10px;font-size:12px}
+.good{color:#15803d}.bad{color:#b91c1c}
 .muted{color:#6b7280}.tablebox{max-height:460px;overflow:auto;border:1px solid #e5e7eb}
-table{border-collapse:collapse;font-size:13px;width:100%}th{position:sticky;top:0;background:#e0e7ff;text-align:left}
-th,td{padding:4px 8px;border-bottom:1px solid #eef0f3;vertical-align:top}td.num{text-align:right;white-space:nowrap}
+table{border-collapse:collapse;font-size:13px;width:100%}
+th{position:sticky;top:0;background:#e0e7ff;text-align:left}
+th,td{padding:4px 8px;border-bottom:1px solid #eef0f3;vertical-align:top}
+td.num{text-align:right;white-space:nowrap}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:10px}
 .notes{white-space:pre-wrap;background:#fffbeb;border:1px solid #fde68a;padding:10px;border-radius:6px}
 footer{font-size:12px;color:#6b7280;padding:0 28px 20px}

@@ -7,14 +7,15 @@ with a "+N more" line (the Excel export has every row); long text cells are shor
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from pptx import Presentation
 from pptx.dml.color import RGBColor
 from pptx.enum.text import PP_ALIGN
-from pptx.util import Emu, Inches, Pt
+from pptx.util import Inches, Length, Pt
 
 from reports.charts import chart_png
-from reports.model import Kpi, Report, Section, Table, format_of, format_value
+from reports.model import Chart, Kpi, Report, Section, Table, format_of, format_value
 
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
 MARGIN = Inches(0.45)
@@ -28,8 +29,17 @@ MAX_CELL_CHARS = 48
 
 
 def _text(
-    slide, left, top, width, height, text: str, size: float, bold: bool = False, color=None, align=None
-):  # type: ignore[no-untyped-def]
+    slide: Any,
+    left: int,
+    top: int,
+    width: int,
+    height: int,
+    text: str,
+    size: float,
+    bold: bool = False,
+    color: RGBColor | None = None,
+    align: Any = None,
+) -> Any:
     box = slide.shapes.add_textbox(left, top, width, height)
     frame = box.text_frame
     frame.word_wrap = True
@@ -47,7 +57,7 @@ def _text(
     return box
 
 
-def _footer(slide, report: Report, number: int) -> None:  # type: ignore[no-untyped-def]
+def _footer(slide: Any, report: Report, number: int) -> None:
     _text(
         slide,
         MARGIN,
@@ -71,7 +81,7 @@ def _footer(slide, report: Report, number: int) -> None:  # type: ignore[no-unty
     )
 
 
-def _kpi_cards(slide, kpis: tuple[Kpi, ...], top: Emu) -> None:  # type: ignore[no-untyped-def]
+def _kpi_cards(slide: Any, kpis: tuple[Kpi, ...], top: int) -> None:
     per_row = 4
     gap = Inches(0.2)
     width = int((WIDTH - 2 * MARGIN - gap * (per_row - 1)) / per_row)
@@ -94,16 +104,17 @@ def _kpi_cards(slide, kpis: tuple[Kpi, ...], top: Emu) -> None:  # type: ignore[
             16,
             color=MUTED,
         )
-        _text(
+        value = _text(
             slide,
             left + Inches(0.15),
             y + Inches(0.5),
             width - Inches(0.3),
             Inches(0.7),
             format_value(kpi.value, kpi.format_key),
-            30,
+            24,
             bold=True,
         )
+        value.text_frame.word_wrap = False
         for row, (label, change) in enumerate(
             (
                 ("WoW", kpi.change_pct),
@@ -128,7 +139,7 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1].rstrip() + "…"
 
 
-def _cell_run(cell, text: str, font: Pt):  # type: ignore[no-untyped-def]
+def _cell_run(cell: Any, text: str, font: Length):  # type: ignore[no-untyped-def]
     paragraph = cell.text_frame.paragraphs[0]
     run = paragraph.add_run()
     run.text = text
@@ -136,7 +147,9 @@ def _cell_run(cell, text: str, font: Pt):  # type: ignore[no-untyped-def]
     return run
 
 
-def _table(slide, table: Table, left: Emu, top: Emu, width: Emu, height: Emu, font: Pt = TABLE_FONT) -> int:  # type: ignore[no-untyped-def]
+def _table(
+    slide: Any, table: Table, left: int, top: int, width: int, height: int, font: Length = TABLE_FONT
+) -> int:
     """Draw ``table`` in the box; return how many rows were shown."""
     _text(slide, left, top, width, Inches(0.4), table.title, 15, bold=True, color=ACCENT)
     columns = list(table.slide_columns) or [c for c in table.shown_columns if table.widths.get(c, 1.0) < 3.5]
@@ -180,16 +193,21 @@ def _table(slide, table: Table, left: Emu, top: Emu, width: Emu, height: Emu, fo
     return shown
 
 
-def _image(slide, chart, left: Emu, top: Emu, width: Emu, height: Emu) -> None:  # type: ignore[no-untyped-def]
+def _image(slide: Any, chart: Chart, left: int, top: int, width: int, height: int) -> None:
     image = chart_png(chart, width=width / 914400, height=height / 914400, dpi=110, scale=1.55)
     slide.shapes.add_picture(io.BytesIO(image), left, top, width, height)
+
+
+def _title_size(title: str, base: float = 28) -> float:
+    """A title font size that keeps ``title`` on one line of the slide."""
+    return base if len(title) <= 44 else base * 0.86 if len(title) <= 54 else base * 0.72
 
 
 def _grid(count: int) -> tuple[int, int]:
     return (1, 1) if count == 1 else (1, 2) if count == 2 else (2, 2)
 
 
-def _section_slide(prs, report: Report, section: Section, number: int) -> None:  # type: ignore[no-untyped-def]
+def _section_slide(prs: Any, report: Report, section: Section, number: int) -> None:
     slide = prs.slides.add_slide(prs.slide_layouts[6])
     _text(
         slide,
@@ -198,15 +216,16 @@ def _section_slide(prs, report: Report, section: Section, number: int) -> None: 
         WIDTH - 2 * MARGIN,
         Inches(0.7),
         section.title,
-        28,
+        _title_size(section.title),
         bold=True,
         color=ACCENT,
     )
-    top = Inches(1.0)
+    top: int = Inches(1.0)
     if section.summary:
         summary = " ".join(section.summary[:2])
-        _text(slide, MARGIN, top, WIDTH - 2 * MARGIN, Inches(0.7), summary, 15)
-        top += Inches(0.75 if len(summary) > 130 else 0.45)
+        lines = -(-len(summary) // 120)
+        _text(slide, MARGIN, top, WIDTH - 2 * MARGIN, Inches(0.3) * lines + Inches(0.1), summary, 15)
+        top += Inches(0.3) * lines + Inches(0.2)
     bottom = HEIGHT - Inches(0.5)
     box_width = WIDTH - 2 * MARGIN
     if section.kpis:
@@ -265,13 +284,21 @@ def render_pptx(report: Report) -> bytes:
     prs.core_properties.keywords = report.filter_text
     title = prs.slides.add_slide(prs.slide_layouts[6])
     _text(
-        title, MARGIN, Inches(2.2), WIDTH - 2 * MARGIN, Inches(1.2), report.title, 40, bold=True, color=ACCENT
+        title,
+        MARGIN,
+        Inches(1.6),
+        WIDTH - 2 * MARGIN,
+        Inches(1.4),
+        report.title,
+        _title_size(report.title, 40),
+        bold=True,
+        color=ACCENT,
     )
-    _text(title, MARGIN, Inches(3.4), WIDTH - 2 * MARGIN, Inches(0.6), report.period, 24)
+    _text(title, MARGIN, Inches(3.2), WIDTH - 2 * MARGIN, Inches(1.0), report.period, 22)
     _text(
         title,
         MARGIN,
-        Inches(4.2),
+        Inches(4.5),
         WIDTH - 2 * MARGIN,
         Inches(1.5),
         "\n".join(f"{k}: {v}" for k, v in report.filters.items()),

@@ -128,13 +128,15 @@ def weekly_review(settings: Settings, week: str | date | None = None, user: User
         Section(
             key="trends_volume",
             short_title="Trends volume",
-            title="Trends: GMV, net GMV, orders, AOV (6 weeks | 6 months)",
+            title="Trends: GMV, net GMV, orders, AOV",
+            summary=("Each chart: the last 6 weeks beside the last 6 months.",),
             charts=tuple(trend_chart(weekly, monthly, monday, name) for name in VOLUME_METRICS),
         ),
         Section(
             key="trends_activity",
             short_title="Trends activity",
-            title="Trends: active creators and merchants, CTR, CVR (6 weeks | 6 months)",
+            title="Trends: active creators and merchants, CTR, CVR",
+            summary=("Each chart: the last 6 weeks beside the last 6 months.",),
             charts=tuple(trend_chart(weekly, monthly, monday, name) for name in ACTIVITY_METRICS),
         ),
         _contributions(creator_daily, merchant_daily, monday, sunday, settings),
@@ -159,7 +161,9 @@ def weekly_review(settings: Settings, week: str | date | None = None, user: User
         )
     )
     scope = (
-        "all merchants" if not scoped else f"{len(user.merchant_ids or ())} merchant(s) of {user.username}"
+        f"{len(user.merchant_ids or ())} merchant(s) of {user.username}"
+        if scoped and user is not None
+        else "all merchants"
     )
     filters = {"week": week_label(monday), "scope": scope, "build": str(manifest["build_id"])}
     if user is not None:
@@ -262,8 +266,9 @@ def _contributions(
         short_title="Contributions",
         title="What moved GMV: contribution to change",
         summary=(
-            f"GMV changed by {'+' if total >= 0 else '-'}${abs(total):,.0f} from {week_label(monday - timedelta(days=7))}"
-            f" to {week_label(monday)}; within each dimension the contributions add up to that change exactly.",
+            f"GMV changed by {'+' if total >= 0 else '-'}${abs(total):,.0f} "
+            f"from {week_label(monday - timedelta(days=7))} to {week_label(monday)}; "
+            "within each dimension the contributions add up to that change exactly.",
         ),
         charts=(
             Chart(
@@ -331,7 +336,7 @@ def _movers(
                 _mover_table(
                     frame,
                     f"{direction}_{kind}",
-                    f"{direction.capitalize()} {kind} (growth, previous week ≥ ${cfg.min_base_gmv:,.0f})",
+                    f"{direction.capitalize()} {kind}",
                     key,
                     name_column,
                 )
@@ -393,12 +398,14 @@ def _cohorts(settings: Settings, monday: date) -> Section:
         if aged.height:
             above = int((aged["retention_vs_average"] >= 0).sum())
             summary.append(
-                f"{noun.capitalize()} cohorts retaining at or above the average at their age: {above} of {aged.height}."
+                f"{noun.capitalize()} cohorts retaining at or above the average at their age: "
+                f"{above} of {aged.height}."
             )
         tables.append(
             Table(
                 key=f"{kind}_cohorts",
-                title=f"{kind.capitalize()} cohorts ({cohort_kind.replace('_', ' ')}) in {week_label(monday)}",
+                title=f"{kind.capitalize()} cohorts ({cohort_kind.replace('_', ' ')}) "
+                f"in {week_label(monday)}",
                 frame=this_week,
                 labels={
                     "cohort_week": "Cohort week",
@@ -606,11 +613,13 @@ def _follow_up(
         predicted = float(frame["predicted_so_far"].sum())
         realized = float(frame["realized_so_far"].sum())
         running = int((frame["days"] < FOLLOW_UP_DAYS).sum())
-        summary = (
+        summary: tuple[str, ...] = (
             f"{frame.height} accepted recommendation(s) followed up, {running} still within their 28 days.",
             f"Predicted uplift so far ${predicted:,.0f}; realized so far ${realized:,.0f} "
-            f"({'+' if realized >= predicted else '-'}${abs(realized - predicted):,.0f} against the prediction).",
-            "Realized = GMV since the start minus GMV in as many days before it (before/after, not a controlled "
+            f"({'+' if realized >= predicted else '-'}${abs(realized - predicted):,.0f} "
+            "against the prediction).",
+            "Realized = GMV since the start minus GMV in as many days before it "
+            "(before/after, not a controlled "
             "estimate); predicted so far = 28-day prediction × days elapsed / 28.",
         )
     else:
@@ -618,7 +627,7 @@ def _follow_up(
     return Section(
         key="follow_up",
         short_title="Follow-up",
-        title="Follow-up: accepted recommendations, predicted vs realized",
+        title="Follow-up: predicted vs realized uplift",
         summary=summary,
         charts=(
             (
@@ -672,7 +681,14 @@ def _follow_up(
                 },
                 print_rows=40,
                 widths={"name": 1.6, "strategy": 1.6, "state": 1.5},
-                slide_columns=("name", "strategy", "started_on", "predicted_so_far", "realized_so_far", "state"),
+                slide_columns=(
+                    "name",
+                    "strategy",
+                    "started_on",
+                    "predicted_so_far",
+                    "realized_so_far",
+                    "state",
+                ),
                 hidden=("owner", "gmv_before", "gmv_since"),
             ),
         ),

@@ -116,7 +116,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> ReportWor
             row["entity_id"],
             row["strategy"],
             float(row["predicted_uplift"]),
-            row["started_on"] if isinstance(row["started_on"], date) else date.fromisoformat(row["started_on"]),
+            row["started_on"]
+            if isinstance(row["started_on"], date)
+            else date.fromisoformat(row["started_on"]),
         )
         for row in actions.sort("started_on").iter_rows(named=True)
     )

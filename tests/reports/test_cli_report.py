@@ -20,7 +20,9 @@ def home(world: ReportWorld, monkeypatch: pytest.MonkeyPatch) -> ReportWorld:
 
 
 def test_weekly_writes_the_files_and_a_summary(home: ReportWorld, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["report", "weekly", "--week", WEEK, "--format", "xlsx,html", "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["report", "weekly", "--week", WEEK, "--format", "xlsx,html", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == [f"weekly-review-{WEEK}.html", f"weekly-review-{WEEK}.xlsx"]
@@ -60,13 +62,37 @@ def test_no_build_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_merchant_success_user_exports_only_their_merchants(home: ReportWorld, tmp_path: Path) -> None:
     inside = sorted(home.scoped_merchants)[0]
     ok = runner.invoke(
-        app, ["report", "merchant", "--merchant", inside, "--format", "xlsx", "--user", "ms", "--out", str(tmp_path)]
+        app,
+        [
+            "report",
+            "merchant",
+            "--merchant",
+            inside,
+            "--format",
+            "xlsx",
+            "--user",
+            "ms",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / f"merchant-{inside}-{WEEK}.xlsx").is_file()
     outside = next(m for m in ("m00001", "m00002", "m00003", "m00004") if m not in home.scoped_merchants)
     denied = runner.invoke(
-        app, ["report", "merchant", "--merchant", outside, "--format", "xlsx", "--user", "ms", "--out", str(tmp_path)]
+        app,
+        [
+            "report",
+            "merchant",
+            "--merchant",
+            outside,
+            "--format",
+            "xlsx",
+            "--user",
+            "ms",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert denied.exit_code == 2 and "not found" in denied.output
     scoped = runner.invoke(

@@ -19,14 +19,18 @@ from tests.reports.conftest import NOTES, WEEK, ReportWorld
 
 
 @pytest.fixture(scope="module")
-def weekly_files(world: ReportWorld, tmp_path_factory: pytest.TempPathFactory) -> tuple[Report, dict[str, Path]]:
+def weekly_files(
+    world: ReportWorld, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Report, dict[str, Path]]:
     report = weekly_review(world.settings, WEEK)
     paths = write_report(report, FORMATS, tmp_path_factory.mktemp("weekly"))
     return report, {path.suffix[1:]: path for path in paths}
 
 
 @pytest.fixture(scope="module")
-def merchant_files(world: ReportWorld, tmp_path_factory: pytest.TempPathFactory) -> tuple[Report, dict[str, Path]]:
+def merchant_files(
+    world: ReportWorld, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Report, dict[str, Path]]:
     merchant = sorted(world.scoped_merchants)[0]
     report = merchant_report(world.settings, merchant, world.merchant_user)
     paths = write_report(report, FORMATS, tmp_path_factory.mktemp("merchant"))
@@ -106,7 +110,9 @@ def test_weekly_deck(weekly_files) -> None:  # type: ignore[no-untyped-def]
     for kpi in report.section("headline").kpis:
         assert format_value(kpi.value, kpi.format_key) in headline
     recs = report.section("recommendations").table("recommendations").frame
-    more = re.search(r"\+([\d,]+) more", slides[1 + [s.key for s in report.sections].index("recommendations")])
+    more = re.search(
+        r"\+([\d,]+) more", slides[1 + [s.key for s in report.sections].index("recommendations")]
+    )
     assert more is not None
     shown = recs.height - int(more.group(1).replace(",", ""))
     assert 3 <= shown <= 14
@@ -178,9 +184,7 @@ def test_merchant_report_bytes_respects_scope(world: ReportWorld) -> None:
     from liftboard.access import get_user
 
     outside = next(
-        m
-        for m in ("m00001", "m00002", "m00003", "m00004", "m00005")
-        if m not in world.scoped_merchants
+        m for m in ("m00001", "m00002", "m00003", "m00004", "m00005") if m not in world.scoped_merchants
     )
     with pytest.raises(ReportError, match="not found"):
         merchant_report_bytes(world.settings, world.merchant_user, outside, "pdf")

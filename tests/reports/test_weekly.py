@@ -23,7 +23,9 @@ def review(world: ReportWorld):  # type: ignore[no-untyped-def]
 
 
 def _gmv(daily: pl.LazyFrame, start: date, end: date) -> float:
-    return float(daily.filter(pl.col("date").is_between(start, end)).select(pl.col("gmv").sum()).collect().item())
+    return float(
+        daily.filter(pl.col("date").is_between(start, end)).select(pl.col("gmv").sum()).collect().item()
+    )
 
 
 def test_sections_in_meeting_order(review) -> None:  # type: ignore[no-untyped-def]
@@ -97,7 +99,9 @@ def test_recommendations_by_net_value_without_accepted_ones(world: ReportWorld, 
     assert values == sorted(values, reverse=True) and min(values) > 0
     accepted = {a.entity_id for a in world.accepted}
     assert not accepted & set(frame["entity_id"].to_list())
-    best = load_snapshot("recommendations", world.settings).filter(pl.col("is_best") & (pl.col("net_value") > 0))
+    best = load_snapshot("recommendations", world.settings).filter(
+        pl.col("is_best") & (pl.col("net_value") > 0)
+    )
     assert frame.height == best.select(pl.len()).collect().item() - len(world.accepted)
 
 
@@ -119,7 +123,9 @@ def test_scoped_review_covers_only_the_users_merchants(world: ReportWorld) -> No
     assert set(recs["entity_kind"].to_list()) <= {"merchant"} and set(recs["entity_id"].to_list()) <= scope
     follow = review.section("follow_up").table("follow_up").frame
     assert set(follow["entity_id"].to_list()) <= scope and follow.height >= 1
-    merchant_daily = load_snapshot("merchant_daily", world.settings).filter(pl.col("merchant_id").is_in(list(scope)))
+    merchant_daily = load_snapshot("merchant_daily", world.settings).filter(
+        pl.col("merchant_id").is_in(list(scope))
+    )
     gmv = review.section("headline").kpis[0]
     assert gmv.value == pytest.approx(_gmv(merchant_daily, MONDAY, SUNDAY))
     assert review.section("notes").text == ""  # the shared notes are not the scoped review's
