@@ -1177,7 +1177,7 @@ def build_matching(
     cfg: MatchingConfig = MatchingConfig(),
     frames: MarketFrames | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """Every matching table for publishing, written to ``settings.snapshots / "matching"``.
+    """Every matching table, for the build to publish as snapshots.
 
     Tables: product_pairs, similar_products, creator_product_recs, merchant_creator_recs,
     creator_interests (long profiles with each creator's drift flag). Models are trained on windows
@@ -1203,10 +1203,6 @@ def build_matching(
         "merchant_creator_recs": recruits,
         "creator_interests": interests,
     }
-    out = settings.snapshots / "matching"
-    out.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.items():
-        frame.write_parquet(out / f"{name}.parquet")
     return tables
 
 
