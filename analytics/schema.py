@@ -22,7 +22,12 @@ ORDER_STATUSES = ("completed", "refunded", "cancelled")
 ENTITY_KINDS = ("creator", "merchant")
 ARMS = ("treatment", "control")
 ASSIGNMENTS = ("randomized", "targeted")
-CREATOR_STRATEGIES = ("live_coaching", "commission_boost", "matched_product_showcase", "posting_schedule_advice")
+CREATOR_STRATEGIES = (
+    "live_coaching",
+    "commission_boost",
+    "matched_product_showcase",
+    "posting_schedule_advice",
+)
 MERCHANT_STRATEGIES = (
     "commission_to_category_median",
     "matched_creator_recruitment",
@@ -219,7 +224,9 @@ ENGAGEMENT = TableSpec(
         ForeignKey("content_id", "content", "content_id"),
         ForeignKey("product_id", "products", "product_id"),
     ),
-    ranges=_frozen({"impressions": (0, None), "views": (0, None), "clicks": (0, None), "add_to_carts": (0, None)}),
+    ranges=_frozen(
+        {"impressions": (0, None), "views": (0, None), "clicks": (0, None), "add_to_carts": (0, None)}
+    ),
     not_in_future=("date",),
 )
 
