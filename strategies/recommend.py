@@ -84,10 +84,12 @@ def explain_entities(
     scored: pl.DataFrame,
     catalog: Catalog,
     sample: int = 3000,
+    rule_sample: int = 20_000,
     seed: int = 0,
 ) -> Explanations:
-    """SHAP drivers and a rationale for each entity's first-ranked strategy; global importance, dependence
-    and segment rules per strategy (on a sample of at most ``sample`` entities)."""
+    """SHAP drivers and a rationale for each entity's first-ranked strategy; global importance and
+    dependence (on a sample of at most ``sample`` entities) and segment rules (at most ``rule_sample``)
+    per strategy."""
     kind = model.kind
     cohort = COHORT[kind]
     values = model.encoder.values(features).with_columns(features["entity_id"])
@@ -101,6 +103,10 @@ def explain_entities(
     position = features.select("entity_id").with_row_index("_row")
     rationale_rows, driver_rows, importance, dependence_frames, rule_frames = [], [], [], [], []
     rng = np.random.default_rng(seed)
+    predicted_all = model.predict(features)
+    base = features[model.config.baseline_column].fill_null(0.0).to_numpy()
+    rule_rows = rng.choice(features.height, size=min(rule_sample, features.height), replace=False)
+    categorical = [c for c in model.encoder.categorical if c in features.columns]
     for arm in model.arms:
         strategy = catalog.get(arm)
         rows = first.filter(pl.col("strategy") == arm).join(position, on="entity_id")
@@ -135,11 +141,11 @@ def explain_entities(
         dependence_frames.append(
             dependence(contrib, names, values[pick], top).with_columns(strategy=pl.lit(arm))
         )
-        predicted = model.predict(features)[:, model.arms.index(arm)]
-        base = features[model.config.baseline_column].fill_null(0.0).to_numpy()
-        lift = np.where(base > model.config.baseline_floor, predicted / np.maximum(base, 1e-9), 0.0)
-        categorical = [c for c in model.encoder.categorical if c in features.columns]
-        rules = segment_rules(features, lift, raw_numeric, categorical, PEERS[kind])
+        predicted = predicted_all[rule_rows, model.arms.index(arm)]
+        lift = np.where(
+            base[rule_rows] > model.config.baseline_floor, predicted / np.maximum(base[rule_rows], 1e-9), 0.0
+        )
+        rules = segment_rules(features[rule_rows], lift, raw_numeric, categorical, PEERS[kind])
         rule_frames.append(
             rules.rename({"mean_predicted_uplift": "mean_predicted_lift"}).with_columns(strategy=pl.lit(arm))
         )
