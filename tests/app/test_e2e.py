@@ -1,0 +1,129 @@
+"""Browser end-to-end: the app served on the tiny build, driven in Debian's Chromium by Playwright.
+
+Every page loads without a Streamlit exception box; a copied URL reopens the same filters; an export
+downloads and opens; a merchant-success user cannot reach another merchant's page by URL.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import polars as pl
+import pytest
+
+from liftboard import access
+from liftboard.config import Settings
+from tests.app.conftest import OTHER_USER
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+PAGES = ["movers", "cohorts", "creators", "merchants", "strategy_board", "models", "data"]
+
+
+def settle(page: Any) -> None:
+    """Wait until the script run is over and the elements are drawn."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000
+    )
+    page.wait_for_timeout(700)
+
+
+def login(page: Any, url: str, username: str) -> None:
+    page.goto(url)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(username)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector('[data-testid="stSidebarNav"]', timeout=60_000)
+    settle(page)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def test_every_page_without_exception(page: Any, app_url: str) -> None:
+    login(page, app_url + "/", "ops")
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_role("heading", name="Overview").count() >= 1
+    for name in PAGES:
+        page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]').first.click()
+        page.wait_for_url(f"**/{name}*")
+        settle(page)
+        assert page.locator('[data-testid="stException"]').count() == 0, name
+        assert page.locator("h1").count() >= 1, name
+
+
+def test_copied_url_reopens_the_same_filters(page: Any, browser: Any, app_url: str) -> None:
+    login(page, app_url + "/movers", "ops")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_role("combobox").first.click()  # the date range
+    page.get_by_role("option", name="Last 7 days").click()
+    settle(page)
+    region = sidebar.locator('[data-testid="stMultiSelect"]').first
+    region.click()
+    page.get_by_role("option", name="US", exact=True).click()
+    page.keyboard.press("Escape")
+    settle(page)
+    copied = page.url
+    assert "range=" in copied and "region=" in copied and "/movers" in copied
+    assert region.locator("[data-tag]").all_inner_texts() == ["US"]
+    other = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        fresh = other.new_page()
+        login(fresh, copied, "ops")
+        assert "/movers" in fresh.url
+        fresh_sidebar = fresh.locator('[data-testid="stSidebar"]')
+        assert fresh_sidebar.get_by_text("vs the 7 days before").count() == 1  # the range caption
+        tags = fresh_sidebar.locator('[data-testid="stMultiSelect"]').first.locator("[data-tag]")
+        assert tags.all_inner_texts() == ["US"]
+    finally:
+        other.close()
+
+
+def test_export_downloads_and_opens(page: Any, app_url: str) -> None:
+    login(page, app_url + "/creators", "ops")
+    with page.expect_download() as excel:
+        page.locator('[data-testid="stDownloadButton"] button').filter(has_text="Excel").first.click()
+    workbook = openpyxl.load_workbook(io.BytesIO(Path(excel.value.path()).read_bytes()), read_only=True)
+    sheet = workbook[workbook.sheetnames[0]]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][0] == "creator_id" and len(rows) > 100  # all rows, not the visible page
+    with page.expect_download() as csv:
+        page.locator('[data-testid="stDownloadButton"] button').filter(has_text="CSV").first.click()
+    frame = pl.read_csv(csv.value.path())
+    assert frame.height == len(rows) - 1 and "gmv_28d" in frame.columns
+
+
+def test_merchant_success_cannot_reach_another_merchant(page: Any, app_url: str, tiny_home: Any) -> None:
+    settings = Settings.from_env(home=tiny_home)
+    mine = access.get_user(settings, "merchant")
+    theirs = access.get_user(settings, OTHER_USER)
+    assert mine and theirs and mine.merchant_ids and theirs.merchant_ids
+    other_id = sorted(theirs.merchant_ids)[0]
+    assert other_id not in mine.merchant_ids
+    login(page, f"{app_url}/merchants?merchant={other_id}", "merchant")
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text(f"Merchant {other_id} not found.").count() == 1
+    assert page.get_by_role("heading", name=other_id).count() == 0
+    body = page.inner_text("body")
+    assert other_id not in body.replace(f"Merchant {other_id} not found.", "")
+    # an ops page by URL: not in this user's navigation, the default page opens instead
+    page.goto(f"{app_url}/data")
+    page.get_by_role("textbox", name="Username").fill("merchant")
+    page.get_by_role("textbox", name="Password").fill("merchant")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector('[data-testid="stSidebarNav"]', timeout=60_000)
+    settle(page)
+    assert page.get_by_role("heading", name="Data").count() == 0
+    assert page.get_by_role("heading", name="My merchants").count() >= 1
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Overview" not in nav and "Creators" not in nav and "Data" not in nav
