@@ -120,7 +120,7 @@ def plotly_figure(chart: Chart) -> Any:
     from plotly.subplots import make_subplots
 
     panels = chart.panels or [""]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.16)
     d3 = format_of(chart.y_format).d3 or ",.2f"
     shown: set[str] = set()
     for column, panel in enumerate(panels, start=1):

@@ -28,7 +28,7 @@ table{border-collapse:collapse;font-size:13px;width:100%}
 th{position:sticky;top:0;background:#e0e7ff;text-align:left}
 th,td{padding:4px 8px;border-bottom:1px solid #eef0f3;vertical-align:top}
 td.num{text-align:right;white-space:nowrap}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:10px}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:10px}
 .notes{white-space:pre-wrap;background:#fffbeb;border:1px solid #fde68a;padding:10px;border-radius:6px}
 footer{font-size:12px;color:#6b7280;padding:0 28px 20px}
 """
