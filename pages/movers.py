@@ -35,10 +35,20 @@ sheets = {f"Top {entity}": top}
 NAME = {"creators": "handle", "merchants": "name", "products": "title"}[entity]
 ID = {"creators": "creator_id", "merchants": "merchant_id", "products": "product_id"}[entity]
 
+# Lazy tabs (the open one is in the URL): only the open tab's chart and table are drawn.
 tab_top, tab_rise, tab_decl, tab_why = st.tabs(
-    ["Leaderboard", "Rising stars", "Decliners", "Contribution to change"]
+    ["Leaderboard", "Rising stars", "Decliners", "Contribution to change"],
+    key="mv_tab",
+    on_change="rerun",
+    bind="query-params",
 )
-with tab_top:
+if entity != "products":
+    for direction in ("rising", "declining"):
+        sheets[f"{direction.capitalize()} {entity}"] = app_data.snapshot(f"{direction}_{entity}", user)
+sheets["Contributions"] = contributions
+
+
+def leaderboard() -> None:
     head = top.head(15).reverse()
     fig = go.Figure(
         go.Bar(
@@ -53,39 +63,34 @@ with tab_top:
     fig.update_layout(title=f"Top 15 {entity} by GMV")
     ui.chart(ui.style(fig, height=460, x_format="$,.0s", legend=False), key="mv_top_chart")
     ui.table(top.drop("start", "end"), key="mv_top", export_name=f"top_{entity}", height=320)
-if entity == "products":
-    with tab_rise:
+
+
+def moving(direction: str) -> None:
+    if entity == "products":
         st.info("Rising stars and decliners are tracked for creators and merchants.")
-    with tab_decl:
-        st.info("Rising stars and decliners are tracked for creators and merchants.")
-else:
-    for tab, direction in ((tab_rise, "rising"), (tab_decl, "declining")):
-        frame = app_data.snapshot(f"{direction}_{entity}", user)
-        sheets[f"{direction.capitalize()} {entity}"] = frame
-        with tab:
-            head = frame.head(15)
-            fig = go.Figure()
-            fig.add_bar(x=head[NAME], y=head["previous_gmv"], name="Previous week", marker_color="#B8C4E6")
-            fig.add_bar(
-                x=head[NAME],
-                y=head["gmv"],
-                name="This week",
-                marker_color=ui.PALETTE[2] if direction == "rising" else ui.PALETTE[4],
-            )
-            fig.update_layout(
-                barmode="group",
-                title=f"{'Rising' if direction == 'rising' else 'Declining'} "
-                f"{entity}: GMV this week vs the week before",
-            )
-            ui.chart(ui.style(fig, height=380, y_format="$,.0f"), key=f"mv_{direction}_chart")
-            ui.table(
-                frame.drop("start", "end"),
-                key=f"mv_{direction}",
-                export_name=f"{direction}_{entity}",
-                height=300,
-            )
-with tab_why:
-    dims = [d for d in contributions["dimension"].unique(maintain_order=True).to_list()]
+        return
+    frame = sheets[f"{direction.capitalize()} {entity}"]
+    head = frame.head(15)
+    fig = go.Figure()
+    fig.add_bar(x=head[NAME], y=head["previous_gmv"], name="Previous week", marker_color="#B8C4E6")
+    fig.add_bar(
+        x=head[NAME],
+        y=head["gmv"],
+        name="This week",
+        marker_color=ui.PALETTE[2] if direction == "rising" else ui.PALETTE[4],
+    )
+    fig.update_layout(
+        barmode="group",
+        title=f"{'Rising' if direction == 'rising' else 'Declining'} {entity}: GMV this week vs the week before",
+    )
+    ui.chart(ui.style(fig, height=380, y_format="$,.0f"), key=f"mv_{direction}_chart")
+    ui.table(
+        frame.drop("start", "end"), key=f"mv_{direction}", export_name=f"{direction}_{entity}", height=300
+    )
+
+
+def why() -> None:
+    dims = contributions["dimension"].unique(maintain_order=True).to_list()
     dimension = st.selectbox(
         "Explain the change by",
         dims,
@@ -94,30 +99,39 @@ with tab_why:
         format_func=lambda d: d.replace("_", " ").replace("creator id", "creator"),
     )
     part = contributions.filter(pl.col("dimension") == dimension).sort("contribution", descending=True)
-    if part.height:
-        total = part["total_change"][0]
-        previous_total = float(part["previous_gmv"].sum())
-        fig = go.Figure(
-            go.Waterfall(
-                x=["Previous week", *part["segment"].to_list(), "This week"],
-                measure=["absolute", *(["relative"] * part.height), "total"],
-                y=[previous_total, *part["contribution"].to_list(), 0],
-                increasing={"marker": {"color": ui.PALETTE[2]}},
-                decreasing={"marker": {"color": ui.PALETTE[4]}},
-                totals={"marker": {"color": ui.PALETTE[0]}},
-                hovertemplate="%{x}: %{y:$,.0f}<extra></extra>",
-            )
+    if part.height == 0:
+        return
+    total = part["total_change"][0]
+    previous_total = float(part["previous_gmv"].sum())
+    fig = go.Figure(
+        go.Waterfall(
+            x=["Previous week", *part["segment"].to_list(), "This week"],
+            measure=["absolute", *(["relative"] * part.height), "total"],
+            y=[previous_total, *part["contribution"].to_list(), 0],
+            increasing={"marker": {"color": ui.PALETTE[2]}},
+            decreasing={"marker": {"color": ui.PALETTE[4]}},
+            totals={"marker": {"color": ui.PALETTE[0]}},
+            hovertemplate="%{x}: %{y:$,.0f}<extra></extra>",
         )
-        fig.update_layout(
-            title=f"Week-over-week GMV change {ui.money(total)} by {dimension.replace('_', ' ')}"
-        )
-        ui.chart(ui.style(fig, height=420, y_format="$,.0s", legend=False), key="mv_waterfall")
-        ui.table(
-            part.select("segment", "previous_gmv", "gmv", "contribution", "share_of_change"),
-            key="mv_contrib",
-            export_name=f"gmv_change_by_{dimension}",
-        )
-    sheets["Contributions"] = contributions
+    )
+    fig.update_layout(title=f"Week-over-week GMV change {ui.money(total)} by {dimension.replace('_', ' ')}")
+    ui.chart(ui.style(fig, height=420, y_format="$,.0s", legend=False), key="mv_waterfall")
+    ui.table(
+        part.select("segment", "previous_gmv", "gmv", "contribution", "share_of_change"),
+        key="mv_contrib",
+        export_name=f"gmv_change_by_{dimension}",
+    )
+
+
+for tab, render in (
+    (tab_top, leaderboard),
+    (tab_rise, lambda: moving("rising")),
+    (tab_decl, lambda: moving("declining")),
+    (tab_why, why),
+):
+    if tab.open is not False:  # None when tabs do not track state (AppTest): draw every tab
+        with tab:
+            render()
 
 ui.downloads("movers", sheets, key="dl_movers", csv=False, label="Excel: all tables")
 st.caption("Excel: every table of this page in one workbook.")
