@@ -3,8 +3,9 @@
 Starts ``streamlit run app.py`` (headless, free port) on ``--home`` (a built Liftboard home; the demo
 users must exist: ``liftboard users seed-demo``), signs in as ``ops`` in Debian's Chromium driven by
 Playwright, visits every page once to warm the caches, then measures each page ``--repeat`` times:
-from the click on its navigation link to the moment the page's own title is shown, the script run has finished and
-everything is drawn (no running-status widget, no skeletons, every Plotly chart has its SVG). Prints a Markdown
+from the click on its navigation link to the moment the page's own title is shown, the script run has
+finished and everything is drawn (no running-status widget, no skeletons, every Plotly chart has its SVG).
+Prints a Markdown
 table (median and worst per page) for ``bench/RESULTS.md``.
 
     .venv/bin/python bench/bench_pages.py --home /tmp/lb_demo [--repeat 5]
@@ -132,7 +133,8 @@ def main() -> None:
         times = results[name]
         median = statistics.median(times)
         print(
-            f"| {name} | {median:.2f} s | {max(times):.2f} s | {len(times)} | {'✔' if median <= 1.5 else '✘'} |"
+            f"| {name} | {median:.2f} s | {max(times):.2f} s | {len(times)} "
+            f"| {'✔' if median <= 1.5 else '✘'} |"
         )
 
 

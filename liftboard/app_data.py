@@ -59,7 +59,7 @@ def _build_key() -> tuple[str, str]:
 def has_snapshot(name: str) -> bool:
     """Whether the current build published ``name``."""
     m = manifest()
-    return bool(m) and name in m.get("snapshots", [])
+    return m is not None and name in m.get("snapshots", [])
 
 
 def has_matching() -> bool:
@@ -860,18 +860,18 @@ def ingestion_runs(user: User, limit: int = 200) -> pl.DataFrame:
     db.ensure_db(settings())
     with db.connect(settings()) as connection:
         rows = [dict(r._mapping) for r in connection.execute(query)]
-    schema = {
-        "run_id": pl.String,
+    schema: dict[str, pl.DataType] = {
+        "run_id": pl.String(),
         "started_at": pl.Datetime("us", "UTC"),
         "finished_at": pl.Datetime("us", "UTC"),
-        "status": pl.String,
-        "user": pl.String,
-        "source": pl.String,
-        "error": pl.String,
-        "rows_read": pl.Int64,
-        "rows_loaded": pl.Int64,
-        "rows_quarantined": pl.Int64,
-        "rows_duplicate": pl.Int64,
+        "status": pl.String(),
+        "user": pl.String(),
+        "source": pl.String(),
+        "error": pl.String(),
+        "rows_read": pl.Int64(),
+        "rows_loaded": pl.Int64(),
+        "rows_quarantined": pl.Int64(),
+        "rows_duplicate": pl.Int64(),
     }
     return pl.DataFrame(rows, schema=schema, strict=False) if rows else pl.DataFrame(schema=schema)
 
@@ -1022,7 +1022,7 @@ def xlsx_bytes(sheets: Mapping[str, pl.DataFrame]) -> bytes:
             _export_frame(frame).write_excel(
                 workbook,
                 worksheet=name,
-                column_formats=formats or None,
+                column_formats=formats or None,  # type: ignore[arg-type]
                 autofit=True,
                 float_precision=2,
                 dtype_formats={pl.Date: "yyyy-mm-dd", pl.Datetime: "yyyy-mm-dd hh:mm"},

@@ -29,7 +29,8 @@ card = (chosen if chosen.height else runs).row(0, named=True)
 
 with st.container(border=True):
     st.markdown(
-        f"**Model card — {names.get(strategy, strategy)}** ({card['entity_kind']}s) · trained on interventions "
+        f"**Model card — {names.get(strategy, strategy)}** ({card['entity_kind']}s) · "
+        "trained on interventions "
         f"assigned {card['data_start']:%d %b %Y} – {card['data_end']:%d %b %Y}"
     )
     c = st.columns(5)

@@ -18,7 +18,8 @@ if contributions.height:
     first = contributions.row(0, named=True)
     st.caption(
         f"Week {first['start']:%a %d %b} – {first['end']:%a %d %b %Y} against "
-        f"{first['previous_start']:%d %b} – {first['previous_end']:%d %b} (last complete week of the build; the sidebar's filters do not apply here)"
+        f"{first['previous_start']:%d %b} – {first['previous_end']:%d %b} "
+        "(last complete week of the build; the sidebar's filters do not apply here)"
     )
 
 entity = st.segmented_control(
@@ -81,7 +82,8 @@ def moving(direction: str) -> None:
     )
     fig.update_layout(
         barmode="group",
-        title=f"{'Rising' if direction == 'rising' else 'Declining'} {entity}: GMV this week vs the week before",
+        title=f"{'Rising' if direction == 'rising' else 'Declining'} {entity}: "
+        "GMV this week vs the week before",
     )
     ui.chart(ui.style(fig, height=380, y_format="$,.0f"), key=f"mv_{direction}_chart")
     ui.table(

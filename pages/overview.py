@@ -48,7 +48,8 @@ for column, name in zip(columns, CARDS, strict=False):
         row["label"],
         shown,
         delta=delta,
-        help=f"{row['definition']} Previous period: {row['previous_start']:%d %b} – {row['previous_end']:%d %b}.",
+        help=f"{row['definition']} Previous period: "
+        f"{row['previous_start']:%d %b} – {row['previous_end']:%d %b}.",
         border=True,
         chart_data=spark,
         chart_type="area" if name == "gmv" else "line",
