@@ -107,7 +107,10 @@ class FeatureEncoder:
             for c, levels in self.categorical.items()
             for level in levels
         )
-        return pl.concat([numeric, dummies], how="horizontal").fill_nan(None).to_numpy().astype(float)
+        matrix = pl.concat([numeric, dummies], how="horizontal").fill_nan(None).to_numpy().astype(float)
+        # Multithreaded sums upstream differ in their last bits from run to run; rounding keeps the
+        # trees (and so every figure derived from them) the same on the same data.
+        return np.round(matrix, 6)
 
     def values(self, frame: pl.DataFrame) -> pl.DataFrame:
         """The encoded features as a frame (dummies as 0/1), for explanations."""
@@ -116,12 +119,13 @@ class FeatureEncoder:
 
 def _change(frame: pl.DataFrame) -> np.ndarray:
     """After − before, in USD: what the holdout metrics score (whatever the training target)."""
-    return (frame["gmv_after"] - frame["gmv_before"]).to_numpy().astype(float)
+    return np.round((frame["gmv_after"] - frame["gmv_before"]).to_numpy().astype(float), 2)
 
 
 def _target(frame: pl.DataFrame, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
     """The learners' training target and sample weights (see ``ModelConfig.outcome``)."""
-    after, before = frame["gmv_after"].to_numpy().astype(float), frame["gmv_before"].to_numpy().astype(float)
+    after = np.round(frame["gmv_after"].to_numpy().astype(float), 2)
+    before = np.round(frame["gmv_before"].to_numpy().astype(float), 2)
     if cfg.outcome == "level":
         return after, np.ones(len(after))
     if cfg.outcome == "change":

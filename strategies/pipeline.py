@@ -121,7 +121,7 @@ class FeatureStore:
                 )
             else:
                 lf = merchant_features(self.merchant_daily, inp.merchants, inp.products, as_of)
-            self._cache[key] = lf.collect().rename({ENTITY_ID[kind]: "entity_id"})
+            self._cache[key] = lf.collect().rename({ENTITY_ID[kind]: "entity_id"}).sort("entity_id")
         return self._cache[key]
 
 
