@@ -100,8 +100,18 @@ def ingest(
     ] = None,
     source_table: Annotated[str | None, typer.Option("--source-table", help="Table to extract.")] = None,
     query: Annotated[str | None, typer.Option("--query", help="SQL query to extract with.")] = None,
+    watch_dir: Annotated[
+        Path | None,
+        typer.Option("--watch", help="Keep ingesting files dropped in this folder (as `liftboard watch`)."),
+    ] = None,
 ) -> None:
     """Validate and load files (or a SQL extract); bad rows go to quarantine, duplicates are dropped."""
+    if watch_dir is not None:
+        if paths or source_url:
+            _err().print(Text("error: --watch takes no files or --source-url", style="bold red"))
+            raise typer.Exit(EXIT_INGEST_ERROR)
+        watch(watch_dir)
+        return
     settings = Settings.from_env()
     out, err = _out(), _err()
     try:

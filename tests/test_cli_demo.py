@@ -40,3 +40,10 @@ def test_bad_arguments_are_clear_errors(home: Path) -> None:
     assert bad_date.exit_code == 2 and "is not a date" in bad_date.output
     empty = runner.invoke(app, ["recommend"])
     assert empty.exit_code == 1 and "no orders in the lake" in empty.output
+
+
+def test_ingest_watch_is_the_watch_command(home: Path, tmp_path: Path) -> None:
+    clash = runner.invoke(app, ["ingest", "some.csv", "--watch", str(tmp_path)])
+    assert clash.exit_code == 2 and "--watch takes no files" in clash.output
+    missing = runner.invoke(app, ["ingest", "--watch", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "nope" in missing.output
