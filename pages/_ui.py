@@ -335,6 +335,26 @@ def pct(value: float | None, digits: int = 1) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
+def num(value: float | None) -> str:
+    """A readable number for labels: ``228,453``, ``13``, ``0.936`` (an em dash for missing)."""
+    if value is None or value != value:
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def rationale(rec: Mapping[str, Any]) -> str:
+    """The recommendation's rationale, or a plain statement when the run kept none for it."""
+    if rec.get("rationale"):
+        return str(rec["rationale"])
+    return (
+        f"Expected {money(rec['expected_uplift'])} incremental GMV over 28 days "
+        f"(80% interval {money(rec['uplift_low'])} – {money(rec['uplift_high'])}). Drivers are explained "
+        "for each entity's best strategy."
+    )
+
+
 def not_found(what: str) -> None:
     """The one answer for unknown and out-of-scope ids alike."""
     st.warning(f"{what} not found.", icon=":material/search_off:")

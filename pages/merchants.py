@@ -182,7 +182,7 @@ with tab_strat:
                 + ("  :green-badge[best]" if rec["is_best"] else "")
                 + f"  · team {rec['team']}"
             )
-            head.write(rec["rationale"])
+            head.write(ui.rationale(rec))
             value.metric(
                 "Expected 28-day uplift",
                 ui.money(rec["expected_uplift"]),
@@ -196,8 +196,8 @@ with tab_strat:
                     go.Bar(
                         x=d["contribution"],
                         y=[
-                            f"{r['feature'].replace('_', ' ')} = {r['value']:,.3g} "
-                            f"(median {r['cohort_median']:,.3g})"
+                            f"{r['feature'].replace('_', ' ')} = {ui.num(r['value'])} "
+                            f"(median {ui.num(r['cohort_median'])})"
                             for r in d.iter_rows(named=True)
                         ],
                         orientation="h",

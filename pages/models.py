@@ -189,7 +189,7 @@ ui.table(
     ),
     key="md_runs",
     overrides={
-        c: st.column_config.NumberColumn(c.replace("_", " "), format="%.3f")
+        c: st.column_config.NumberColumn(ui._label(c), format="%.3f")
         for c in ("qini_coefficient", "holdout_spearman", "truth_spearman")
     },
 )

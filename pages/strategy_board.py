@@ -113,7 +113,7 @@ if picked is not None:
         st.subheader(
             f"{row['entity_name'] or row['entity_id']} · {names.get(row['strategy'], row['strategy'])}"
         )
-        st.write(row["rationale"])
+        st.write(ui.rationale(row))
         st.caption(
             f"Status **{row['status']}**"
             + (f" · owner {row['owner']}" if row["owner"] else "")
