@@ -978,7 +978,9 @@ def ingest_upload(user: User, name: str, content: bytes, table: str | None) -> A
     from analytics.ingest import ingest_files
 
     s = settings()
-    target = s.incoming / "uploads" / f"{datetime.now():%Y%m%dT%H%M%S}-{Path(name).name}"
+    original = Path(Path(name).name)  # no directories from the browser
+    # keep the table's name first (ingest infers the table from it, e.g. orders-001.csv)
+    target = s.incoming / "uploads" / f"{original.stem}-{datetime.now():%Y%m%dT%H%M%S}{original.suffix}"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(content)
     return ingest_files([target], s, table=table, source=f"upload:{Path(name).name}", user=user.username)
