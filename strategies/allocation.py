@@ -58,7 +58,7 @@ def allocate(candidates: pl.DataFrame, cfg: AllocationConfig) -> pl.DataFrame:
 
 def _hull_segments(cost: np.ndarray, uplift: np.ndarray) -> list[tuple[int, int, float, float]]:
     """Upper convex hull from (0, 0) over one entity's arms: (from arm or -1, to arm, Δcost, Δuplift)."""
-    segments = []
+    segments: list[tuple[int, int, float, float]] = []
     here_cost, here_uplift, here = 0.0, 0.0, -1
     while True:
         gain = uplift - here_uplift
@@ -79,7 +79,7 @@ def cost_curve(candidates: pl.DataFrame, points: int = 60) -> pl.DataFrame:
     Returns budget, expected_uplift, entities_treated and marginal_rate (uplift per extra dollar) at
     ``points`` budgets spread over the curve, plus the exact breakpoints' end.
     """
-    segments = []
+    segments: list[tuple[str, bool, float, float, float]] = []
     for (kind, entity_id), group in candidates.group_by("entity_kind", "entity_id"):
         for _from, _to, spend, gain in _hull_segments(
             group["cost"].to_numpy(), group["expected_uplift"].to_numpy()

@@ -132,9 +132,10 @@ def _truth(settings: Settings, name: str) -> pl.DataFrame | None:
 
 def default_budget(candidates: pl.DataFrame, catalog: Catalog) -> float:
     """A default budget: what treating every team's capacity with its median cost would take."""
-    if candidates.height == 0:
+    median = candidates["cost"].median() if candidates.height else None
+    if not isinstance(median, int | float):
         return 0.0
-    return float(candidates["cost"].median() or 0.0) * sum(catalog.team_capacity.values())  # type: ignore[operator]
+    return float(median) * sum(catalog.team_capacity.values())
 
 
 def run_strategies(
@@ -176,7 +177,10 @@ def run_strategies(
     tick("features")
 
     models: dict[str, KindModel] = {}
-    scored, metrics, curves, calibration = [], [], [], []
+    scored: list[pl.DataFrame] = []
+    metrics: list[pl.DataFrame] = []
+    curves: list[pl.DataFrame] = []
+    calibration: list[pl.DataFrame] = []
     drivers, importance, dep, rules, rationales = [], [], [], [], []
     model_rows = []
     for kind in KINDS:

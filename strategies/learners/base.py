@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -15,7 +16,7 @@ def regressor(
     seed: int, n_estimators: int = 80, max_depth: int = 4, **overrides: object
 ) -> lgb.LGBMRegressor:
     """A small, depth-limited LightGBM regressor: effect models stay fast to explain with tree SHAP."""
-    params: dict[str, object] = dict(
+    params: dict[str, Any] = dict(
         n_estimators=n_estimators,
         learning_rate=0.08,
         max_bin=63,

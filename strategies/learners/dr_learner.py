@@ -39,13 +39,13 @@ def aipw_pseudo_outcomes(
         e = propensities(fit_propensity(x[train], a_tr, n_arms, seed + fold), x[test], n_arms)
         if mu[0] is None:
             continue
-        mu0 = mu[0].predict(x[test])
+        mu0 = np.asarray(mu[0].predict(x[test]))
         a, yt = arm[test], y[test]
         for k in range(1, n_arms + 1):
             model_k = mu[k]
             if model_k is None:
                 continue
-            muk = model_k.predict(x[test])
+            muk = np.asarray(model_k.predict(x[test]))
             psi[test, k - 1] = muk - mu0 + (a == k) * (yt - muk) / e[:, k] - (a == 0) * (yt - mu0) / e[:, 0]
     return psi
 

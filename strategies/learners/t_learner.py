@@ -36,7 +36,7 @@ class TLearner(UpliftLearner):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=float)
-        base = self.models_[0].predict(x)
+        base = np.asarray(self.models_[0].predict(x))
         return np.column_stack([m.predict(x) - base for m in self.models_[1:]])
 
     def explain(self, x: np.ndarray, k: int) -> np.ndarray:
@@ -45,5 +45,5 @@ class TLearner(UpliftLearner):
 
     def _predict_replica(self, x: np.ndarray, b: int) -> np.ndarray:
         models = self.bootstrap_models_[b]
-        base = models[0].predict(x)
+        base = np.asarray(models[0].predict(x))
         return np.column_stack([m.predict(x) - base for m in models[1:]])
