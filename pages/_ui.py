@@ -260,6 +260,18 @@ def selected_row(event: Any, frame: pl.DataFrame) -> dict[str, Any] | None:
     return None
 
 
+def selected_id(event: Any, frame: pl.DataFrame, column: str) -> str | None:
+    """The id in ``column`` of the selected row, kept in the URL's query parameter of the same name
+    (without the ``_id`` suffix) so that a copied link reopens it; else the id the URL names."""
+    param = column.removesuffix("_id")
+    picked = selected_row(event, frame)
+    if picked is not None:
+        if st.query_params.get(param) != picked[column]:
+            st.query_params[param] = picked[column]
+        return str(picked[column])
+    return st.query_params.get(param)
+
+
 # ------------------------------------------------------------------------------------------------
 # Charts
 # ------------------------------------------------------------------------------------------------

@@ -64,10 +64,7 @@ st.caption(
 event = ui.table(
     directory, key="creator_table", export_name="creators", select=True, height=380, hide=("value_segment",)
 )
-picked = ui.selected_row(event, directory)
-if picked is not None and st.query_params.get("creator") != picked["creator_id"]:
-    st.query_params["creator"] = picked["creator_id"]
-creator_id = picked["creator_id"] if picked else st.query_params.get("creator")
+creator_id = ui.selected_id(event, directory, "creator_id")
 
 if not creator_id:
     st.info("Select a creator in the table to open their profile.", icon=":material/touch_app:")

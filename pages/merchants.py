@@ -42,10 +42,7 @@ st.caption(
 event = ui.table(
     directory, key="merchant_table", export_name="merchants", select=True, height=320, hide=("value_segment",)
 )
-picked = ui.selected_row(event, directory)
-if picked is not None and st.query_params.get("merchant") != picked["merchant_id"]:
-    st.query_params["merchant"] = picked["merchant_id"]
-merchant_id = picked["merchant_id"] if picked else st.query_params.get("merchant")
+merchant_id = ui.selected_id(event, directory, "merchant_id")
 if not merchant_id:
     st.info("Select a merchant in the table to open its page.", icon=":material/touch_app:")
     st.stop()
