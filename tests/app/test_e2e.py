@@ -71,10 +71,11 @@ def test_copied_url_reopens_the_same_filters(page: Any, browser: Any, app_url: s
     region = sidebar.locator('[data-testid="stMultiSelect"]').first
     region.click()
     page.get_by_role("option", name="US", exact=True).click()
+    region.locator("[data-tag]").filter(has_text="US").wait_for(timeout=60_000)
     page.keyboard.press("Escape")
     settle(page)
-    # the URL follows the widget after the rerun finishes: on a loaded machine that can take seconds
-    page.wait_for_function("() => location.search.includes('region=')", timeout=30_000)
+    # the URL follows the widget once its rerun is over: on a loaded machine that can take seconds
+    page.wait_for_function("() => location.search.includes('region=')", timeout=60_000)
     copied = page.url
     assert "range=" in copied and "region=" in copied and "/movers" in copied
     assert region.locator("[data-tag]").all_inner_texts() == ["US"]
