@@ -95,6 +95,22 @@ def _category_focus(daily: pl.LazyFrame, key: str, long_days: int) -> pl.LazyFra
     )
 
 
+def _sales_columns() -> list[str | pl.Expr]:
+    """The sales block shared by creator and merchant features (windowed sums already aggregated)."""
+    return [
+        "orders_28d",
+        "orders_91d",
+        "gmv_7d",
+        "gmv_28d",
+        "gmv_prev_28d",
+        "gmv_91d",
+        safe_ratio(pl.col("gmv_28d") - pl.col("gmv_prev_28d"), pl.col("gmv_prev_28d")).alias("gmv_trend_28d"),
+        "lifetime_gmv",
+        safe_ratio(pl.col("gmv_91d"), pl.col("orders_91d")).alias("aov_91d"),
+        rate(pl.col("refunded_gmv_91d"), pl.col("gmv_91d")).alias("refund_rate_91d"),
+    ]
+
+
 def creator_features(
     creator_daily: pl.LazyFrame,
     creators: pl.LazyFrame,
@@ -249,18 +265,7 @@ def creator_features(
             rate(pl.col("clicks_28d"), pl.col("views_28d")).alias("ctr_28d"),
             rate(pl.col("orders_28d"), pl.col("clicks_28d")).alias("cvr_28d"),
             safe_ratio(pl.col("gmv_28d") * 1000.0, pl.col("views_28d")).alias("gpm_28d"),
-            "orders_28d",
-            "orders_91d",
-            "gmv_7d",
-            "gmv_28d",
-            "gmv_prev_28d",
-            "gmv_91d",
-            safe_ratio(pl.col("gmv_28d") - pl.col("gmv_prev_28d"), pl.col("gmv_prev_28d")).alias(
-                "gmv_trend_28d"
-            ),
-            "lifetime_gmv",
-            safe_ratio(pl.col("gmv_91d"), pl.col("orders_91d")).alias("aov_91d"),
-            rate(pl.col("refunded_gmv_91d"), pl.col("gmv_91d")).alias("refund_rate_91d"),
+            *_sales_columns(),
             "commission_28d",
             "commission_91d",
             rate(pl.col("live_gmv_91d"), pl.col("gmv_91d")).alias("live_share_of_gmv_91d"),
@@ -393,18 +398,7 @@ def merchant_features(
             "clicks_28d",
             rate(pl.col("clicks_28d"), pl.col("views_28d")).alias("ctr_28d"),
             rate(pl.col("orders_28d"), pl.col("clicks_28d")).alias("cvr_28d"),
-            "orders_28d",
-            "orders_91d",
-            "gmv_7d",
-            "gmv_28d",
-            "gmv_prev_28d",
-            "gmv_91d",
-            safe_ratio(pl.col("gmv_28d") - pl.col("gmv_prev_28d"), pl.col("gmv_prev_28d")).alias(
-                "gmv_trend_28d"
-            ),
-            "lifetime_gmv",
-            safe_ratio(pl.col("gmv_91d"), pl.col("orders_91d")).alias("aov_91d"),
-            rate(pl.col("refunded_gmv_91d"), pl.col("gmv_91d")).alias("refund_rate_91d"),
+            *_sales_columns(),
             rate(pl.col("cancelled_91d"), pl.col("orders_91d") + pl.col("cancelled_91d")).alias(
                 "cancellation_rate_91d"
             ),
