@@ -241,31 +241,66 @@ def _complete_grid(
     )
 
 
-def _with_comparisons(values: pl.LazyFrame, period: Period) -> pl.LazyFrame:
-    """Long (period_start, segment, metric, value) with the previous and 4/13-week-earlier values."""
-    keys = ["period_start", "segment", "metric"]
+_LAGS: dict[str, int] = {"previous_value": 0, "value_4w_ago": 28, "value_13w_ago": 91}
+"""Comparison column → how many days earlier (0: the period just before)."""
 
-    def lagged(days: int, name: str) -> pl.LazyFrame:
-        return values.select(
-            (pl.col("period_start") + pl.duration(days=days)).alias("period_start"),
-            "segment",
-            "metric",
-            pl.col("value").alias(name),
-        )
+
+def _with_comparisons(
+    wide: pl.LazyFrame, metrics: Sequence[str], period: Period, first_start: date
+) -> pl.LazyFrame:
+    """Long (period_start, segment, metric, value) with the previous and 4/13-week-earlier values,
+    ordered by segment, metric and period.
+
+    ``wide`` holds one row per (period_start, segment) of a complete grid (`_complete_grid`) whose
+    first period starts on ``first_start``: sorted by segment and period, the value k periods earlier
+    is the row k places up when the period is at least the k-th of the series. Comparisons are taken
+    on the wide table (one row per period and segment) before it is unpivoted, rather than by joining
+    the long table to itself three times, and the output order comes from integer ranks rather than
+    a sort on strings (both dominated the per-merchant weekly table's time and memory).
+    """
+    days = _period_days(period)
+    position = (pl.col("period_start") - pl.lit(first_start)).dt.total_days() // days
+    ordered = wide.sort("segment", "period_start").with_columns(
+        position.alias("__position"),
+        (pl.col("segment") != pl.col("segment").shift()).fill_null(True).cum_sum().alias("__segment"),
+    )
+
+    def earlier(metric: str, lag_days: int) -> pl.Expr:
+        steps = 1 if lag_days == 0 else lag_days // days
+        value = pl.col(metric).cast(pl.Float64)
+        return pl.when(pl.col("__position") >= steps).then(value.shift(steps))
+
+    packed = ordered.select(
+        "period_start",
+        "segment",
+        "__segment",
+        *(
+            pl.struct(
+                pl.col(metric).cast(pl.Float64).alias("value"),
+                *(earlier(metric, lag).alias(name) for name, lag in _LAGS.items()),
+            ).alias(metric)
+            for metric in metrics
+        ),
+    )
+    metric_rank = {name: rank for rank, name in enumerate(sorted(metrics))}
 
     def pct(previous: str) -> pl.Expr:
         return safe_ratio(pl.col("value") - pl.col(previous), pl.col(previous).abs())
 
     return (
-        values.join(lagged(_period_days(period), "previous_value"), on=keys, how="left")
-        .join(lagged(28, "value_4w_ago"), on=keys, how="left")
-        .join(lagged(91, "value_13w_ago"), on=keys, how="left")
+        packed.unpivot(
+            index=["period_start", "segment", "__segment"], on=list(metrics), variable_name="metric"
+        )
+        .unnest("value")
         .with_columns(
             (pl.col("value") - pl.col("previous_value")).alias("change"),
             pct("previous_value").alias("change_pct"),
             pct("value_4w_ago").alias("change_pct_4w"),
             pct("value_13w_ago").alias("change_pct_13w"),
+            pl.col("metric").replace_strict(metric_rank, return_dtype=pl.UInt16).alias("__metric"),
         )
+        .sort("__segment", "__metric", "period_start")
+        .drop("__segment", "__metric")
     )
 
 
@@ -301,25 +336,28 @@ def kpi_table(
     creator_side = _creator_breakdowns(creator_daily, period, breakdowns)
     # The aggregation is the only heavy part: run it once for all breakdowns (shared subplans are
     # computed once), then build grids, metrics and comparisons on the small totals.
-    all_totals = pl.collect_all(
-        [_period_totals(creator_side, merchant_daily, product_daily, period, name) for name in breakdowns],
-        engine="streaming",
-    )
+    # Creator breakdowns share one per-creator aggregate: collect them together; the product and
+    # merchant breakdowns read other facts, so they run afterwards (their hash tables and the creator
+    # side's would otherwise be held at the same time, which set the build's peak memory).
+    by_name: dict[str, pl.DataFrame] = {}
+    for group in (
+        [name for name in breakdowns if name in creator_side],
+        [name for name in breakdowns if name not in creator_side],
+    ):
+        plans = [_period_totals(creator_side, merchant_daily, product_daily, period, name) for name in group]
+        by_name.update(zip(group, pl.collect_all(plans, engine="streaming"), strict=True))
+    all_totals = [by_name[name] for name in breakdowns]
     frames = []
-    for name, totals in zip(breakdowns, all_totals, strict=True):
+    # frames in breakdown order, each sorted by segment, metric and period: the table's order
+    for name, totals in sorted(zip(breakdowns, all_totals, strict=True), key=lambda pair: pair[0]):
         known = [count for count, where in _KNOWN_COUNTS.items() if name in where]
         grid = _complete_grid(totals.lazy(), first_start, last_start, period, known=known)
-        values = (
-            with_metrics(grid, metrics)
-            .unpivot(
-                index=["period_start", "segment"],
-                on=list(metrics),
-                variable_name="metric",
-                value_name="value",
+        wide = with_metrics(grid, metrics).select("period_start", "segment", *metrics)
+        frames.append(
+            _with_comparisons(wide, metrics, period, first_start).with_columns(
+                pl.lit(name).alias("breakdown")
             )
-            .with_columns(pl.col("value").cast(pl.Float64))
         )
-        frames.append(_with_comparisons(values, period).with_columns(pl.lit(name).alias("breakdown")))
     days = _period_days(period)
     return (
         pl.concat(frames, how="vertical")
@@ -329,7 +367,6 @@ def kpi_table(
             (pl.col("period_start") + pl.duration(days=days) <= pl.lit(end_bound)).alias("complete"),
         )
         .select(KPI_COLUMNS)
-        .sort("breakdown", "segment", "metric", "period_start")
     )
 
 

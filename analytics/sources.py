@@ -135,61 +135,81 @@ def _kind_code(kind: pl.Expr) -> pl.Expr:
     return pl.when(kind == "video").then(0).when(kind == "live").then(1).otherwise(2).cast(pl.Int64)
 
 
-def _pack(day: pl.Expr, code: pl.Expr) -> pl.Expr:
-    """One Int64 group key for (date, content kind): multi-column string keys group several times slower."""
-    return day.cast(pl.Int32).cast(pl.Int64) * len(_KINDS) + code
+_DAY_SHIFT = 500_000
+_DAYS = 1_000_000
+
+
+def _packed(day: pl.Expr, code: pl.Expr) -> pl.Expr:
+    """One Int64 group key ``__key`` for (creator row number ``__creator``, date, content kind).
+
+    Grouping on string ids (and on several columns) is what the daily fact spends most of its time on:
+    the creator id becomes its row number in ``creators`` once per piece of content, and the final
+    group-by runs on this single integer. Days are shifted so that any date from about the year 600 to 3300
+    packs and unpacks exactly.
+    """
+    days = day.cast(pl.Int32).cast(pl.Int64) + _DAY_SHIFT
+    return ((pl.col("__creator").cast(pl.Int64) * _DAYS + days) * len(_KINDS) + code).alias("__key")
 
 
 def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
-    """Creator activity per day and content kind (see the module docstring)."""
-    kinds = inputs.content.select("content_id", "creator_id", _kind_code(pl.col("kind")).alias("__kind"))
-    sales = order_lines(inputs.orders, as_of)
-    order_sums = [pl.col(name).sum() for name in ("orders", "gmv", "refunded_gmv", "cancelled", "commission")]
-    # orders on content: aggregate per (content, day) first, then look the kind up on far fewer rows
-    on_content = (
-        sales.filter(pl.col("content_id").is_not_null())
-        .group_by("content_id", "date")
-        .agg(*order_sums)
-        .join(kinds, on="content_id", how="inner")
-        .select("creator_id", _pack(pl.col("date"), pl.col("__kind")).alias("__key"), *ORDER_COLUMNS)
-    )
-    direct = (
-        sales.filter(pl.col("content_id").is_null())
-        .group_by("creator_id", _pack(pl.col("date"), pl.lit(2, pl.Int64)).alias("__key"))
-        .agg(*order_sums)
-    )
-    engagement = (
-        inputs.engagement.filter(_before("date", as_of, timestamp=False))
-        .group_by("content_id", "date")
-        .agg(pl.col(name).sum() for name in ENGAGEMENT_COLUMNS)
-        .join(kinds, on="content_id", how="inner")
-        .select("creator_id", _pack(pl.col("date"), pl.col("__kind")).alias("__key"), *ENGAGEMENT_COLUMNS)
-    )
-    published = inputs.content.filter(_before("published_at", as_of, timestamp=True)).select(
-        "creator_id",
-        _pack(pl.col("published_at").dt.date(), _kind_code(pl.col("kind"))).alias("__key"),
-        (pl.col("kind") == "video").cast(pl.Int64).alias("videos"),
-        (pl.col("kind") == "live").cast(pl.Int64).alias("lives"),
-    )
-    keys = ["creator_id", "__key"]
-    parts = [
-        _zero_fill(part, CREATOR_DAILY_SCHEMA).select(*keys, *BASE_COLUMNS)
-        for part in (on_content, direct, engagement, published)
-    ]
+    """Creator activity per day and content kind (see the module docstring).
+
+    Orders and content name creators known to ``creators`` (ingest enforces the foreign keys), so the
+    lookups below are inner joins.
+    """
     creators = inputs.creators.select(
         "creator_id",
         pl.col("primary_category").alias("category"),
         "region",
         tier_expr(pl.col("followers")).alias("tier"),
+    ).with_row_index("__creator")
+    number = creators.select("creator_id", "__creator")
+    content = inputs.content.select(
+        "content_id", "creator_id", "published_at", _kind_code(pl.col("kind")).alias("__kind")
+    ).join(number, on="creator_id", how="inner")
+    kinds = content.select("content_id", "__creator", "__kind")
+    sales = order_lines(inputs.orders, as_of)
+    # orders on content: aggregate per (content, day) first (15 M orders → a sixth as many rows), then
+    # look the creator and kind up on those rows
+    on_content = (
+        sales.filter(pl.col("content_id").is_not_null())
+        .group_by("content_id", "date")
+        .agg(pl.col(name).sum() for name in ORDER_COLUMNS)
+        .join(kinds, on="content_id", how="inner")
+        .select(_packed(pl.col("date"), pl.col("__kind")), *ORDER_COLUMNS)
     )
-    code = pl.col("__key") % len(_KINDS)
+    direct = (
+        sales.filter(pl.col("content_id").is_null())
+        .group_by("creator_id", "date")
+        .agg(pl.col(name).sum() for name in ORDER_COLUMNS)
+        .join(number, on="creator_id", how="inner")
+        .select(_packed(pl.col("date"), pl.lit(2, pl.Int64)), *ORDER_COLUMNS)
+    )
+    # engagement rows are already nearly one per (content, day): look up first, group on the integer
+    engagement = (
+        inputs.engagement.filter(_before("date", as_of, timestamp=False))
+        .join(kinds, on="content_id", how="inner")
+        .select(_packed(pl.col("date"), pl.col("__kind")), *ENGAGEMENT_COLUMNS)
+    )
+    published = content.filter(_before("published_at", as_of, timestamp=True)).select(
+        _packed(pl.col("published_at").dt.date(), pl.col("__kind")),
+        (pl.col("__kind") == 0).cast(pl.Int64).alias("videos"),
+        (pl.col("__kind") == 1).cast(pl.Int64).alias("lives"),
+    )
+    parts = [
+        _zero_fill(part, CREATOR_DAILY_SCHEMA).select("__key", *BASE_COLUMNS)
+        for part in (on_content, direct, engagement, published)
+    ]
+    key = pl.col("__key")
+    code = key % len(_KINDS)
+    day_key = key // len(_KINDS)
     return (
         pl.concat(parts, how="vertical")
-        .group_by(keys)
+        .group_by("__key")
         .agg(pl.col(name).sum() for name in BASE_COLUMNS)
-        .join(creators, on="creator_id", how="left")
         .with_columns(
-            (pl.col("__key") // len(_KINDS)).cast(pl.Int32).cast(pl.Date).alias("date"),
+            (day_key // _DAYS).cast(pl.UInt32).alias("__creator"),
+            (day_key % _DAYS - _DAY_SHIFT).cast(pl.Int32).cast(pl.Date).alias("date"),
             pl.when(code == 0)
             .then(pl.lit(_KINDS[0]))
             .when(code == 1)
@@ -197,58 +217,106 @@ def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
             .otherwise(pl.lit(_KINDS[2]))
             .alias("content_kind"),
         )
+        .join(creators, on="__creator", how="inner")
         .select(CREATOR_DAILY_SCHEMA.names())
         .cast(CREATOR_DAILY_SCHEMA)
     )
 
 
 def merchant_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
-    """Merchant activity per day and creator (see the module docstring)."""
-    product_merchant = inputs.products.select("product_id", "merchant_id")
-    creator_of_content = inputs.content.select("content_id", "creator_id")
-    sales = order_lines(inputs.orders, as_of).select(
-        "date", "merchant_id", "creator_id", "orders", "gmv", "refunded_gmv", "cancelled", "commission"
+    """Merchant activity per day and creator (see the module docstring).
+
+    Ids become row numbers before the group-by (7 M (day, merchant, creator) groups at ``large``):
+    integer keys keep the group-by's hash table half the size of string keys, which sets the build's
+    peak memory. Orders, content and products name known creators and merchants (ingest checks the
+    foreign keys), so the lookups are inner joins.
+    """
+    creators = inputs.creators.select("creator_id").with_row_index("__creator")
+    merchants = inputs.merchants.select("merchant_id", "category", "region").with_row_index("__merchant")
+    merchant_number = merchants.select("merchant_id", "__merchant")
+    product_merchant = inputs.products.select("product_id", "merchant_id").join(
+        merchant_number, on="merchant_id", how="inner"
+    )
+    creator_of_content = inputs.content.select("content_id", "creator_id").join(
+        creators, on="creator_id", how="inner"
+    )
+    sales = (
+        order_lines(inputs.orders, as_of)
+        .join(creators, on="creator_id", how="inner")
+        .join(merchant_number, on="merchant_id", how="inner")
+        .select("date", "__merchant", "__creator", *ORDER_COLUMNS)
     )
     engagement = (
         inputs.engagement.filter(_before("date", as_of, timestamp=False))
-        .join(creator_of_content, on="content_id", how="inner")
-        .join(product_merchant, on="product_id", how="inner")
-        .select("date", "merchant_id", "creator_id", "impressions", "views", "clicks", "add_to_carts")
+        .join(creator_of_content.select("content_id", "__creator"), on="content_id", how="inner")
+        .join(product_merchant.select("product_id", "__merchant"), on="product_id", how="inner")
+        .select("date", "__merchant", "__creator", *ENGAGEMENT_COLUMNS)
     )
-    keys = ["date", "merchant_id", "creator_id"]
+    # one Int64 key (merchant, creator, day): a single-integer group-by holds the least memory
+    n_creators = max(inputs.creators.select(pl.len()).collect().item(), 1)
+    n_merchants = inputs.merchants.select(pl.len()).collect().item()
+    if n_merchants * n_creators >= (1 << 63) // (_DAYS * 2):
+        raise ValueError(
+            f"{n_merchants} merchants × {n_creators} creators do not fit merchant_daily's integer key"
+        )
+    pair = pl.col("__merchant").cast(pl.Int64) * n_creators + pl.col("__creator")
+    day = pl.col("date").cast(pl.Int32).cast(pl.Int64) + _DAY_SHIFT
+    key = pl.col("__key")
     parts = [
-        _zero_fill(part, MERCHANT_DAILY_SCHEMA).select(*keys, *_ORDER_ENGAGEMENT_COLUMNS)
+        _zero_fill(part, MERCHANT_DAILY_SCHEMA).select(
+            (pair * _DAYS + day).alias("__key"), *_ORDER_ENGAGEMENT_COLUMNS
+        )
         for part in (sales, engagement)
     ]
-    merchants = inputs.merchants.select("merchant_id", "category", "region")
     return (
         pl.concat(parts, how="vertical")
-        .group_by(keys)
+        .group_by("__key")
         .agg(pl.col(name).sum() for name in _ORDER_ENGAGEMENT_COLUMNS)
-        .join(merchants, on="merchant_id", how="left")
+        .with_columns(
+            (key // _DAYS // n_creators).cast(pl.UInt32).alias("__merchant"),
+            (key // _DAYS % n_creators).cast(pl.UInt32).alias("__creator"),
+            (key % _DAYS - _DAY_SHIFT).cast(pl.Int32).cast(pl.Date).alias("date"),
+        )
+        .join(merchants, on="__merchant", how="inner")
+        .join(creators, on="__creator", how="inner")
         .select(MERCHANT_DAILY_SCHEMA.names())
         .cast(MERCHANT_DAILY_SCHEMA)
     )
 
 
 def product_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
-    """Orders and engagement per day and product, with the product's merchant and category."""
-    sales = order_lines(inputs.orders, as_of).select(
-        "date", "product_id", "orders", "gmv", "refunded_gmv", "cancelled", "commission"
+    """Orders and engagement per day and product, with the product's merchant and category.
+
+    Grouped on (product row number, day) packed in one integer, for the reason `merchant_daily` gives.
+    """
+    products = inputs.products.select("product_id", "merchant_id", "category").with_row_index("__product")
+    number = products.select("product_id", "__product")
+    key = (
+        pl.col("__product").cast(pl.Int64) * _DAYS + pl.col("date").cast(pl.Int32).cast(pl.Int64) + _DAY_SHIFT
+    ).alias("__key")
+    sales = (
+        order_lines(inputs.orders, as_of)
+        .join(number, on="product_id", how="inner")
+        .select(key, *ORDER_COLUMNS)
     )
-    engagement = inputs.engagement.filter(_before("date", as_of, timestamp=False)).select(
-        "date", "product_id", "impressions", "views", "clicks", "add_to_carts"
+    engagement = (
+        inputs.engagement.filter(_before("date", as_of, timestamp=False))
+        .join(number, on="product_id", how="inner")
+        .select(key, *ENGAGEMENT_COLUMNS)
     )
-    keys = ["date", "product_id"]
     parts = [
-        _zero_fill(part, PRODUCT_DAILY_SCHEMA).select(*keys, *_ORDER_ENGAGEMENT_COLUMNS)
+        _zero_fill(part, PRODUCT_DAILY_SCHEMA).select("__key", *_ORDER_ENGAGEMENT_COLUMNS)
         for part in (sales, engagement)
     ]
     return (
         pl.concat(parts, how="vertical")
-        .group_by(keys)
+        .group_by("__key")
         .agg(pl.col(name).sum() for name in _ORDER_ENGAGEMENT_COLUMNS)
-        .join(inputs.products.select("product_id", "merchant_id", "category"), on="product_id", how="left")
+        .with_columns(
+            (pl.col("__key") // _DAYS).cast(pl.UInt32).alias("__product"),
+            (pl.col("__key") % _DAYS - _DAY_SHIFT).cast(pl.Int32).cast(pl.Date).alias("date"),
+        )
+        .join(products, on="__product", how="inner")
         .select(PRODUCT_DAILY_SCHEMA.names())
         .cast(PRODUCT_DAILY_SCHEMA)
     )
