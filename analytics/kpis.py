@@ -119,7 +119,7 @@ _KINDS = ("video", "live", "none")
 
 def creator_periods(creator_daily: pl.LazyFrame, period: Period) -> pl.LazyFrame:
     """One row per (period_start, creator_id, content_kind): summed base columns and ``active``
-    (≥1 content or order in the period). Creator traits are not carried: see `creator_traits`.
+    (≥1 content or order in the period). Creator traits are not carried: see `traits_from_daily`.
 
     Days are already at that grain; weeks group on one packed integer key (week, content kind) beside
     ``creator_id``, which is several times faster than grouping on three columns.
@@ -150,15 +150,17 @@ def creator_periods(creator_daily: pl.LazyFrame, period: Period) -> pl.LazyFrame
     )
 
 
-def creator_traits(creator_daily: pl.LazyFrame) -> pl.LazyFrame:
-    """(creator_id, region, category, tier): one row per creator of the fact."""
+def traits_from_daily(creator_daily: pl.LazyFrame) -> pl.LazyFrame:
+    """(creator_id, region, category, tier): one row per creator of the fact (a full pass over it;
+    `analytics.sources.creator_traits` gives the same from the creators table at a fraction of the
+    cost)."""
     return creator_daily.group_by("creator_id").agg(
         pl.col(name).max() for name in ("region", "category", "tier")
     )
 
 
 def _creator_breakdowns(
-    creator_daily: pl.LazyFrame, period: Period, breakdowns: Sequence[str]
+    creator_daily: pl.LazyFrame, period: Period, breakdowns: Sequence[str], traits: pl.LazyFrame | None
 ) -> dict[str, pl.LazyFrame]:
     """(period_start, segment, base columns, active_creators) for the creator breakdowns.
 
@@ -174,7 +176,11 @@ def _creator_breakdowns(
         *(pl.col(name).sum() for name in BASE_COLUMNS), pl.col("active").any()
     )
     if any(BREAKDOWNS[name] in ("region", "category", "tier") for name in breakdowns):
-        per_creator = per_creator.join(creator_traits(creator_daily), on="creator_id", how="left")
+        if traits is None:
+            traits = traits_from_daily(creator_daily)
+        per_creator = per_creator.join(
+            traits.select("creator_id", "region", "category", "tier"), on="creator_id", how="left"
+        )
     sums = [pl.col(name).sum() for name in BASE_COLUMNS]
     active = pl.col("active").sum().cast(pl.UInt32).alias("active_creators")
     totals = {}
@@ -312,11 +318,14 @@ def kpi_table(
     as_of: date | None = None,
     metrics: Sequence[str] = METRIC_NAMES,
     product_daily: pl.LazyFrame | None = None,
+    traits: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """KPIs per day or ISO week for each breakdown, long format (see the module docstring).
 
     Periods run from the first to the last date of ``creator_daily``; ``complete`` tells whether the
-    whole period lies before ``as_of`` (a build's last week may be partial).
+    whole period lies before ``as_of`` (a build's last week may be partial). ``traits`` (creator_id,
+    region, category, tier — `analytics.sources.creator_traits`) saves a pass over ``creator_daily``
+    to find each creator's segments; it must agree with the fact's own columns.
     """
     breakdowns = list(breakdowns or (WEEKLY_BREAKDOWNS if period == "week" else DAILY_BREAKDOWNS))
     if product_daily is None:
@@ -333,7 +342,7 @@ def kpi_table(
     first_start = pl.select(pl.lit(first).pipe(period_start, period)).item()
     last_start = pl.select(pl.lit(last).pipe(period_start, period)).item()
     end_bound = as_of or (last + timedelta(days=1))
-    creator_side = _creator_breakdowns(creator_daily, period, breakdowns)
+    creator_side = _creator_breakdowns(creator_daily, period, breakdowns, traits)
     # The aggregation is the only heavy part: run it once for all breakdowns (shared subplans are
     # computed once), then build grids, metrics and comparisons on the small totals.
     # Creator breakdowns share one per-creator aggregate: collect them together; the product and
@@ -389,10 +398,17 @@ def kpi_daily(
     merchant_daily: pl.LazyFrame,
     product_daily: pl.LazyFrame | None = None,
     as_of: date | None = None,
+    traits: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Daily KPIs by every breakdown except merchant (see `kpi_table`)."""
     return kpi_table(
-        creator_daily, merchant_daily, "day", DAILY_BREAKDOWNS, as_of, product_daily=product_daily
+        creator_daily,
+        merchant_daily,
+        "day",
+        DAILY_BREAKDOWNS,
+        as_of,
+        product_daily=product_daily,
+        traits=traits,
     )
 
 
@@ -401,10 +417,17 @@ def kpi_weekly(
     merchant_daily: pl.LazyFrame,
     product_daily: pl.LazyFrame | None = None,
     as_of: date | None = None,
+    traits: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Weekly (ISO, Monday-start) KPIs by every breakdown (see `kpi_table`)."""
     return kpi_table(
-        creator_daily, merchant_daily, "week", WEEKLY_BREAKDOWNS, as_of, product_daily=product_daily
+        creator_daily,
+        merchant_daily,
+        "week",
+        WEEKLY_BREAKDOWNS,
+        as_of,
+        product_daily=product_daily,
+        traits=traits,
     )
 
 

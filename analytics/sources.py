@@ -135,6 +135,17 @@ def _kind_code(kind: pl.Expr) -> pl.Expr:
     return pl.when(kind == "video").then(0).when(kind == "live").then(1).otherwise(2).cast(pl.Int64)
 
 
+def creator_traits(creators: pl.LazyFrame) -> pl.LazyFrame:
+    """(creator_id, category, region, tier) from the creators table: the creator dimensions of
+    ``creator_daily`` (``category`` is the primary category, ``tier`` follows the follower count)."""
+    return creators.select(
+        "creator_id",
+        pl.col("primary_category").alias("category"),
+        "region",
+        tier_expr(pl.col("followers")).alias("tier"),
+    )
+
+
 _DAY_SHIFT = 500_000
 _DAYS = 1_000_000
 
@@ -157,12 +168,7 @@ def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
     Orders and content name creators known to ``creators`` (ingest enforces the foreign keys), so the
     lookups below are inner joins.
     """
-    creators = inputs.creators.select(
-        "creator_id",
-        pl.col("primary_category").alias("category"),
-        "region",
-        tier_expr(pl.col("followers")).alias("tier"),
-    ).with_row_index("__creator")
+    creators = creator_traits(inputs.creators).with_row_index("__creator")
     number = creators.select("creator_id", "__creator")
     content = inputs.content.select(
         "content_id", "creator_id", "published_at", _kind_code(pl.col("kind")).alias("__kind")

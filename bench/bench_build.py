@@ -89,9 +89,10 @@ def run_polars(home: Path, out: Path, as_of: date) -> dict[str, float]:
     daily = pl.scan_parquet(fact)
     no_merchants = pl.LazyFrame(schema=dict(sources.MERCHANT_DAILY_SCHEMA))
     step = time.perf_counter()
-    kpis.kpi_table(daily, no_merchants, "week", BREAKDOWNS, as_of, COMPARED_METRICS).sink_parquet(
-        out / "polars_kpis.parquet", engine="streaming"
-    )
+    traits = sources.creator_traits(inputs.creators)  # as the SQL joins the creators table
+    kpis.kpi_table(
+        daily, no_merchants, "week", BREAKDOWNS, as_of, COMPARED_METRICS, traits=traits
+    ).sink_parquet(out / "polars_kpis.parquet", engine="streaming")
     timings["weekly_kpis"] = time.perf_counter() - step
     step = time.perf_counter()
     cohorts.creator_cohorts(daily, inputs.creators, as_of, kinds=("joined", "first_active")).sink_parquet(

@@ -179,7 +179,8 @@ def build(
             merchant_daily = write("merchant_daily", sources.merchant_daily(inputs, as_of))
             product_daily = write("product_daily", sources.product_daily(inputs, as_of))
         with stages.stage("KPIs"):
-            write("kpi_daily", kpis.kpi_daily(creator_daily, merchant_daily, product_daily, as_of))
+            traits = sources.creator_traits(creators)
+            write("kpi_daily", kpis.kpi_daily(creator_daily, merchant_daily, product_daily, as_of, traits))
             write(
                 "kpi_weekly",
                 kpis.kpi_table(
@@ -189,6 +190,7 @@ def build(
                     [name for name in kpis.WEEKLY_BREAKDOWNS if name != "merchant"],
                     as_of,
                     product_daily=product_daily,
+                    traits=traits,
                 ),
             )
             write(

@@ -43,5 +43,9 @@ class Settings:
     def from_env(cls, home: str | Path | None = None, database_url: str | None = None) -> Settings:
         """Settings from arguments, falling back to the environment, then to defaults."""
         home_path = Path(home or os.environ.get("LIFTBOARD_HOME") or "data").resolve()
-        url = database_url or os.environ.get("LIFTBOARD_DATABASE_URL") or f"sqlite:///{home_path / 'liftboard.db'}"
+        url = (
+            database_url
+            or os.environ.get("LIFTBOARD_DATABASE_URL")
+            or f"sqlite:///{home_path / 'liftboard.db'}"
+        )
         return cls(home=home_path, database_url=url)

@@ -428,3 +428,48 @@ def test_daily_facts_of_an_empty_lake() -> None:
         assert fact(empty, D(2026, 11, 23)).collect().is_empty()
     assert default_as_of(empty.orders) is None
     assert default_as_of(_raw_inputs().orders) == D(2026, 11, 24)
+
+
+def test_daily_comparisons_are_28_and_91_days_earlier_within_the_grid(
+    creator_daily_frame: FrameFactory, merchant_daily_frame: FrameFactory
+) -> None:
+    daily = creator_daily_frame(
+        [
+            dict(date=D(2026, 10, 5), gmv=10.0, orders=1),
+            dict(date=D(2026, 11, 2), gmv=100.0, orders=1),
+        ]
+    )
+
+    gmv = (
+        kpi_table(daily.lazy(), merchant_daily_frame([]).lazy(), "day", ["overall"])
+        .filter(pl.col("metric") == "gmv", pl.col("period_start").is_in([D(2026, 11, 1), D(2026, 11, 2)]))
+        .select("period_start", "value", "previous_value", "value_4w_ago", "value_13w_ago")
+        .collect()
+    )
+
+    expected = pl.DataFrame(
+        {
+            "period_start": [D(2026, 11, 1), D(2026, 11, 2)],
+            "value": [0.0, 100.0],
+            "previous_value": [0.0, 0.0],
+            "value_4w_ago": [None, 10.0],  # 4 October is before the first day of the data
+            "value_13w_ago": [None, None],
+        },
+        schema_overrides={"value_13w_ago": pl.Float64},
+    )
+    assert_frame_equal(gmv, expected)
+
+
+def test_table_order_and_traits_from_the_creators_table(
+    creator_daily: pl.DataFrame, merchant_daily: pl.DataFrame
+) -> None:
+    breakdowns = ["tier", "overall", "region", "merchant", "category"]
+    derived = kpi_table(creator_daily.lazy(), merchant_daily.lazy(), "week", breakdowns).collect()
+    traits = creator_daily.select("creator_id", "region", "category", "tier").unique().lazy()
+    given = kpi_table(
+        creator_daily.lazy(), merchant_daily.lazy(), "week", breakdowns, traits=traits
+    ).collect()
+
+    assert_frame_equal(derived, given)
+    assert_frame_equal(derived, derived.sort("breakdown", "segment", "metric", "period_start"))
+    assert derived["breakdown"].unique().sort().to_list() == sorted(breakdowns)

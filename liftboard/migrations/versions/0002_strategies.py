@@ -76,7 +76,9 @@ def upgrade() -> None:
         sa.Column("started_on", sa.Date, nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.UniqueConstraint("run_id", "entity_kind", "entity_id", "strategy", name="uq_actions_recommendation"),
+        sa.UniqueConstraint(
+            "run_id", "entity_kind", "entity_id", "strategy", name="uq_actions_recommendation"
+        ),
     )
     op.create_table(
         "action_history",
