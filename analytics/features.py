@@ -19,7 +19,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from analytics.metrics import rate, safe_ratio
+from analytics.metrics import METRICS, rate, safe_ratio
 from analytics.segments import tier_expr
 
 
@@ -106,8 +106,8 @@ def _sales_columns() -> list[str | pl.Expr]:
         "gmv_91d",
         safe_ratio(pl.col("gmv_28d") - pl.col("gmv_prev_28d"), pl.col("gmv_prev_28d")).alias("gmv_trend_28d"),
         "lifetime_gmv",
-        safe_ratio(pl.col("gmv_91d"), pl.col("orders_91d")).alias("aov_91d"),
-        rate(pl.col("refunded_gmv_91d"), pl.col("gmv_91d")).alias("refund_rate_91d"),
+        METRICS["aov"].over("_91d").alias("aov_91d"),
+        METRICS["refund_rate"].over("_91d").alias("refund_rate_91d"),
     ]
 
 
@@ -262,9 +262,9 @@ def creator_features(
             "add_to_carts_28d",
             safe_ratio(pl.col("views_28d"), pl.col("content_28d")).alias("views_per_content_28d"),
             rate(pl.col("views_28d"), pl.col("impressions_28d")).alias("view_rate_28d"),
-            rate(pl.col("clicks_28d"), pl.col("views_28d")).alias("ctr_28d"),
-            rate(pl.col("orders_28d"), pl.col("clicks_28d")).alias("cvr_28d"),
-            safe_ratio(pl.col("gmv_28d") * 1000.0, pl.col("views_28d")).alias("gpm_28d"),
+            METRICS["ctr"].over("_28d").alias("ctr_28d"),
+            METRICS["cvr"].over("_28d").alias("cvr_28d"),
+            METRICS["gpm"].over("_28d").alias("gpm_28d"),
             *_sales_columns(),
             "commission_28d",
             "commission_91d",
@@ -396,8 +396,8 @@ def merchant_features(
             "top_creator_gmv_share_91d",
             "views_28d",
             "clicks_28d",
-            rate(pl.col("clicks_28d"), pl.col("views_28d")).alias("ctr_28d"),
-            rate(pl.col("orders_28d"), pl.col("clicks_28d")).alias("cvr_28d"),
+            METRICS["ctr"].over("_28d").alias("ctr_28d"),
+            METRICS["cvr"].over("_28d").alias("cvr_28d"),
             *_sales_columns(),
             rate(pl.col("cancelled_91d"), pl.col("orders_91d") + pl.col("cancelled_91d")).alias(
                 "cancellation_rate_91d"

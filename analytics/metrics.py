@@ -14,7 +14,7 @@ Ratios are null when their denominator is zero (never 0, never inf) and rates ar
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
@@ -53,13 +53,18 @@ def rate(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     return safe_ratio(numerator, denominator).clip(0.0, 1.0)
 
 
+Column = Callable[[str], pl.Expr]
+"""How a formula reads a base column: ``pl.col`` or a renaming of it (`Metric.over`)."""
+
+
 @dataclass(frozen=True)
 class Metric:
     """One metric: how it is computed, shown and explained."""
 
     name: str
     label: str
-    expr: pl.Expr
+    formula: Callable[[Column], pl.Expr]
+    """The formula over base columns, given how to read a column."""
     unit: Unit
     format: str
     """Streamlit ``NumberColumn`` format preset ("dollar", "percent", "localized")."""
@@ -70,17 +75,25 @@ class Metric:
     higher_is_better: bool = True
 
     @property
+    def expr(self) -> pl.Expr:
+        """The formula over the base columns themselves (``gmv``, ``clicks``, …)."""
+        return self.formula(pl.col)
+
+    def over(self, suffix: str) -> pl.Expr:
+        """The formula over suffixed base columns: ``ctr.over("_28d")`` is clicks_28d / views_28d."""
+        return self.formula(lambda name: pl.col(f"{name}{suffix}"))
+
+    @property
     def is_rate(self) -> bool:
         """Whether the metric is a share in [0, 1]."""
         return self.unit == "ratio"
 
 
-_c = pl.col
 _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "gmv",
         "GMV",
-        _c("gmv"),
+        lambda c: c("gmv"),
         "USD",
         "dollar",
         "$,.0f",
@@ -90,7 +103,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "net_gmv",
         "Net GMV",
-        _c("gmv") - _c("refunded_gmv"),
+        lambda c: c("gmv") - c("refunded_gmv"),
         "USD",
         "dollar",
         "$,.0f",
@@ -100,7 +113,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "orders",
         "Orders",
-        _c("orders"),
+        lambda c: c("orders"),
         "count",
         "localized",
         ",d",
@@ -110,7 +123,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "aov",
         "AOV",
-        safe_ratio(_c("gmv"), _c("orders")),
+        lambda c: safe_ratio(c("gmv"), c("orders")),
         "USD",
         "dollar",
         "$,.2f",
@@ -120,7 +133,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "ctr",
         "CTR",
-        rate(_c("clicks"), _c("views")),
+        lambda c: rate(c("clicks"), c("views")),
         "ratio",
         "percent",
         ".2%",
@@ -130,7 +143,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "cvr",
         "CVR",
-        rate(_c("orders"), _c("clicks")),
+        lambda c: rate(c("orders"), c("clicks")),
         "ratio",
         "percent",
         ".2%",
@@ -140,7 +153,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "gpm",
         "GPM",
-        safe_ratio(_c("gmv") * 1000.0, _c("views")),
+        lambda c: safe_ratio(c("gmv") * 1000.0, c("views")),
         "USD per 1,000 views",
         "dollar",
         "$,.2f",
@@ -150,7 +163,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "commission",
         "Commission",
-        _c("commission"),
+        lambda c: c("commission"),
         "USD",
         "dollar",
         "$,.0f",
@@ -160,7 +173,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "take_rate",
         "Take rate",
-        rate(_c("commission"), _c("gmv")),
+        lambda c: rate(c("commission"), c("gmv")),
         "ratio",
         "percent",
         ".2%",
@@ -170,7 +183,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "refund_rate",
         "Refund rate",
-        rate(_c("refunded_gmv"), _c("gmv")),
+        lambda c: rate(c("refunded_gmv"), c("gmv")),
         "ratio",
         "percent",
         ".2%",
@@ -181,7 +194,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "active_creators",
         "Active creators",
-        _c("active_creators"),
+        lambda c: c("active_creators"),
         "count",
         "localized",
         ",d",
@@ -191,7 +204,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "active_merchants",
         "Active merchants",
-        _c("active_merchants"),
+        lambda c: c("active_merchants"),
         "count",
         "localized",
         ",d",
@@ -201,7 +214,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
     Metric(
         "gmv_per_active_creator",
         "GMV per active creator",
-        safe_ratio(_c("gmv"), _c("active_creators")),
+        lambda c: safe_ratio(c("gmv"), c("active_creators")),
         "USD",
         "dollar",
         "$,.2f",

@@ -117,3 +117,18 @@ def test_rates_stay_in_unit_interval(
     rates = with_metrics(base, RATE_METRICS).select(RATE_METRICS).collect().row(0)
 
     assert all(value is None or 0.0 <= value <= 1.0 for value in rates)
+
+
+def test_a_metric_over_suffixed_columns_is_the_same_formula() -> None:
+    frame = pl.DataFrame({"clicks_28d": [5, 0, 30], "views_28d": [100, 0, 20], "orders_28d": [1, 0, 2]})
+
+    result = frame.select(
+        METRICS["ctr"].over("_28d").alias("ctr"),
+        METRICS["cvr"].over("_28d").alias("cvr"),
+    )
+
+    # 30 clicks on 20 views is clipped to 1 like the unsuffixed metric
+    expected = pl.DataFrame({"ctr": [0.05, None, 1.0], "cvr": [0.2, None, 2 / 30]})
+    assert_frame_equal(result, expected)
+    plain = frame.rename(lambda name: name.removesuffix("_28d")).select(METRICS["ctr"].expr.alias("ctr"))
+    assert_frame_equal(plain, result.select("ctr"))
