@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
+from analytics.metrics import METRICS
 from liftboard.access import User, can_see_merchant
 from liftboard.config import Settings
 from reports.common import (
@@ -82,8 +83,8 @@ def _window(daily: pl.LazyFrame, key: str, end: date) -> pl.DataFrame:
             pl.col("gmv").filter(~current).sum().alias("previous_gmv"),
         )
         .with_columns(
-            pl.when(pl.col("views") > 0).then(pl.col("clicks") / pl.col("views")).clip(0, 1).alias("ctr"),
-            pl.when(pl.col("clicks") > 0).then(pl.col("orders") / pl.col("clicks")).clip(0, 1).alias("cvr"),
+            METRICS["ctr"].expr.alias("ctr"),
+            METRICS["cvr"].expr.alias("cvr"),
             (pl.col("gmv") - pl.col("previous_gmv")).alias("change"),
             pl.when(pl.col("previous_gmv") > 0)
             .then((pl.col("gmv") - pl.col("previous_gmv")) / pl.col("previous_gmv"))
