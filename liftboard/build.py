@@ -175,9 +175,9 @@ def build(
             products = inputs.products.collect().lazy()
             showcase = inputs.showcase.collect().lazy()
         with stages.stage("daily facts"):
-            creator_daily = write("creator_daily", sources.creator_daily(inputs, as_of))
-            merchant_daily = write("merchant_daily", sources.merchant_daily(inputs, as_of))
             product_daily = write("product_daily", sources.product_daily(inputs, as_of))
+            merchant_daily = write("merchant_daily", sources.merchant_daily(inputs, as_of))
+            creator_daily = write("creator_daily", sources.creator_daily(inputs, as_of))
         with stages.stage("KPIs"):
             traits = sources.creator_traits(creators)
             write("kpi_daily", kpis.kpi_daily(creator_daily, merchant_daily, product_daily, as_of, traits))
