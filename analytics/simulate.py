@@ -1056,6 +1056,8 @@ def _merchant_activity_rows(world: World, merchant: np.ndarray, day: np.ndarray)
 
 
 def _commission_boosted(interventions: pl.DataFrame, creator: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Whether each (creator, day) falls in one of that creator's commission boosts (a creator may have
+    had several, one per wave)."""
     boosts = interventions.filter(
         (pl.col("entity_kind") == "creator")
         & (pl.col("arm") == "treatment")
@@ -1064,12 +1066,13 @@ def _commission_boosted(interventions: pl.DataFrame, creator: np.ndarray, day: n
     out = np.zeros(len(creator), dtype=bool)
     if boosts.height == 0 or len(creator) == 0:
         return out
-    start_day = np.full(int(creator.max()) + 1, -10_000)
-    idx = boosts["entity_index"].to_numpy()
-    ok = idx < len(start_day)
-    start_day[idx[ok]] = boosts["assigned_day"].to_numpy()[ok]
-    s = start_day[creator]
-    return (day >= s) & (day < s + TRUTH_DAYS)
+    span = 1_000_000  # > any day number: (creator, day) pairs sort as one integer key
+    key = boosts["entity_index"].to_numpy().astype(np.int64) * span + boosts["assigned_day"].to_numpy()
+    key.sort()
+    # the latest boost of the same creator that started on or before the day
+    pos = np.searchsorted(key, creator.astype(np.int64) * span + day, side="right") - 1
+    found = np.maximum(pos, 0)
+    return (pos >= 0) & (key[found] // span == creator) & (day < key[found] % span + TRUTH_DAYS)
 
 
 CAPTION_OPENERS = np.array(

@@ -91,11 +91,25 @@ def top_drivers(
     return out
 
 
-def rationale(strategy_name: str, expected: float, drivers: list[Driver], peers: str) -> str:
-    """One paragraph: the expected gain and its top drivers, against similar entities."""
+def rationale(
+    strategy_name: str,
+    expected: float,
+    drivers: list[Driver],
+    peers: str,
+    baseline_gmv: float | None = None,
+) -> str:
+    """One paragraph: the expected gain and its top drivers, against similar entities. Without drivers
+    (the model found no trait that moves the effect), the average effect on similar entities applied to
+    the entity's GMV of the last 28 days (``baseline_gmv``)."""
     head = f"{strategy_name}: expected {'+' if expected >= 0 else '−'}${abs(expected):,.0f} GMV over 28 days."
     if not drivers:
-        return head
+        if baseline_gmv is None or baseline_gmv <= 0 or expected == 0:
+            return head
+        return (
+            f"{head} No trait of its own moves this estimate: it is the average effect on similar {peers}, "
+            f"{expected / baseline_gmv:+.0%} of GMV, applied to its GMV of the last 28 days "
+            f"(${baseline_gmv:,.0f})."
+        )
     return head + " " + "; ".join(d.sentence(peers) for d in drivers) + "."
 
 

@@ -1,11 +1,22 @@
-"""Fit, select and evaluate the uplift learners of one entity kind.
+"""Fit, select, calibrate and evaluate the uplift learners of one entity kind.
 
-Selection: every learner is fitted on the training entities and scored on a randomized holdout of
-entities (30% by default; all their rows are held out). Per strategy, the learner with the highest
-holdout Qini area is chosen; chosen learners are then refitted on every row, with bootstrap replicas
-for the intervals. Targeted (non-randomized) rows of the holdout entities are scored against
-cross-fitted AIPW pseudo-outcomes; where the simulator's truth is given, predictions are also scored
-against the true effects.
+One learner per strategy, fitted on that strategy's treated and control rows plus the pure controls of
+the other strategies (entities that got no strategy in that wave). Every candidate learner is fitted on
+the training entities and scored on a randomized holdout of entities (30% by default; all their rows
+are held out).
+
+- Calibration: the holdout's best linear predictor says how much of a learner's predicted
+  heterogeneity is real; predictions are shrunk towards the learner's mean effect by that slope
+  (clipped to [0, 1]). GMV is heavy-tailed and the holdouts small, so most of what an unshrunk
+  learner predicts beyond the mean is noise, and the ranking of entities (relative effect × GMV) gets
+  scrambled by it.
+- Selection: the default learner (the average of the T-, X- and DR-learners, which varies less than any
+  of them) is kept unless another beats its holdout Qini area in 95% of paired bootstrap resamples.
+
+The chosen learner is refitted on every row of the strategy, with bootstrap replicas for the intervals.
+Targeted (non-randomized) rows of the holdout entities are scored against cross-fitted AIPW
+pseudo-outcomes; where the simulator's truth is given, predictions are also scored against the true
+effects.
 """
 
 from __future__ import annotations
@@ -17,7 +28,8 @@ import numpy as np
 import polars as pl
 
 from strategies import evaluation
-from strategies.learners import LEARNERS, UpliftLearner
+from strategies.learners import LEARNERS, AverageLearner, UpliftLearner
+from strategies.learners.average import MEMBERS as AVERAGE_MEMBERS
 from strategies.learners.base import regressor
 from strategies.learners.dr_learner import aipw_pseudo_outcomes
 from strategies.training import ARMS
@@ -38,6 +50,7 @@ NOT_FEATURES = frozenset(
         "arm",
         "assignment",
         "arm_index",
+        "treated",
         "features_as_of",
         "gmv_after",
         "gmv_before",
@@ -55,7 +68,11 @@ MAX_LEVELS = 30
 class ModelConfig:
     """How the uplift models are fitted and chosen."""
 
-    learners: tuple[str, ...] = ("t_learner", "x_learner", "dr_learner")
+    learners: tuple[str, ...] = ("t_learner", "x_learner", "dr_learner", "average")
+    # Selection: the default learner is kept unless another beats its holdout Qini area in at least
+    # `switch_share` of paired bootstrap resamples (small holdouts make the plain best-Qini choice noise).
+    default_learner: str = "average"
+    switch_share: float = 0.95
     holdout_share: float = 0.3
     n_estimators: int = 80
     max_depth: int = 4
@@ -69,7 +86,12 @@ class ModelConfig:
     max_training_rows: int = 60_000  # larger training sets are sampled by entity (scores use everything)
     baseline_column: str = "gmv_28d"
     baseline_floor: float = 50.0
+    weight_power: float = 1.0  # relative targets: rows weigh baseline ** weight_power
     relative_cap: float = 5.0
+    # Shrink each strategy's predicted heterogeneity towards its mean effect by the slope of the best
+    # linear predictor on the randomized holdout (clipped to [0, 1]): with noisy outcomes most of what a
+    # learner predicts beyond the mean is noise, and the holdout says how much of it is not.
+    shrink: bool = True
 
 
 @dataclass
@@ -130,15 +152,18 @@ def _target(frame: pl.DataFrame, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarr
         return after, np.ones(len(after))
     if cfg.outcome == "change":
         return after - before, np.ones(len(after))
+    weight = np.clip(before, cfg.baseline_floor, max(np.quantile(before, 0.99), cfg.baseline_floor))
+    weight = weight**cfg.weight_power
+    if cfg.outcome == "log_ratio":
+        return np.log((after + cfg.baseline_floor) / (before + cfg.baseline_floor)), weight
     denominator = np.maximum(before, cfg.baseline_floor)
     y = np.clip((after - before) / denominator, -1.0, cfg.relative_cap)
-    weight = np.clip(before, cfg.baseline_floor, max(np.quantile(before, 0.99), cfg.baseline_floor))
     return y, weight
 
 
 def _scale(frame: pl.DataFrame, cfg: ModelConfig) -> np.ndarray:
     """What turns a learner's prediction into USD of uplift: the baseline GMV for relative targets."""
-    if cfg.outcome != "relative":
+    if cfg.outcome not in ("relative", "log_ratio"):
         return np.ones(frame.height)
     return frame[cfg.baseline_column].fill_null(0.0).clip(lower_bound=0.0).to_numpy().astype(float)
 
@@ -156,43 +181,60 @@ def holdout_entities(frame: pl.DataFrame, share: float, seed: int) -> pl.Series:
 
 @dataclass
 class KindModel:
-    """The fitted models of one entity kind, with their evaluation."""
+    """The fitted models of one entity kind, with their evaluation: one uplift learner per strategy,
+    fitted on that strategy's own treated and control rows."""
 
     kind: str
     arms: tuple[str, ...]
     encoder: FeatureEncoder
-    learners: dict[str, UpliftLearner]
-    chosen: dict[str, str]
+    learners: dict[str, UpliftLearner]  # by strategy (absent: too few rows, predicted 0)
+    chosen: dict[str, str]  # strategy → learner name
     metrics: pl.DataFrame  # one row per (strategy, learner)
     curves: pl.DataFrame  # Qini curves of the chosen learner on the randomized holdout
     calibration: pl.DataFrame
     n_train: int
     n_holdout: int
     config: ModelConfig = field(default_factory=ModelConfig)
+    # strategy → (center, slope): prediction = center + slope · (learner's prediction − center)
+    shrinkage: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def _shrink(self, arm: str, raw: np.ndarray) -> np.ndarray:
+        center, slope = self.shrinkage.get(arm, (0.0, 1.0))
+        return center + slope * (raw - center)
+
+    def _raw(self, x: np.ndarray, arm: str) -> np.ndarray:
+        learner = self.learners.get(arm)
+        return self._shrink(arm, learner.predict(x)[:, 0]) if learner is not None else np.zeros(len(x))
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        """(n, K) expected 28-day incremental GMV (USD) of every arm, each from its chosen learner."""
+        """(n, K) expected 28-day incremental GMV (USD) of every arm, each from its strategy's learner."""
         x = self.encoder.transform(frame)
-        by_learner = {name: self.learners[name].predict(x) for name in set(self.chosen.values())}
-        raw = np.column_stack([by_learner[self.chosen[arm]][:, k] for k, arm in enumerate(self.arms)])
+        raw = np.column_stack([self._raw(x, arm) for arm in self.arms])
         return raw * _scale(frame, self.config)[:, None]
 
     def predict_interval(self, frame: pl.DataFrame, coverage: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """Bootstrap interval of :meth:`predict` (USD)."""
         x = self.encoder.transform(frame)
         scale = _scale(frame, self.config)[:, None]
-        bounds = {
-            name: self.learners[name].predict_interval(x, coverage) for name in set(self.chosen.values())
-        }
-        low = np.column_stack([bounds[self.chosen[a]].low[:, k] for k, a in enumerate(self.arms)]) * scale
-        high = np.column_stack([bounds[self.chosen[a]].high[:, k] for k, a in enumerate(self.arms)]) * scale
-        return low, high
+        low, high = np.zeros((len(x), len(self.arms))), np.zeros((len(x), len(self.arms)))
+        for k, arm in enumerate(self.arms):
+            learner = self.learners.get(arm)
+            if learner is not None:
+                bounds = learner.predict_interval(x, coverage)
+                low[:, k] = self._shrink(arm, bounds.low[:, 0])
+                high[:, k] = self._shrink(arm, bounds.high[:, 0])
+        return low * scale, high * scale
 
     def explain(self, frame: pl.DataFrame, arm: str) -> np.ndarray:
         """Tree SHAP contributions (USD) of one arm's uplift, (n, features + 1); rows sum to predict()."""
-        k = self.arms.index(arm) + 1
-        raw = self.learners[self.chosen[arm]].explain(self.encoder.transform(frame), k)
-        return raw * _scale(frame, self.config)[:, None]
+        x = self.encoder.transform(frame)
+        learner = self.learners.get(arm)
+        if learner is None:
+            return np.zeros((len(x), x.shape[1] + 1))
+        center, slope = self.shrinkage.get(arm, (0.0, 1.0))
+        contributions = slope * learner.explain(x, 1)
+        contributions[:, -1] += (1 - slope) * center  # the shrunk part belongs to the base value
+        return contributions * _scale(frame, self.config)[:, None]
 
 
 def _make(name: str, cfg: ModelConfig, n_bootstrap: int) -> UpliftLearner:
@@ -201,11 +243,81 @@ def _make(name: str, cfg: ModelConfig, n_bootstrap: int) -> UpliftLearner:
     )
 
 
+def _fit_for_selection(
+    name: str,
+    cfg: ModelConfig,
+    fitted: dict[str, UpliftLearner],
+    x: np.ndarray,
+    treated: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+) -> UpliftLearner:
+    """A learner fitted without bootstrap replicas; the average reuses members fitted already (the same
+    arguments give the same models)."""
+    members = [cls.name for cls in AVERAGE_MEMBERS]
+    if name == AverageLearner.name and all(m in fitted for m in members):
+        average = _make(name, cfg, n_bootstrap=0)
+        assert isinstance(average, AverageLearner)
+        average.members_, average.n_arms_ = [fitted[m] for m in members], fitted[members[0]].n_arms_
+        return average
+    return _make(name, cfg, n_bootstrap=0).fit(x, treated, y, sample_weight=weight)
+
+
+def _default(cfg: ModelConfig) -> str:
+    return cfg.default_learner if cfg.default_learner in cfg.learners else cfg.learners[-1]
+
+
+def _select(
+    scores: dict[str, np.ndarray], y: np.ndarray, treated: np.ndarray, cfg: ModelConfig
+) -> tuple[str, dict[str, float]]:
+    """The default learner, unless another beats its holdout Qini area in ``cfg.switch_share`` of paired
+    bootstrap resamples (then the one that does so most often); also every learner's share."""
+    default = _default(cfg)
+    wins = evaluation.paired_qini_gain(scores, y, treated, default, seed=cfg.seed)
+    best = max(wins, key=lambda name: wins[name])
+    return (best if wins[best] >= cfg.switch_share else default), wins
+
+
+MIN_ARM_ROWS = 10  # a strategy needs this many treated and control rows to get a model
+
+
+def _arm_rows(frame: pl.DataFrame, arm: str) -> pl.DataFrame:
+    """A strategy's rows: its own treated and control rows, plus the control rows of other strategies
+    whose entity got no strategy at all in that wave (pure controls: in a one-strategy-per-wave design
+    every control row is one; in a factorial pilot the strategy's own rows hold them already).
+    ``treated`` is 1/0."""
+    wave = ["entity_id", "assigned_on"]
+    untreated_waves = (
+        frame.group_by(wave)
+        .agg(
+            pure=(pl.col("arm") != "treatment").all(),
+            has_arm=(pl.col("strategy") == arm).any(),
+        )
+        .filter(pl.col("pure") & ~pl.col("has_arm"))
+        .select(wave)
+    )
+    own = frame.filter(pl.col("strategy") == arm)
+    pooled = frame.join(untreated_waves, on=wave, how="semi").unique(wave, keep="first", maintain_order=True)
+    return (
+        pl.concat([own, pooled])
+        .sort("intervention_id")
+        .with_columns(treated=(pl.col("arm") == "treatment").cast(pl.Int64))
+    )
+
+
+def _enough(frame: pl.DataFrame, minimum: int) -> bool:
+    treated = int(frame["treated"].sum()) if frame.height else 0
+    return treated >= minimum and frame.height - treated >= minimum
+
+
 def fit_kind(
     train: pl.DataFrame, kind: str, cfg: ModelConfig | None = None, truth: pl.DataFrame | None = None
 ) -> KindModel:
-    """Fit every learner, choose one per strategy on the randomized holdout, refit the chosen ones on all
-    rows. ``truth`` (intervention_id, true_uplift_gmv_28d) adds truth-based metrics (simulator only)."""
+    """Per strategy: fit every learner on the strategy's rows (see `_arm_rows`) of the training entities,
+    calibrate and choose one on the randomized holdout, refit it on all the strategy's rows. Controls are
+    the strategy's own and other strategies' pure controls, never an entity treated with something else.
+    ``truth`` (intervention_id, true_uplift_gmv_28d) adds truth-based metrics (simulator only, never used
+    to fit or choose)."""
     cfg = cfg or ModelConfig()
     arms = ARMS[kind]
     if train.height > cfg.max_training_rows:
@@ -215,103 +327,122 @@ def fit_kind(
     encoder = FeatureEncoder.fit(train)
     holdout_ids = holdout_entities(train, cfg.holdout_share, cfg.seed)
     in_holdout = pl.col("entity_id").is_in(holdout_ids.implode())
-    fit_rows, held = train.filter(~in_holdout), train.filter(in_holdout)
-    randomized = held.filter(pl.col("assignment") == "randomized")
-    targeted = held.filter(pl.col("assignment") == "targeted")
-    x_fit, arm_fit = encoder.transform(fit_rows), fit_rows["arm_index"].to_numpy()
-    y_fit, w_fit = _target(fit_rows, cfg)
-
-    # AIPW pseudo-outcomes of the USD change over every row (cross-fitted): targeted rows are scored on them
-    x_all, arm_all = encoder.transform(train), train["arm_index"].to_numpy()
-    y_all, w_all = _target(train, cfg)
-    psi_all = aipw_pseudo_outcomes(
-        x_all,
-        arm_all,
-        _change(train),
-        len(arms),
-        3,
-        cfg.seed,
-        lambda s: regressor(cfg.seed + s, cfg.n_estimators, cfg.max_depth),
-    )
-    psi_targeted = psi_all[
-        train.with_row_index("_i").filter(in_holdout & (pl.col("assignment") == "targeted"))["_i"].to_numpy()
-    ]
     truth_map = truth.select("intervention_id", "true_uplift_gmv_28d") if truth is not None else None
 
-    rows = []
-    predictions: dict[str, np.ndarray] = {}
-    for name in cfg.learners:
-        learner = _make(name, cfg, n_bootstrap=0).fit(x_fit, arm_fit, y_fit, sample_weight=w_fit)
-        predictions[name] = learner.predict(encoder.transform(randomized)) * _scale(randomized, cfg)[:, None]
-        pred_targeted = (
-            learner.predict(encoder.transform(targeted)) * _scale(targeted, cfg)[:, None]
-            if targeted.height
-            else np.zeros((0, len(arms)))
-        )
-        for k, arm in enumerate(arms):
-            mask = (randomized["strategy"] == arm).to_numpy()
-            score, y = predictions[name][mask, k], _change(randomized)[mask]
-            treated = (randomized["arm"] == "treatment").to_numpy()[mask]
-            row: dict[str, object] = {"strategy": arm, "learner": name, "n_holdout": int(mask.sum())}
-            if treated.sum() >= 5 and (~treated).sum() >= 5:
-                row.update(evaluation.holdout_scores(score, y, treated).as_dict())
+    rows: list[dict[str, object]] = []
+    chosen: dict[str, str] = {}
+    final: dict[str, UpliftLearner] = {}
+    shrinkage: dict[str, tuple[float, float]] = {}
+    curves, calibration = [], []
+    for arm in arms:
+        data = _arm_rows(train, arm)
+        fit_rows, held = data.filter(~in_holdout), data.filter(in_holdout)
+        randomized = held.filter(pl.col("assignment") == "randomized")
+        targeted = held.filter(pl.col("assignment") == "targeted")
+        if not _enough(fit_rows, MIN_ARM_ROWS):
+            rows.append({"strategy": arm, "learner": _default(cfg), "n_holdout": randomized.height})
+            chosen[arm] = _default(cfg)
+            continue
+
+        # AIPW pseudo-outcomes of the USD change over the strategy's rows (cross-fitted): targeted holdout
+        # rows are scored on them
+        psi_all = aipw_pseudo_outcomes(
+            encoder.transform(data),
+            data["treated"].to_numpy(),
+            _change(data),
+            1,
+            3,
+            cfg.seed,
+            lambda s: regressor(cfg.seed + s, cfg.n_estimators, cfg.max_depth),
+        )[:, 0]
+        psi_targeted = psi_all[
+            data.with_row_index("_i")
+            .filter(in_holdout & (pl.col("assignment") == "targeted"))["_i"]
+            .to_numpy()
+        ]
+        x_fit, t_fit = encoder.transform(fit_rows), fit_rows["treated"].to_numpy()
+        y_fit, w_fit = _target(fit_rows, cfg)
+        x_rand, y_rand = encoder.transform(randomized), _change(randomized)
+        treated = randomized["treated"].to_numpy().astype(bool)
+        scorable = treated.sum() >= 5 and (~treated).sum() >= 5
+        if scorable and cfg.shrink:
+            # what the holdout outcome would be without the strategy (a covariate of the calibration)
+            y_held, w_held = _target(randomized, cfg)
+            outcome_model = regressor(cfg.seed + 50, cfg.n_estimators, cfg.max_depth).fit(
+                x_fit, y_fit, sample_weight=w_fit
+            )
+            expected_held = np.asarray(outcome_model.predict(x_rand))
+        scores: dict[str, np.ndarray] = {}
+        slopes: dict[str, float] = {}
+        fitted: dict[str, UpliftLearner] = {}
+        for name in cfg.learners:
+            learner = fitted[name] = _fit_for_selection(name, cfg, fitted, x_fit, t_fit, y_fit, w_fit)
+            raw = learner.predict(x_rand)[:, 0]
+            row: dict[str, object] = {"strategy": arm, "learner": name, "n_holdout": randomized.height}
+            slopes[name] = 1.0
+            if scorable and cfg.shrink:
+                calibration_ = evaluation.best_linear_predictor(
+                    y_held, treated, np.full(len(raw), treated.mean()), raw, expected_held, w_held
+                )
+                row.update(calibration_.as_dict())
+                if np.isfinite(calibration_.slope):
+                    slopes[name] = float(np.clip(calibration_.slope, 0.0, 1.0))
+                center = float(np.average(learner.predict(x_fit)[:, 0], weights=w_fit))
+                raw = center + slopes[name] * (raw - center)
+            row["shrink_slope"] = slopes[name]
+            score = raw * _scale(randomized, cfg)
+            scores[name] = score
+            if scorable:
+                row.update(evaluation.holdout_scores(score, y_rand, treated).as_dict())
                 for key, (lo, hi) in evaluation.bootstrap_intervals(
-                    score, y, treated, n_boot=100, seed=cfg.seed
+                    score, y_rand, treated, n_boot=100, seed=cfg.seed
                 ).items():
                     row[f"{key}_ci_low"], row[f"{key}_ci_high"] = lo, hi
-            t_mask = (targeted["strategy"] == arm).to_numpy()
-            if t_mask.sum() >= 10:
+            if targeted.height >= 10:
+                pred_targeted = learner.predict(encoder.transform(targeted))[:, 0] * _scale(targeted, cfg)
+                row.update(evaluation.pseudo_outcome_scores(pred_targeted, psi_targeted))
+            own = (randomized["strategy"] == arm).to_numpy()  # pooled controls carry another strategy's truth
+            if truth_map is not None and own.sum() > 2:
+                true = randomized.filter(pl.Series(own)).join(truth_map, on="intervention_id", how="left")
                 row.update(
-                    evaluation.pseudo_outcome_scores(pred_targeted[t_mask, k], psi_targeted[t_mask, k])
+                    {
+                        f"holdout_{key}": v
+                        for key, v in evaluation.truth_scores(
+                            score[own], true["true_uplift_gmv_28d"].to_numpy()
+                        )
+                        .as_dict()
+                        .items()
+                    }
                 )
-            if truth_map is not None:
-                true = randomized.filter(pl.Series(mask)).join(truth_map, on="intervention_id", how="left")[
-                    "true_uplift_gmv_28d"
-                ]
-                if true.len() > 2:
-                    row.update(
-                        {
-                            f"holdout_{key}": v
-                            for key, v in evaluation.truth_scores(score, true.to_numpy()).as_dict().items()
-                        }
-                    )
             rows.append(row)
+        chosen[arm] = _default(cfg)
+        if scorable:
+            chosen[arm], wins = _select(scores, y_rand, treated, cfg)
+            for row in rows:
+                if row["strategy"] == arm:
+                    row["beats_default_share"] = wins[str(row["learner"])]
+        if scorable:
+            score = scores[chosen[arm]]
+            curves.append(evaluation.curves_frame(score, y_rand, treated).with_columns(strategy=pl.lit(arm)))
+            calibration.append(
+                evaluation.calibration_by_decile(score, y_rand, treated).with_columns(strategy=pl.lit(arm))
+            )
+        y_all, w_all = _target(data, cfg)
+        x_all = encoder.transform(data)
+        final[arm] = _make(chosen[arm], cfg, cfg.n_bootstrap).fit(
+            x_all, data["treated"].to_numpy(), y_all, sample_weight=w_all
+        )
+        center = float(np.average(final[arm].predict(x_all)[:, 0], weights=w_all))
+        shrinkage[arm] = (center, slopes[chosen[arm]])
+
     metrics = pl.DataFrame(rows, infer_schema_length=None)
     if "qini_area" not in metrics.columns:
         metrics = metrics.with_columns(qini_area=pl.lit(None, pl.Float64))
-    chosen = {}
-    for arm in arms:
-        candidates = metrics.filter((pl.col("strategy") == arm) & pl.col("qini_area").is_not_null())
-        chosen[arm] = (
-            candidates.sort("qini_area", descending=True)["learner"][0]
-            if candidates.height
-            else cfg.learners[-1]
-        )
     metrics = metrics.with_columns(
         chosen=pl.struct("strategy", "learner").map_elements(
             lambda r: chosen[r["strategy"]] == r["learner"], return_dtype=pl.Boolean
         )
     )
-
-    curves, calibration = [], []
-    y_rand = _change(randomized)
-    for k, arm in enumerate(arms):
-        mask = (randomized["strategy"] == arm).to_numpy()
-        treated = (randomized["arm"] == "treatment").to_numpy()[mask]
-        if treated.sum() < 5 or (~treated).sum() < 5:
-            continue
-        score = predictions[chosen[arm]][mask, k]
-        curves.append(
-            evaluation.curves_frame(score, y_rand[mask], treated).with_columns(strategy=pl.lit(arm))
-        )
-        calibration.append(
-            evaluation.calibration_by_decile(score, y_rand[mask], treated).with_columns(strategy=pl.lit(arm))
-        )
-
-    final = {
-        name: _make(name, cfg, cfg.n_bootstrap).fit(x_all, arm_all, y_all, sample_weight=w_all)
-        for name in set(chosen.values())
-    }
     return KindModel(
         kind=kind,
         arms=arms,
@@ -321,7 +452,8 @@ def fit_kind(
         metrics=metrics,
         curves=pl.concat(curves) if curves else pl.DataFrame(),
         calibration=pl.concat(calibration) if calibration else pl.DataFrame(),
-        n_train=fit_rows.height,
-        n_holdout=held.height,
+        n_train=train.filter(~in_holdout).height,  # distinct rows (pooled controls serve several strategies)
+        n_holdout=train.filter(in_holdout).height,
         config=cfg,
+        shrinkage=shrinkage,
     )

@@ -114,12 +114,11 @@ def explain_entities(
             idx = rows["_row"].to_numpy()
             contrib = model.explain(features[idx], arm)
             drivers = top_drivers(contrib, names, values[idx], median_frame[idx])
-            for entity_id, expected, entity_drivers in zip(
-                rows["entity_id"], rows["expected_uplift"], drivers, strict=True
+            for entity_id, expected, entity_drivers, entity_base in zip(
+                rows["entity_id"], rows["expected_uplift"], drivers, base[idx], strict=True
             ):
-                rationale_rows.append(
-                    (kind, entity_id, arm, rationale(strategy.name, expected, entity_drivers, PEERS[kind]))
-                )
+                text = rationale(strategy.name, expected, entity_drivers, PEERS[kind], float(entity_base))
+                rationale_rows.append((kind, entity_id, arm, text))
                 for pos, d in enumerate(entity_drivers, start=1):
                     driver_rows.append(
                         (

@@ -8,6 +8,7 @@ exact tree SHAP contributions that sum to the prediction.
 
 from __future__ import annotations
 
+from strategies.learners.average import AverageLearner
 from strategies.learners.base import UpliftLearner
 from strategies.learners.dr_learner import DRLearner
 from strategies.learners.t_learner import TLearner
@@ -17,6 +18,7 @@ LEARNERS: dict[str, type[UpliftLearner]] = {
     "t_learner": TLearner,
     "x_learner": XLearner,
     "dr_learner": DRLearner,
+    "average": AverageLearner,
 }
 
-__all__ = ["LEARNERS", "DRLearner", "TLearner", "UpliftLearner", "XLearner"]
+__all__ = ["LEARNERS", "AverageLearner", "DRLearner", "TLearner", "UpliftLearner", "XLearner"]

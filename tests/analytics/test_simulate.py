@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from analytics.schema import CREATOR_STRATEGIES, MERCHANT_STRATEGIES, TABLES
-from analytics.simulate import MEGA_SALE_DAYS, SCALES, tier_of, write_inputs
+from analytics.simulate import MEGA_SALE_DAYS, SCALES, TRUTH_DAYS, _commission_boosted, tier_of, write_inputs
 
 SEED = 42
 SCALE = "tiny"
@@ -315,3 +315,20 @@ def test_targeted_rollouts_are_confounded(sim: dict[str, pl.DataFrame], complete
     randomized = pre_gap.filter(pl.col("assignment") == "randomized")["gap"].item()
     assert targeted > 1.5 and targeted > 1.3 * randomized
     assert np.isfinite(randomized)
+
+
+def test_every_commission_boost_window_pays_the_extra_commission() -> None:
+    """A creator boosted in two waves is paid the extra commission in both windows, not only the last."""
+    interventions = pl.DataFrame(
+        {
+            "entity_kind": ["creator", "creator", "creator", "creator"],
+            "entity_index": [3, 3, 5, 7],
+            "strategy": ["commission_boost", "commission_boost", "commission_boost", "live_coaching"],
+            "assigned_day": [30, 80, 40, 30],
+            "arm": ["treatment", "treatment", "control", "treatment"],
+        }
+    )
+    creator = np.array([3, 3, 3, 3, 3, 3, 5, 7, 0])
+    day = np.array([29, 30, 30 + TRUTH_DAYS - 1, 30 + TRUTH_DAYS, 85, 80 + TRUTH_DAYS, 45, 35, 35])
+    expected = [False, True, True, False, True, False, False, False, False]
+    assert _commission_boosted(interventions, creator, day).tolist() == expected
