@@ -213,7 +213,14 @@ class KindModel:
         return raw * _scale(frame, self.config)[:, None]
 
     def predict_interval(self, frame: pl.DataFrame, coverage: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
-        """Bootstrap interval of :meth:`predict` (USD)."""
+        """Bootstrap interval of :meth:`predict` (USD): the learner's bootstrap interval, moved with the
+        shrunk prediction and widened to contain it.
+
+        The interval is not shrunk itself: the bootstrap spread holds the uncertainty of the strategy's
+        mean effect, which shrinking towards that mean does not remove (shrinking the bounds as well gave
+        zero-width intervals exactly where the holdout found no heterogeneity, i.e. where the model knows
+        least).
+        """
         x = self.encoder.transform(frame)
         scale = _scale(frame, self.config)[:, None]
         low, high = np.zeros((len(x), len(self.arms))), np.zeros((len(x), len(self.arms)))
@@ -221,8 +228,10 @@ class KindModel:
             learner = self.learners.get(arm)
             if learner is not None:
                 bounds = learner.predict_interval(x, coverage)
-                low[:, k] = self._shrink(arm, bounds.low[:, 0])
-                high[:, k] = self._shrink(arm, bounds.high[:, 0])
+                raw = learner.predict(x)[:, 0]
+                point = self._shrink(arm, raw)
+                low[:, k] = np.minimum(bounds.low[:, 0] + point - raw, point)
+                high[:, k] = np.maximum(bounds.high[:, 0] + point - raw, point)
         return low * scale, high * scale
 
     def explain(self, frame: pl.DataFrame, arm: str) -> np.ndarray:

@@ -73,5 +73,14 @@ def test_shrunk_predictions_and_their_explanations() -> None:
     assert (shrunk.explain(frame, "s2") == 0).all()
     low, high = shrunk.predict_interval(frame)
     assert (low <= high).all() and (high[:, 0] - low[:, 0]).mean() > 0
+    point = shrunk.predict(frame)
+    assert (low[:, 0] <= point[:, 0] + 1e-9).all() and (point[:, 0] <= high[:, 0] + 1e-9).all()
+    # shrinking moves the interval with the prediction but keeps the bootstrap's width: a slope of 0
+    # (no heterogeneity found) must not claim certainty
+    flat, _ = _model({"s1": (2.0, 0.0)})
+    plain_low, plain_high = plain.predict_interval(frame)
+    flat_low, flat_high = flat.predict_interval(frame)
+    assert ((flat_high - flat_low)[:, 0] >= (plain_high - plain_low)[:, 0] - 1e-6).all()
+    assert ((flat_high - flat_low)[:, 0] > 0).mean() > 0.9
     # shrinking keeps the order of the learner's predictions (slope ≥ 0)
     np.testing.assert_array_equal(np.argsort(shrunk.predict(frame)[:, 0] / scale), np.argsort(raw))
