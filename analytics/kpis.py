@@ -27,6 +27,7 @@ from typing import Literal
 import polars as pl
 
 from analytics.metrics import BASE_COLUMNS, METRIC_NAMES, METRICS, safe_ratio, with_metrics
+from analytics.sources import CONTENT_KINDS, kind_code, kind_name
 
 Period = Literal["day", "week"]
 BREAKDOWNS: dict[str, str | None] = {
@@ -114,7 +115,7 @@ def merchant_totals(merchant_daily: pl.LazyFrame, keys: Sequence[str | pl.Expr])
     )
 
 
-_KINDS = ("video", "live", "none")
+_KINDS = CONTENT_KINDS
 
 
 def creator_periods(creator_daily: pl.LazyFrame, period: Period) -> pl.LazyFrame:
@@ -129,21 +130,14 @@ def creator_periods(creator_daily: pl.LazyFrame, period: Period) -> pl.LazyFrame
         return creator_daily.select(
             pl.col("date").alias("period_start"), "creator_id", "content_kind", *BASE_COLUMNS, active
         )
-    kind = pl.col("content_kind")
-    code = pl.when(kind == _KINDS[0]).then(0).when(kind == _KINDS[1]).then(1).otherwise(2).cast(pl.Int64)
+    code = kind_code(pl.col("content_kind"))
     key = period_start("date", period).cast(pl.Int32).cast(pl.Int64) * len(_KINDS) + code
-    decoded = pl.col("__key") % len(_KINDS)
     return (
         creator_daily.group_by("creator_id", key.alias("__key"))
         .agg(pl.col(name).sum() for name in BASE_COLUMNS)
         .with_columns(
             (pl.col("__key") // len(_KINDS)).cast(pl.Int32).cast(pl.Date).alias("period_start"),
-            pl.when(decoded == 0)
-            .then(pl.lit(_KINDS[0]))
-            .when(decoded == 1)
-            .then(pl.lit(_KINDS[1]))
-            .otherwise(pl.lit(_KINDS[2]))
-            .alias("content_kind"),
+            kind_name(pl.col("__key") % len(_KINDS)).alias("content_kind"),
             active,
         )
         .drop("__key")

@@ -128,11 +128,25 @@ def _zero_fill(lf: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     )
 
 
-_KINDS = ("video", "live", NO_CONTENT)
+CONTENT_KINDS = ("video", "live", NO_CONTENT)
+"""The values of ``content_kind``; packed group keys carry a kind as its position here."""
+_KINDS = CONTENT_KINDS
 
 
-def _kind_code(kind: pl.Expr) -> pl.Expr:
-    return pl.when(kind == "video").then(0).when(kind == "live").then(1).otherwise(2).cast(pl.Int64)
+def kind_code(kind: pl.Expr) -> pl.Expr:
+    """A content kind (or ``none``) as its position in `CONTENT_KINDS` (Int64)."""
+    return pl.when(kind == _KINDS[0]).then(0).when(kind == _KINDS[1]).then(1).otherwise(2).cast(pl.Int64)
+
+
+def kind_name(code: pl.Expr) -> pl.Expr:
+    """The inverse of `kind_code`."""
+    return (
+        pl.when(code == 0)
+        .then(pl.lit(_KINDS[0]))
+        .when(code == 1)
+        .then(pl.lit(_KINDS[1]))
+        .otherwise(pl.lit(_KINDS[2]))
+    )
 
 
 def creator_traits(creators: pl.LazyFrame) -> pl.LazyFrame:
@@ -171,7 +185,7 @@ def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
     creators = creator_traits(inputs.creators).with_row_index("__creator")
     number = creators.select("creator_id", "__creator")
     content = inputs.content.select(
-        "content_id", "creator_id", "published_at", _kind_code(pl.col("kind")).alias("__kind")
+        "content_id", "creator_id", "published_at", kind_code(pl.col("kind")).alias("__kind")
     ).join(number, on="creator_id", how="inner")
     kinds = content.select("content_id", "__creator", "__kind")
     sales = order_lines(inputs.orders, as_of)
@@ -207,7 +221,6 @@ def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
         for part in (on_content, direct, engagement, published)
     ]
     key = pl.col("__key")
-    code = key % len(_KINDS)
     day_key = key // len(_KINDS)
     return (
         pl.concat(parts, how="vertical")
@@ -216,12 +229,7 @@ def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
         .with_columns(
             (day_key // _DAYS).cast(pl.UInt32).alias("__creator"),
             (day_key % _DAYS - _DAY_SHIFT).cast(pl.Int32).cast(pl.Date).alias("date"),
-            pl.when(code == 0)
-            .then(pl.lit(_KINDS[0]))
-            .when(code == 1)
-            .then(pl.lit(_KINDS[1]))
-            .otherwise(pl.lit(_KINDS[2]))
-            .alias("content_kind"),
+            kind_name(key % len(_KINDS)).alias("content_kind"),
         )
         .join(creators, on="__creator", how="inner")
         .select(CREATOR_DAILY_SCHEMA.names())
