@@ -209,7 +209,9 @@ def _cohorts(
     first_week = first_day - timedelta(days=first_day.weekday())
     if first_week > last_week:
         return cohort_comparison(_empty_cohorts())
-    entities = entities.filter(pl.col("joined_on") < as_of)
+    entities = entities.select(key, "joined_on").filter(pl.col("joined_on") < as_of)
+    # materialized once: every cohort kind reads it twice (members and activity)
+    weekly = weekly.select(key, "week_start", "active", "orders", "gmv").collect(engine="streaming").lazy()
     frames = [
         cohort_retention(
             cohort_members(entities, weekly, key, kind, first_week, last_week),
@@ -231,16 +233,7 @@ def creator_cohorts(
     kinds: tuple[CohortKind, ...] = CREATOR_COHORT_KINDS,
 ) -> pl.LazyFrame:
     """Creator cohorts of every kind with cohort-over-cohort comparison."""
-    # materialized once: every cohort kind reads it twice (members and activity)
-    weekly = (
-        creator_weekly(creator_daily, as_of)
-        .select("creator_id", "week_start", "active", "orders", "gmv")
-        .collect(engine="streaming")
-        .lazy()
-    )
-    return _cohorts(
-        creators.select("creator_id", "joined_on"), creator_daily, weekly, "creator_id", kinds, as_of
-    )
+    return _cohorts(creators, creator_daily, creator_weekly(creator_daily, as_of), "creator_id", kinds, as_of)
 
 
 def merchant_cohorts(
@@ -250,13 +243,6 @@ def merchant_cohorts(
     kinds: tuple[CohortKind, ...] = MERCHANT_COHORT_KINDS,
 ) -> pl.LazyFrame:
     """Merchant cohorts of every kind with cohort-over-cohort comparison."""
-    # materialized once: every cohort kind reads it twice (members and activity)
-    weekly = (
-        merchant_weekly(merchant_daily, as_of)
-        .select("merchant_id", "week_start", "active", "orders", "gmv")
-        .collect(engine="streaming")
-        .lazy()
-    )
     return _cohorts(
-        merchants.select("merchant_id", "joined_on"), merchant_daily, weekly, "merchant_id", kinds, as_of
+        merchants, merchant_daily, merchant_weekly(merchant_daily, as_of), "merchant_id", kinds, as_of
     )
