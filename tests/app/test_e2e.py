@@ -109,6 +109,8 @@ def test_copied_url_reopens_the_same_filters(page: Any, browser: Any, app_url: s
         fresh_sidebar = fresh.locator('[data-testid="stSidebar"]')
         assert fresh_sidebar.get_by_text("vs the 7 days before").count() == 1  # the range caption
         tags = fresh_sidebar.locator('[data-testid="stMultiSelect"]').first.locator("[data-tag]")
+        # the sidebar may still be drawing after the login rerun: wait for the tag, then compare
+        tags.filter(has_text="US").first.wait_for(timeout=30_000)
         assert tags.all_inner_texts() == ["US"]
     finally:
         other.close()
