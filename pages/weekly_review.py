@@ -101,9 +101,13 @@ if present:
     _render(report.sections[index], large=True)
 else:
     st.query_params.pop("section", None)
-    for section in report.sections:
-        with st.container(border=True):
-            _render(section)
+    # Lazy tabs (the open one is in the URL): only the open section's charts and tables are drawn. The
+    # whole review at once is 11 charts and 10 tables, slow to draw and slow to leave for another page.
+    tabs = st.tabs(labels, key="wr_tab", on_change="rerun", bind="query-params")
+    for tab, section in zip(tabs, report.sections, strict=True):
+        if tab.open is not False:  # None when tabs do not track state (AppTest): draw every section
+            with tab:
+                _render(section)
 
 with top[2], st.container(horizontal=True, gap="small"):
     for fmt in FORMATS:

@@ -34,9 +34,14 @@ def test_page_shows_every_section_and_saves_notes(world: ReportWorld, home: Sett
     at = _page(world, world.ops).run()
     assert not at.exception, at.exception
     assert at.selectbox(key="wr_week").value == WEEK
-    subheaders = [s.value for s in at.subheader]
-    assert "Headline KPIs" in subheaders and "Meeting notes" in subheaders
+    # Sections are lazy tabs: only the open one (the first, or the URL's ``wr_tab``) is drawn.
+    assert [t.label for t in at.tabs][0] == "Headline KPIs" and len(at.tabs) == 9
+    assert [s.value for s in at.subheader] == ["Headline KPIs"]
     assert len(at.metric) == 8
+    at.query_params["wr_tab"] = "Meeting notes"
+    at.run()
+    assert not at.exception, at.exception
+    assert [s.value for s in at.subheader] == ["Meeting notes"] and len(at.metric) == 0
     at.text_area(key=f"wr_notes_{WEEK}").set_value("Agreed: more live coaching").run()
     at.button(key="wr_save_notes").click().run()
     assert not at.exception, at.exception
