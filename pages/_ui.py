@@ -150,9 +150,27 @@ def _label(column: str) -> str:
     )
 
 
+def money_decimals(frame: pl.DataFrame) -> dict[str, int]:
+    """Money columns (float columns named like GMV, cost, value …) and the decimals they are shown with."""
+    return {
+        column: 2 if any(token in column.lower() for token in _MONEY_CENTS) else 0
+        for column, dtype in frame.schema.items()
+        if dtype.is_float()
+        and any(token in column.lower() for token in _MONEY)
+        and not any(token in column.lower() for token in _RATE)
+    }
+
+
+def rounded(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its money columns rounded as shown (the grid would truncate them); display only,
+    exports keep every digit."""
+    return frame.with_columns(pl.col(c).round(d) for c, d in money_decimals(frame).items())
+
+
 def column_config(frame: pl.DataFrame, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """NumberColumn formats, labels and tooltips for every column, from its name and the dictionary."""
     config: dict[str, Any] = {}
+    money = money_decimals(frame)
     for column, dtype in frame.schema.items():
         lowered = column.lower()
         label, help_text = _label(column), metric_help(column)
@@ -161,8 +179,13 @@ def column_config(frame: pl.DataFrame, overrides: Mapping[str, Any] | None = Non
                 fmt = "%.1f" if dtype.is_float() else "%d"
             elif any(token in lowered for token in _RATE) and dtype.is_float():
                 fmt = "percent"
-            elif any(token in lowered for token in _MONEY) and dtype.is_float():
-                fmt = "$%,.2f" if any(token in lowered for token in _MONEY_CENTS) else "$%,.0f"
+            elif column in money:
+                # "dollar" puts the sign first (-$1,234, where printf's "$%,.0f" wrote $-1,234); its
+                # decimals follow the step, and it truncates to them: `rounded` rounds first
+                config[column] = st.column_config.NumberColumn(
+                    label, format="dollar", step=10.0 ** -money[column], help=help_text
+                )
+                continue
             elif any(token in lowered for token in _COUNT) or dtype.is_integer():
                 fmt = "localized"
             else:
@@ -237,7 +260,7 @@ def table(
     if frame.height <= 8:
         height = "auto"
     event = st.dataframe(
-        frame,
+        rounded(frame),
         column_config=column_config(frame, overrides),
         column_order=order,
         hide_index=True,
