@@ -69,7 +69,9 @@ def _render(section: Section, large: bool = False) -> None:
             continue  # the cards already show the KPI table
         st.markdown(f"**{table.title}** ({table.frame.height:,} rows)")
         shown = table.frame.select(table.shown_columns).head(table.print_rows or 200)
-        st.dataframe(ui.rounded(shown), column_config=ui.column_config(shown), hide_index=True, key=f"wr_{table.key}")
+        st.dataframe(
+            ui.rounded(shown), column_config=ui.column_config(shown), hide_index=True, key=f"wr_{table.key}"
+        )
     if section.key == "notes":
         owner = notes_owner(user)
         saved = read_notes(settings, week, owner)
