@@ -6,6 +6,7 @@ Both draw the same `reports.model.Chart`: side-by-side panels of series over a c
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import matplotlib
@@ -64,10 +65,33 @@ def chart_png(
             ax.set_title(panel, loc="left", color="#374151")
         fig.suptitle(chart.title, x=0.01, ha="left", fontsize=10 * scale, fontweight="bold")
         fig.tight_layout()
+        if any([_fit_tick_labels(fig, ax) for ax in axes[0]]):
+            fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
         plt.close(fig)
     return buffer.getvalue()
+
+
+def _fit_tick_labels(fig: Any, ax: Any) -> bool:
+    """Rotate the x tick labels of ``ax`` by the least of 0°, 35° and 90° at which neighbours do not
+    overlap, measured on the drawn layout: upright labels need the tick spacing to exceed the widest
+    label; labels rotated by θ clear each other once the spacing times sin θ exceeds their height.
+    Returns whether it rotated them."""
+    labels = [label for label in ax.get_xticklabels() if label.get_text()]
+    if len(labels) < 2:
+        return False
+    renderer = fig.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    ticks = sorted(ax.transData.transform([(x, 0) for x in ax.get_xticks()])[:, 0])
+    spacing = min(b - a for a, b in zip(ticks, ticks[1:], strict=False))
+    if spacing > 1.1 * max(box.width for box in boxes):
+        return False
+    angle = 35 if spacing * math.sin(math.radians(35)) > 1.2 * max(box.height for box in boxes) else 90
+    for label in labels:
+        label.set_rotation(angle)
+        label.set_horizontalalignment("right" if angle == 35 else "center")
+    return True
 
 
 def _draw_panel(ax: Any, chart: Chart, panel: str, scale: float) -> None:
@@ -108,8 +132,7 @@ def _draw_panel(ax: Any, chart: Chart, panel: str, scale: float) -> None:
             )
         ax.margins(y=0.15)
     ax.set_xticks(range(len(xs)))
-    rotate = len(xs) > 6 or max(len(x) for x in xs) > 8 or (scale > 1.2 and len(xs) >= 6)
-    ax.set_xticklabels(xs, rotation=35 if rotate else 0, ha="right" if rotate else "center")
+    ax.set_xticklabels(xs)  # rotated by `_fit_tick_labels` once the layout is known
     if len(series) > 1:
         ax.legend(frameon=False, loc="best")
 

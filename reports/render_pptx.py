@@ -147,25 +147,73 @@ def _cell_run(cell: Any, text: str, font: Length):  # type: ignore[no-untyped-de
     return run
 
 
+def _header_floor(table: Table, column: str, font: Length) -> float:
+    """The width (EMU) that holds ``column``'s longest header word on one line."""
+    return max(len(word) for word in (table.label(column).split() or [""])) * 0.7 * font + 2 * Inches(0.1)
+
+
+def _column_widths(table: Table, columns: list[str], width: int, font: Length) -> list[int]:
+    """Column widths (EMU) in proportion to the table's weights, but each at least as wide as its longest
+    header word (a word broken over two lines, "Contributi/on", also makes the header row taller than
+    the space kept for it). A bold word is up to ~0.7 em per character, plus the cell's 0.1-inch margins."""
+    weights = [table.widths.get(c, 1.0) for c in columns]
+    proportional = [width * w / sum(weights) for w in weights]
+    floor = [_header_floor(table, c, font) for c in columns]
+    if sum(floor) >= width:  # cannot honour every floor: share by floors instead
+        return [int(width * f / sum(floor)) for f in floor]
+    widths = proportional
+    for _ in range(len(columns)):  # raise columns below their floor, take it from the others
+        short = [j for j, w in enumerate(widths) if w < floor[j] - 1]
+        if not short:
+            break
+        fixed = {j: floor[j] for j, w in enumerate(widths) if w <= floor[j] + 1}
+        rest = [j for j in range(len(columns)) if j not in fixed]
+        spare = width - sum(fixed.values())
+        total = sum(weights[j] for j in rest)
+        widths = [fixed[j] if j in fixed else spare * weights[j] / total for j in range(len(columns))]
+    return [int(w) for w in widths]
+
+
+def _header_height(table: Table, columns: list[str], widths: list[int], font: Length) -> int:
+    """The header row's height: one row, plus a line for every extra line its longest label wraps to
+    (greedy word wrap at ~0.7 em a bold character)."""
+    lines = 1
+    for column, column_width in zip(columns, widths, strict=True):
+        room = max(int((column_width - 2 * Inches(0.1)) / (0.7 * font)), 1)  # characters per line
+        count, used = 1, 0
+        for word in table.label(column).split():
+            if used and used + 1 + len(word) > room:
+                count, used = count + 1, len(word)
+            else:
+                used += len(word) + (1 if used else 0)
+        lines = max(lines, count)
+    return int(ROW_HEIGHT + (lines - 1) * 1.2 * font)
+
+
 def _table(
     slide: Any, table: Table, left: int, top: int, width: int, height: int, font: Length = TABLE_FONT
 ) -> int:
     """Draw ``table`` in the box; return how many rows were shown."""
     _text(slide, left, top, width, Inches(0.4), table.title, 15, bold=True, color=ACCENT)
     columns = list(table.slide_columns) or [c for c in table.shown_columns if table.widths.get(c, 1.0) < 3.5]
+    while len(columns) > 2 and sum(_header_floor(table, c, font) for c in columns) > width:
+        columns.pop()  # the last columns are the least important; the Excel export has them all
+    widths = _column_widths(table, columns, width, font)
+    header = _header_height(table, columns, widths, font)
     body_top = top + Inches(0.42)
-    available = int((height - Inches(0.42) - Inches(0.35)) / ROW_HEIGHT) - 1
+    available = int((height - Inches(0.42) - Inches(0.35) - header) / ROW_HEIGHT)
     total = table.frame.height
     shown = max(0, min(total, available))
     if total == 0:
         _text(slide, left, body_top, width, Inches(0.4), "No rows.", 14, color=MUTED)
         return 0
     rows = table.frame.head(shown).to_dicts()
-    shape = slide.shapes.add_table(shown + 1, len(columns), left, body_top, width, ROW_HEIGHT * (shown + 1))
+    shape = slide.shapes.add_table(
+        shown + 1, len(columns), left, body_top, width, header + ROW_HEIGHT * shown
+    )
     grid = shape.table
-    weights = [table.widths.get(c, 1.0) for c in columns]
-    for j, weight in enumerate(weights):
-        grid.columns[j].width = int(width * weight / sum(weights))
+    for j, column_width in enumerate(widths):
+        grid.columns[j].width = column_width
     for j, column in enumerate(columns):
         run = _cell_run(grid.cell(0, j), table.label(column), font)
         run.font.bold = True
@@ -177,13 +225,14 @@ def _table(
             kind = format_of(table.format_key(column, row)).kind
             if kind not in ("text", "date"):
                 paragraph.alignment = PP_ALIGN.RIGHT
-    for i in range(shown + 1):
+    grid.rows[0].height = header
+    for i in range(1, shown + 1):
         grid.rows[i].height = ROW_HEIGHT
     if shown < total:
         _text(
             slide,
             left,
-            body_top + ROW_HEIGHT * (shown + 1) + Inches(0.02),
+            body_top + header + ROW_HEIGHT * shown + Inches(0.02),
             width,
             Inches(0.3),
             f"+{total - shown:,} more (all rows in the Excel export)",

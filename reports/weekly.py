@@ -681,13 +681,14 @@ def _follow_up(
                 },
                 print_rows=40,
                 widths={"name": 1.6, "strategy": 1.6, "state": 1.5},
+                # least important last: a narrow slide box drops columns from the end
                 slide_columns=(
                     "name",
                     "strategy",
-                    "started_on",
                     "predicted_so_far",
                     "realized_so_far",
                     "state",
+                    "started_on",
                 ),
                 hidden=("owner", "gmv_before", "gmv_since"),
             ),

@@ -129,6 +129,15 @@ def test_weekly_deck(weekly_files) -> None:  # type: ignore[no-untyped-def]
         if run.font.size is not None
     ]
     assert sizes and min(sizes) >= 12, "tables readable on a projector"
+    # no header word is broken over two lines: each column holds its longest header word (~0.7 em a
+    # bold character at the header's size, plus the cell's 0.1-inch margins)
+    for slide in prs.slides:
+        for shape in slide.shapes:
+            if shape.has_table:
+                for column, cell in zip(shape.table.columns, shape.table.rows[0].cells, strict=True):
+                    run = cell.text_frame.paragraphs[0].runs[0]
+                    longest = max(len(word) for word in run.text.split())
+                    assert column.width >= longest * 0.7 * run.font.size + 2 * 91440 - 2, run.text
     assert NOTES.splitlines()[0] in slides[-1]
 
 
