@@ -54,6 +54,8 @@ NOT_FEATURES = frozenset(
         "features_as_of",
         "gmv_after",
         "gmv_before",
+        "clicks_after",
+        "clicks_before",
         "as_of",
         "joined_on",
         "first_sale_on",
@@ -78,15 +80,24 @@ class ModelConfig:
     max_depth: int = 4
     n_bootstrap: int = 10
     seed: int = 7
-    # "relative": the learners model the relative change (after − before) / before, weighted by the
-    # baseline, and the absolute uplift is that times the entity's GMV of the last 28 days: GMV is
-    # heavy-tailed, and a relative target keeps the biggest sellers from drowning the effect's
-    # heterogeneity. "change": after − before in USD. "level": GMV after, in USD.
-    outcome: str = "relative"
+    # "conversion" (GMV = clicks × GMV per click): the learners model the relative change of GMV per
+    # click, (after at the before window's clicks − before) / before, and each strategy's effect on
+    # clicks is one mean effect (see `traffic_effect`); the relative uplift is (1 + traffic) × (1 +
+    # conversion) − 1, and the USD uplift that times the entity's GMV of the last 28 days. Reach is the
+    # noisiest part of GMV: on `demo` per-click changes vary half as much as GMV changes.
+    # "relative": the relative change of GMV itself, (after − before) / before. "change": after −
+    # before in USD. "level": GMV after, in USD.
+    outcome: str = "conversion"
     max_training_rows: int = 60_000  # larger training sets are sampled by entity (scores use everything)
     baseline_column: str = "gmv_28d"
     baseline_floor: float = 50.0
-    weight_power: float = 1.0  # relative targets: rows weigh baseline ** weight_power
+    # relative targets: rows weigh baseline ** weight_power (0: equal weights, which keeps the effective
+    # sample size; 1 lets the few biggest sellers dominate)
+    weight_power: float = 0.0
+    # "conversion": a strategy's traffic effect is applied only this many standard errors from zero
+    # (3 ≈ a 1% two-sided test after a Bonferroni correction over a kind's four strategies)
+    traffic_z: float = 3.0
+    traffic_bootstrap: int = 200
     relative_cap: float = 5.0
     # Shrink each strategy's predicted heterogeneity towards its mean effect by the slope of the best
     # linear predictor on the randomized holdout (clipped to [0, 1]): with noisy outcomes most of what a
@@ -156,14 +167,61 @@ def _target(frame: pl.DataFrame, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarr
     weight = weight**cfg.weight_power
     if cfg.outcome == "log_ratio":
         return np.log((after + cfg.baseline_floor) / (before + cfg.baseline_floor)), weight
+    if cfg.outcome == "conversion":
+        # GMV after at the before window's clicks; no clicks in a window: no conversion signal, no change
+        clicks_after, clicks_before = (
+            frame[c].to_numpy().astype(float) for c in ("clicks_after", "clicks_before")
+        )
+        seen = (clicks_after > 0) & (clicks_before > 0)
+        after = np.where(seen, after * clicks_before / np.where(seen, clicks_after, 1.0), before)
     denominator = np.maximum(before, cfg.baseline_floor)
     y = np.clip((after - before) / denominator, -1.0, cfg.relative_cap)
     return y, weight
 
 
+def traffic_effect(frame: pl.DataFrame, cfg: ModelConfig) -> dict[str, float]:
+    """A strategy's mean relative effect on clicks, from its randomized rows (all rows if none): the
+    ratio of total clicks after to before among the treated, over the same ratio among the controls,
+    minus 1 (totals, as the USD uplift adds up, so big sellers weigh most), with a bootstrap standard
+    error. Applied to predictions only when it is ``cfg.traffic_z`` standard errors from zero: on
+    `demo` the estimate's noise (SE 0.05–0.08 for merchants) is as large as the conversion effects, and
+    an unfounded traffic effect moves every entity's uplift by the same share of its GMV, which
+    reorders the entities by size. ``frame`` has the strategy's rows (``treated`` 1/0)."""
+    none = {"traffic_effect": 0.0, "traffic_effect_raw": 0.0, "traffic_effect_se": 0.0}
+    if cfg.outcome != "conversion" or frame.height == 0:
+        return none
+    rows = frame.filter(pl.col("assignment") == "randomized")
+    rows = rows if rows["treated"].n_unique() == 2 else frame
+    treated = rows["treated"].to_numpy() == 1
+    if treated.sum() < 2 or (~treated).sum() < 2:
+        return none
+    after, before = (rows[c].to_numpy().astype(float) for c in ("clicks_after", "clicks_before"))
+
+    def estimate(t: np.ndarray, c: np.ndarray) -> float:
+        ratio_t = after[t].sum() / max(before[t].sum(), 1.0)
+        ratio_c = after[c].sum() / max(before[c].sum(), 1.0)
+        return float(ratio_t / ratio_c - 1.0) if ratio_c > 0 else 0.0
+
+    t_idx, c_idx = np.flatnonzero(treated), np.flatnonzero(~treated)
+    point = estimate(t_idx, c_idx)
+    rng = np.random.default_rng(cfg.seed)
+    replicas = [
+        estimate(rng.choice(t_idx, len(t_idx)), rng.choice(c_idx, len(c_idx)))
+        for _ in range(cfg.traffic_bootstrap)
+    ]
+    se = float(np.std(replicas))
+    applied = point if se > 0 and abs(point) >= cfg.traffic_z * se else 0.0
+    return {"traffic_effect": applied, "traffic_effect_raw": point, "traffic_effect_se": se}
+
+
+def combine(traffic: float, conversion: np.ndarray) -> np.ndarray:
+    """The relative GMV uplift of a traffic and a conversion effect: (1 + traffic)(1 + conversion) − 1."""
+    return (1.0 + traffic) * (1.0 + conversion) - 1.0
+
+
 def _scale(frame: pl.DataFrame, cfg: ModelConfig) -> np.ndarray:
     """What turns a learner's prediction into USD of uplift: the baseline GMV for relative targets."""
-    if cfg.outcome not in ("relative", "log_ratio"):
+    if cfg.outcome not in ("relative", "log_ratio", "conversion"):
         return np.ones(frame.height)
     return frame[cfg.baseline_column].fill_null(0.0).clip(lower_bound=0.0).to_numpy().astype(float)
 
@@ -197,10 +255,17 @@ class KindModel:
     config: ModelConfig = field(default_factory=ModelConfig)
     # strategy → (center, slope): prediction = center + slope · (learner's prediction − center)
     shrinkage: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # strategy → its mean relative effect on clicks ("conversion" outcome; see `traffic_effect`)
+    traffic: dict[str, float] = field(default_factory=dict)
 
-    def _shrink(self, arm: str, raw: np.ndarray) -> np.ndarray:
+    def _conversion(self, arm: str, raw: np.ndarray) -> np.ndarray:
+        """The learner's prediction shrunk towards its mean effect."""
         center, slope = self.shrinkage.get(arm, (0.0, 1.0))
         return center + slope * (raw - center)
+
+    def _shrink(self, arm: str, raw: np.ndarray) -> np.ndarray:
+        """The relative uplift: the shrunk prediction combined with the strategy's traffic effect."""
+        return combine(self.traffic.get(arm, 0.0), self._conversion(arm, raw))
 
     def _raw(self, x: np.ndarray, arm: str) -> np.ndarray:
         learner = self.learners.get(arm)
@@ -229,9 +294,10 @@ class KindModel:
             if learner is not None:
                 bounds = learner.predict_interval(x, coverage)
                 raw = learner.predict(x)[:, 0]
+                traffic, shift = self.traffic.get(arm, 0.0), self._conversion(arm, raw) - raw
                 point = self._shrink(arm, raw)
-                low[:, k] = np.minimum(bounds.low[:, 0] + point - raw, point)
-                high[:, k] = np.maximum(bounds.high[:, 0] + point - raw, point)
+                low[:, k] = np.minimum(combine(traffic, bounds.low[:, 0] + shift), point)
+                high[:, k] = np.maximum(combine(traffic, bounds.high[:, 0] + shift), point)
         return low * scale, high * scale
 
     def explain(self, frame: pl.DataFrame, arm: str) -> np.ndarray:
@@ -241,8 +307,12 @@ class KindModel:
         if learner is None:
             return np.zeros((len(x), x.shape[1] + 1))
         center, slope = self.shrinkage.get(arm, (0.0, 1.0))
+        traffic = self.traffic.get(arm, 0.0)
         contributions = slope * learner.explain(x, 1)
         contributions[:, -1] += (1 - slope) * center  # the shrunk part belongs to the base value
+        # (1 + traffic) scales the conversion effect; the traffic effect itself is the same for everyone
+        contributions *= 1.0 + traffic
+        contributions[:, -1] += traffic
         return contributions * _scale(frame, self.config)[:, None]
 
 
@@ -342,6 +412,7 @@ def fit_kind(
     chosen: dict[str, str] = {}
     final: dict[str, UpliftLearner] = {}
     shrinkage: dict[str, tuple[float, float]] = {}
+    traffic: dict[str, float] = {}
     curves, calibration = [], []
     for arm in arms:
         data = _arm_rows(train, arm)
@@ -369,6 +440,7 @@ def fit_kind(
             .filter(in_holdout & (pl.col("assignment") == "targeted"))["_i"]
             .to_numpy()
         ]
+        fit_traffic = traffic_effect(fit_rows, cfg)["traffic_effect"]  # the holdout is scored on this
         x_fit, t_fit = encoder.transform(fit_rows), fit_rows["treated"].to_numpy()
         y_fit, w_fit = _target(fit_rows, cfg)
         x_rand, y_rand = encoder.transform(randomized), _change(randomized)
@@ -399,7 +471,7 @@ def fit_kind(
                 center = float(np.average(learner.predict(x_fit)[:, 0], weights=w_fit))
                 raw = center + slopes[name] * (raw - center)
             row["shrink_slope"] = slopes[name]
-            score = raw * _scale(randomized, cfg)
+            score = combine(fit_traffic, raw) * _scale(randomized, cfg)
             scores[name] = score
             if scorable:
                 row.update(evaluation.holdout_scores(score, y_rand, treated).as_dict())
@@ -408,7 +480,9 @@ def fit_kind(
                 ).items():
                     row[f"{key}_ci_low"], row[f"{key}_ci_high"] = lo, hi
             if targeted.height >= 10:
-                pred_targeted = learner.predict(encoder.transform(targeted))[:, 0] * _scale(targeted, cfg)
+                pred_targeted = combine(
+                    fit_traffic, learner.predict(encoder.transform(targeted))[:, 0]
+                ) * _scale(targeted, cfg)
                 row.update(evaluation.pseudo_outcome_scores(pred_targeted, psi_targeted))
             own = (randomized["strategy"] == arm).to_numpy()  # pooled controls carry another strategy's truth
             if truth_map is not None and own.sum() > 2:
@@ -443,6 +517,11 @@ def fit_kind(
         )
         center = float(np.average(final[arm].predict(x_all)[:, 0], weights=w_all))
         shrinkage[arm] = (center, slopes[chosen[arm]])
+        effect = traffic_effect(data, cfg)
+        traffic[arm] = effect["traffic_effect"]
+        for row in rows:
+            if row["strategy"] == arm:
+                row.update(effect)
 
     metrics = pl.DataFrame(rows, infer_schema_length=None)
     if "qini_area" not in metrics.columns:
@@ -465,4 +544,5 @@ def fit_kind(
         n_holdout=train.filter(in_holdout).height,
         config=cfg,
         shrinkage=shrinkage,
+        traffic=traffic,
     )

@@ -1,5 +1,5 @@
 """Training sets for the uplift models: one row per intervention, the entity's features as of the
-assignment, its arm, and its GMV in the 28 days after assignment (and the 28 days before).
+assignment, its arm, and its GMV and clicks in the 28 days after assignment (and the 28 days before).
 
 No leakage: features are computed as of the Monday of the assignment's ISO week, from data strictly
 before that day — always on or before ``assigned_on`` — so grouping interventions by week needs one
@@ -24,13 +24,28 @@ FeaturesFn = Callable[[str, date], pl.DataFrame]
 """(entity kind, as-of date) → one row per entity with an ``entity_id`` column and feature columns."""
 
 
-def daily_gmv(inputs: Inputs, kind: str) -> pl.LazyFrame:
-    """GMV per entity and day (the metric dictionary's GMV, through `order_lines`)."""
+def daily_outcomes(inputs: Inputs, kind: str) -> pl.LazyFrame:
+    """GMV (the metric dictionary's, through `order_lines`) and clicks per entity and day: a creator's
+    clicks are those on their content, a merchant's those on its products."""
     column = ENTITY_ID[kind]
-    return (
+    gmv = (
         order_lines(inputs.orders)
         .group_by(pl.col(column).alias("entity_id"), "date")
         .agg(pl.col("gmv").sum())
+    )
+    key, owner = (
+        ("content_id", inputs.content.select("content_id", "creator_id"))
+        if kind == "creator"
+        else ("product_id", inputs.products.select("product_id", "merchant_id"))
+    )
+    clicks = (
+        inputs.engagement.select(key, "date", "clicks")
+        .join(owner, on=key, how="inner")
+        .group_by(pl.col(column).alias("entity_id"), "date")
+        .agg(pl.col("clicks").sum())
+    )
+    return gmv.join(clicks, on=["entity_id", "date"], how="full", coalesce=True).with_columns(
+        pl.col("gmv").fill_null(0.0), pl.col("clicks").fill_null(0)
     )
 
 
@@ -40,8 +55,9 @@ def feature_as_of(assigned_on: pl.Expr) -> pl.Expr:
 
 
 def outcomes(interventions: pl.LazyFrame, daily: pl.LazyFrame, horizon: int = HORIZON_DAYS) -> pl.LazyFrame:
-    """GMV of each intervention's entity in ``horizon`` days from ``assigned_on`` (``gmv_after``) and in
-    the ``horizon`` days before (``gmv_before``); 0 where the entity sold nothing."""
+    """GMV and clicks of each intervention's entity in ``horizon`` days from ``assigned_on``
+    (``gmv_after``, ``clicks_after``) and in the ``horizon`` days before (``gmv_before``,
+    ``clicks_before``); 0 where the entity had none."""
     offset = (pl.col("date") - pl.col("assigned_on")).dt.total_days()
     windows = (
         interventions.select("intervention_id", "entity_id", "assigned_on")
@@ -51,10 +67,13 @@ def outcomes(interventions: pl.LazyFrame, daily: pl.LazyFrame, horizon: int = HO
         .agg(
             gmv_after=pl.col("gmv").filter(offset >= 0).sum(),
             gmv_before=pl.col("gmv").filter(offset < 0).sum(),
+            clicks_after=pl.col("clicks").filter(offset >= 0).sum(),
+            clicks_before=pl.col("clicks").filter(offset < 0).sum(),
         )
     )
     return interventions.join(windows, on="intervention_id", how="left").with_columns(
-        pl.col("gmv_after", "gmv_before").fill_null(0.0)
+        pl.col("gmv_after", "gmv_before").fill_null(0.0),
+        pl.col("clicks_after", "clicks_before").fill_null(0).cast(pl.Int64),
     )
 
 
@@ -82,7 +101,7 @@ def training_set(
             .otherwise(0),
         )
     )
-    labelled = outcomes(rows, daily_gmv(inputs, kind)).collect()
+    labelled = outcomes(rows, daily_outcomes(inputs, kind)).collect()
     parts = []
     for as_of in labelled["features_as_of"].unique().sort():
         batch = labelled.filter(pl.col("features_as_of") == as_of)

@@ -9,7 +9,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from strategies.learners import TLearner
-from strategies.modeling import FeatureEncoder, KindModel, ModelConfig, _arm_rows
+from strategies.modeling import FeatureEncoder, KindModel, ModelConfig, _arm_rows, _target, traffic_effect
 from tests.strategies.conftest import make_uplift_data
 
 D1, D2 = date(2026, 6, 1), date(2026, 8, 3)
@@ -36,7 +36,9 @@ def test_arm_rows_pool_pure_controls_and_never_entities_treated_with_something_e
     assert empty.height == 0 and "treated" in empty.columns
 
 
-def _model(shrinkage: dict[str, tuple[float, float]]) -> tuple[KindModel, pl.DataFrame]:
+def _model(
+    shrinkage: dict[str, tuple[float, float]], traffic: dict[str, float] | None = None
+) -> tuple[KindModel, pl.DataFrame]:
     d = make_uplift_data(1500, seed=21)
     keep = d.arm <= 1
     x, arm, y = d.x[keep], d.arm[keep], d.y[keep]
@@ -57,6 +59,7 @@ def _model(shrinkage: dict[str, tuple[float, float]]) -> tuple[KindModel, pl.Dat
         n_holdout=0,
         config=ModelConfig(),
         shrinkage=shrinkage,
+        traffic=traffic or {},
     )
     return model, frame
 
@@ -84,3 +87,62 @@ def test_shrunk_predictions_and_their_explanations() -> None:
     assert ((flat_high - flat_low)[:, 0] > 0).mean() > 0.9
     # shrinking keeps the order of the learner's predictions (slope ≥ 0)
     np.testing.assert_array_equal(np.argsort(shrunk.predict(frame)[:, 0] / scale), np.argsort(raw))
+
+
+def test_conversion_target_holds_traffic_at_the_before_window() -> None:
+    """The "conversion" target is the relative change of GMV at the before window's clicks; without
+    clicks in a window there is no conversion signal (no change); equal weights by default."""
+    frame = pl.DataFrame(
+        {
+            "gmv_before": [100.0, 100.0, 100.0, 100.0, 10.0],
+            "gmv_after": [200.0, 150.0, 0.0, 80.0, 30.0],
+            "clicks_before": [20, 20, 20, 0, 10],
+            "clicks_after": [40, 20, 0, 10, 10],
+        }
+    )
+    y, weight = _target(frame, ModelConfig())
+    # twice the GMV on twice the clicks: no change; 1.5× on the same clicks: +50%; no clicks after or
+    # before: 0; a small baseline is floored at $50: (30 − 10) / 50
+    np.testing.assert_allclose(y, [0.0, 0.5, 0.0, 0.0, 0.4])
+    np.testing.assert_allclose(weight, 1.0)
+    y_relative, _ = _target(frame, ModelConfig(outcome="relative"))
+    np.testing.assert_allclose(y_relative, [1.0, 0.5, -1.0, -0.2, 0.4])
+
+
+def _traffic_rows(lift: float, n: int = 400, seed: int = 3) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    treated = np.arange(n) % 2
+    before = rng.poisson(200, n)
+    after = rng.poisson(200 * (1 + lift * treated))
+    return pl.DataFrame(
+        {"treated": treated, "assignment": "randomized", "clicks_before": before, "clicks_after": after}
+    )
+
+
+def test_traffic_effect_is_recovered_and_applied_only_when_clear() -> None:
+    cfg = ModelConfig()
+    doubled = traffic_effect(_traffic_rows(1.0), cfg)
+    assert (
+        abs(doubled["traffic_effect_raw"] - 1.0) < 0.05
+        and doubled["traffic_effect"] == doubled["traffic_effect_raw"]
+    )
+    assert 0 < doubled["traffic_effect_se"] < 0.05
+    none = traffic_effect(_traffic_rows(0.0), cfg)
+    assert abs(none["traffic_effect_raw"]) < 3 * none["traffic_effect_se"] and none["traffic_effect"] == 0.0
+    assert traffic_effect(_traffic_rows(1.0), ModelConfig(outcome="relative"))["traffic_effect"] == 0.0
+
+
+def test_traffic_effect_combines_with_the_conversion_effect_and_its_explanation() -> None:
+    """Relative uplift (1 + traffic)(1 + conversion) − 1; SHAP values still sum to the prediction and
+    the interval still holds it."""
+    base, frame = _model({"s1": (2.0, 0.5)})
+    model, _ = _model({"s1": (2.0, 0.5)}, {"s1": 0.2})
+    scale = frame["gmv_28d"].to_numpy()
+    conversion = base.predict(frame)[:, 0] / scale
+    np.testing.assert_allclose(model.predict(frame)[:, 0], (1.2 * (1 + conversion) - 1) * scale, rtol=1e-9)
+    np.testing.assert_allclose(model.explain(frame, "s1").sum(axis=1), model.predict(frame)[:, 0], rtol=1e-6)
+    low, high = model.predict_interval(frame)
+    point = model.predict(frame)
+    assert (low[:, 0] <= point[:, 0] + 1e-9).all() and (point[:, 0] <= high[:, 0] + 1e-9).all()
+    base_low, base_high = base.predict_interval(frame)
+    np.testing.assert_allclose((high - low)[:, 0], 1.2 * (base_high - base_low)[:, 0], rtol=1e-6, atol=1e-6)
