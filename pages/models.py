@@ -69,6 +69,18 @@ with st.container(border=True):
         ui.pct(card["holdout_policy_vs_oracle"]),
         help="Value of treating the model's top 20% as a share of the best possible top 20%.",
     )
+    if card.get("traffic_effect_se"):
+        applied = card["traffic_effect"] != 0
+        st.caption(
+            f"Effect on clicks (traffic): {card['traffic_effect_raw']:+.1%} (standard error "
+            f"{card['traffic_effect_se']:.1%}) — "
+            + (
+                "applied to every prediction."
+                if applied
+                else "not applied: under 3 standard errors from zero. Predictions carry the effect on "
+                "GMV per click only."
+            )
+        )
 
 qini = app_data.snapshot("qini_curves", user).filter(pl.col("strategy") == strategy)
 calibration = app_data.snapshot("calibration", user).filter(pl.col("strategy") == strategy)

@@ -5,6 +5,9 @@ the other strategies (entities that got no strategy in that wave). Every candida
 the training entities and scored on a randomized holdout of entities (30% by default; all their rows
 are held out).
 
+- Outcome: the learners model the relative change of GMV per click (GMV at the before window's
+  clicks); a strategy's effect on clicks is one number, applied when clearly non-zero (see
+  `ModelConfig.outcome` and `traffic_effect`).
 - Calibration: the holdout's best linear predictor says how much of a learner's predicted
   heterogeneity is real; predictions are shrunk towards the learner's mean effect by that slope
   (clipped to [0, 1]). GMV is heavy-tailed and the holdouts small, so most of what an unshrunk
