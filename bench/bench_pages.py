@@ -16,24 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from liftboard.headless import CHROMIUM, CHROMIUM_ARGS, serve_app
+
 PAGES = [
     ("overview", "Overview"),
     ("movers", "Movers"),
@@ -56,75 +44,42 @@ RENDERED = """(title) => {
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--home", required=True, help="A built LIFTBOARD_HOME (demo scale).")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    env = {**os.environ, "LIFTBOARD_HOME": str(Path(args.home).resolve())}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
     results: dict[str, list[float]] = {}
-    try:
-        time.sleep(3)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.goto(url + "/")
-            page.get_by_role("textbox", name="Username").fill("ops")
-            page.get_by_role("textbox", name="Password").fill("ops")
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_selector('[data-testid="stSidebarNav"]', timeout=120_000)
-            page.wait_for_function(RENDERED, arg="Overview", timeout=120_000)
+    with serve_app(Path(args.home)) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(url + "/")
+        page.get_by_role("textbox", name="Username").fill("ops")
+        page.get_by_role("textbox", name="Password").fill("ops")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_selector('[data-testid="stSidebarNav"]', timeout=120_000)
+        page.wait_for_function(RENDERED, arg="Overview", timeout=120_000)
 
-            def visit(title: str) -> float:
-                link = page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first
-                started = time.perf_counter()
-                link.click()
-                page.wait_for_function(RENDERED, arg=title, timeout=120_000, polling=25)
-                return time.perf_counter() - started
+        def visit(title: str) -> float:
+            link = page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first
+            started = time.perf_counter()
+            link.click()
+            page.wait_for_function(RENDERED, arg=title, timeout=120_000, polling=25)
+            return time.perf_counter() - started
 
-            for _, title in PAGES:  # warm the caches
-                visit(title)
-            for _ in range(args.repeat):
-                for name, title in PAGES:
-                    results.setdefault(name, []).append(visit(title))
-            errors = page.locator('[data-testid="stException"]').count()
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        for _, title in PAGES:  # warm the caches
+            visit(title)
+        for _ in range(args.repeat):
+            for name, title in PAGES:
+                results.setdefault(name, []).append(visit(title))
+        errors = page.locator('[data-testid="stException"]').count()
+        browser.close()
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,19 +17,9 @@ import pytest
 
 from liftboard import access
 from liftboard.config import Settings
+from liftboard.headless import CHROMIUM, CHROMIUM_ARGS, serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("LIFTBOARD_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 OTHER_USER = "ms_other"
 """A merchant-success user holding one merchant outside the demo merchant user's five."""
 
@@ -82,59 +68,11 @@ def app_settings(tiny_home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings.from_env(home=tiny_home)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def app_url(tiny_home: Path) -> Iterator[str]:
     """The app served on a free port over the tiny build (stopped at the end of the session)."""
-    port = _free_port()
-    env = {**os.environ, "LIFTBOARD_HOME": str(tiny_home)}
-    env.pop("LIFTBOARD_DATABASE_URL", None)
-    log = open(tiny_home.parent / f"streamlit-{port}.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            raise RuntimeError(f"streamlit did not start on {url}")
+    with open(tiny_home.parent / "streamlit.log", "w") as log, serve_app(tiny_home, log) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")
