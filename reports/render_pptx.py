@@ -25,6 +25,8 @@ GOOD = RGBColor(0x16, 0x80, 0x3D)
 BAD = RGBColor(0xB9, 0x1C, 0x1C)
 TABLE_FONT = Pt(12)
 ROW_HEIGHT = Inches(0.36)
+BOLD_EM = 0.7  # the widest a bold header character runs, in em (DejaVu Sans Bold as LibreOffice draws it)
+CELL_MARGIN = Inches(0.1)  # a table cell's left and right margin (python-pptx's default)
 MAX_CELL_CHARS = 48
 
 
@@ -149,7 +151,7 @@ def _cell_run(cell: Any, text: str, font: Length):  # type: ignore[no-untyped-de
 
 def _header_floor(table: Table, column: str, font: Length) -> float:
     """The width (EMU) that holds ``column``'s longest header word on one line."""
-    return max(len(word) for word in (table.label(column).split() or [""])) * 0.7 * font + 2 * Inches(0.1)
+    return max(len(word) for word in (table.label(column).split() or [""])) * BOLD_EM * font + 2 * CELL_MARGIN
 
 
 def _column_widths(table: Table, columns: list[str], width: int, font: Length) -> list[int]:
@@ -179,7 +181,7 @@ def _header_height(table: Table, columns: list[str], widths: list[int], font: Le
     (greedy word wrap at ~0.7 em a bold character)."""
     lines = 1
     for column, column_width in zip(columns, widths, strict=True):
-        room = max(int((column_width - 2 * Inches(0.1)) / (0.7 * font)), 1)  # characters per line
+        room = max(int((column_width - 2 * CELL_MARGIN) / (BOLD_EM * font)), 1)  # characters per line
         count, used = 1, 0
         for word in table.label(column).split():
             if used and used + 1 + len(word) > room:

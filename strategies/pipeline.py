@@ -106,6 +106,10 @@ class FeatureStore:
         )
         self._cache: dict[tuple[str, date], pl.DataFrame] = {}
 
+    def daily(self, kind: str) -> pl.LazyFrame:
+        """The kind's daily fact (creator or merchant activity per day)."""
+        return self.creator_daily if kind == "creator" else self.merchant_daily
+
     def __call__(self, kind: str, as_of: date) -> pl.DataFrame:
         key = (kind, as_of)
         if key not in self._cache:
@@ -185,7 +189,9 @@ def run_strategies(
     model_rows = []
     for kind in KINDS:
         t0 = time.perf_counter()
-        train = training_set(interventions, inputs, kind, store_, as_of - timedelta(days=1))
+        train = training_set(
+            interventions, inputs, kind, store_, as_of - timedelta(days=1), daily=store_.daily(kind)
+        )
         if train.height == 0 or train.filter(pl.col("arm_index") == 0).height < 10:
             tick(f"{kind} models (no data)")
             tick(f"{kind} scores (no data)")

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from analytics.schema import CREATOR_STRATEGIES, MERCHANT_STRATEGIES
-from analytics.sources import Inputs, order_lines
+from analytics.sources import Inputs, creator_daily, merchant_daily
 
 HORIZON_DAYS = 28
 ENTITY_ID = {"creator": "creator_id", "merchant": "merchant_id"}
@@ -24,28 +24,12 @@ FeaturesFn = Callable[[str, date], pl.DataFrame]
 """(entity kind, as-of date) → one row per entity with an ``entity_id`` column and feature columns."""
 
 
-def daily_outcomes(inputs: Inputs, kind: str) -> pl.LazyFrame:
-    """GMV (the metric dictionary's, through `order_lines`) and clicks per entity and day: a creator's
-    clicks are those on their content, a merchant's those on its products."""
-    column = ENTITY_ID[kind]
-    gmv = (
-        order_lines(inputs.orders)
-        .group_by(pl.col(column).alias("entity_id"), "date")
-        .agg(pl.col("gmv").sum())
-    )
-    key, owner = (
-        ("content_id", inputs.content.select("content_id", "creator_id"))
-        if kind == "creator"
-        else ("product_id", inputs.products.select("product_id", "merchant_id"))
-    )
-    clicks = (
-        inputs.engagement.select(key, "date", "clicks")
-        .join(owner, on=key, how="inner")
-        .group_by(pl.col(column).alias("entity_id"), "date")
-        .agg(pl.col("clicks").sum())
-    )
-    return gmv.join(clicks, on=["entity_id", "date"], how="full", coalesce=True).with_columns(
-        pl.col("gmv").fill_null(0.0), pl.col("clicks").fill_null(0)
+def daily_outcomes(fact: pl.LazyFrame, kind: str) -> pl.LazyFrame:
+    """GMV and clicks per entity and day from a kind's daily fact (`analytics.sources.creator_daily` or
+    `merchant_daily`, whose GMV is the metric dictionary's; a creator's clicks are those on their
+    content, a merchant's those on its products)."""
+    return fact.group_by(pl.col(ENTITY_ID[kind]).alias("entity_id"), "date").agg(
+        pl.col("gmv", "clicks").sum()
     )
 
 
@@ -78,11 +62,20 @@ def outcomes(interventions: pl.LazyFrame, daily: pl.LazyFrame, horizon: int = HO
 
 
 def training_set(
-    interventions: pl.DataFrame, inputs: Inputs, kind: str, features: FeaturesFn, last_day: date
+    interventions: pl.DataFrame,
+    inputs: Inputs,
+    kind: str,
+    features: FeaturesFn,
+    last_day: date,
+    daily: pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
     """One row per intervention of ``kind`` whose 28-day outcome window ends by ``last_day``: features as
     of the assignment week's Monday, ``arm_index`` (0 control, k = the strategy's position in its kind's
-    arm list + 1), ``assignment`` and the outcome columns."""
+    arm list + 1), ``assignment`` and the outcome columns, taken from ``daily`` (the kind's daily fact;
+    computed from ``inputs`` when not given)."""
+    if daily is None:
+        fact = creator_daily if kind == "creator" else merchant_daily
+        daily = fact(inputs, last_day + timedelta(days=1))
     arms = ARMS[kind]
     rows = (
         interventions.lazy()
@@ -101,7 +94,7 @@ def training_set(
             .otherwise(0),
         )
     )
-    labelled = outcomes(rows, daily_outcomes(inputs, kind)).collect()
+    labelled = outcomes(rows, daily_outcomes(daily, kind)).collect()
     parts = []
     for as_of in labelled["features_as_of"].unique().sort():
         batch = labelled.filter(pl.col("features_as_of") == as_of)
