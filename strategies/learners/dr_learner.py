@@ -61,9 +61,10 @@ class DRLearner(UpliftLearner):
         max_depth: int = 4,
         n_bootstrap: int = 10,
         random_state: int = 0,
+        boosting: str = "rf",
         folds: int = 3,
     ):
-        super().__init__(n_estimators, max_depth, n_bootstrap, random_state)
+        super().__init__(n_estimators, max_depth, n_bootstrap, random_state, boosting)
         self.folds = folds
 
     def fit(

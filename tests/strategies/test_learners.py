@@ -8,18 +8,22 @@ from scipy.stats import spearmanr
 from sklearn.base import clone
 
 from strategies.learners import LEARNERS, DRLearner, XLearner
-from strategies.learners.base import regressor
+from strategies.learners.base import BOOSTING, regressor
 from strategies.learners.dr_learner import aipw_pseudo_outcomes
 from tests.strategies.conftest import UpliftData, make_uplift_data
 
 NAMES = sorted(LEARNERS)
 
 
+@pytest.mark.parametrize("boosting", BOOSTING)
 @pytest.mark.parametrize("name", NAMES)
-def test_learner_recovers_heterogeneous_effects(name: str, randomized: UpliftData) -> None:
+def test_learner_recovers_heterogeneous_effects(name: str, boosting: str, randomized: UpliftData) -> None:
     """Spearman correlation with the true effect above 0.6 for both arms on fresh data; mean absolute
-    error of the average effect within 0.5 (the effects span −2 … 4, noise sd 1.5)."""
-    learner = LEARNERS[name](n_bootstrap=0, random_state=1).fit(randomized.x, randomized.arm, randomized.y)
+    error of the average effect within 0.5 (the effects span −2 … 4, noise sd 1.5); with random-forest
+    and with boosted trees."""
+    learner = LEARNERS[name](n_bootstrap=0, random_state=1, boosting=boosting).fit(
+        randomized.x, randomized.arm, randomized.y
+    )
     test = make_uplift_data(2000, seed=99)
     predicted = learner.predict(test.x)
     assert predicted.shape == (2000, 2)
@@ -29,9 +33,14 @@ def test_learner_recovers_heterogeneous_effects(name: str, randomized: UpliftDat
         assert abs(predicted[:, k].mean() - test.tau[:, k].mean()) < 0.5
 
 
+@pytest.mark.parametrize("boosting", BOOSTING)
 @pytest.mark.parametrize("name", NAMES)
-def test_shap_contributions_sum_to_the_prediction(name: str, randomized: UpliftData) -> None:
-    learner = LEARNERS[name](n_bootstrap=0, random_state=2).fit(randomized.x, randomized.arm, randomized.y)
+def test_shap_contributions_sum_to_the_prediction(name: str, boosting: str, randomized: UpliftData) -> None:
+    """Also in random-forest mode, where LightGBM's own ``pred_contrib`` adds up to the sum of the trees
+    rather than to their mean (LightGBM issue #6217)."""
+    learner = LEARNERS[name](n_bootstrap=0, random_state=2, boosting=boosting).fit(
+        randomized.x, randomized.arm, randomized.y
+    )
     x = randomized.x[:200]
     predicted = learner.predict(x)
     for k in (1, 2):
@@ -51,6 +60,11 @@ def test_sklearn_contract_and_intervals(name: str, randomized: UpliftData) -> No
     assert interval.low.shape == interval.high.shape == (100, 2)
     assert (interval.low <= interval.high).all()
     assert (interval.high - interval.low).mean() > 0
+
+
+def test_unknown_tree_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="boosting must be one of"):
+        regressor(0, boosting="dart")
 
 
 def test_learners_refuse_data_without_controls(randomized: UpliftData) -> None:
