@@ -19,6 +19,7 @@ from analytics import metrics
 from liftboard import app_data
 from liftboard.access import User
 
+MISSING = "—"  # what a missing value shows, in grids and in formatted figures
 PALETTE = ["#2F5BEA", "#F2994A", "#27AE60", "#9B51E0", "#EB5757", "#56CCF2", "#F2C94C", "#6FCF97"]
 
 
@@ -265,6 +266,7 @@ def table(
         column_order=order,
         hide_index=True,
         height=height,
+        placeholder=MISSING,
         **kwargs,
     )
     if export_name:
@@ -347,7 +349,7 @@ def d3(metric_name: str) -> str:
 def money(value: float | None, digits: int = 0) -> str:
     """``$1,234`` (or an em dash for missing)."""
     if value is None or value != value:
-        return "—"
+        return MISSING
     sign = "-" if value < 0 else ""
     return f"{sign}${abs(value):,.{digits}f}"
 
@@ -355,7 +357,7 @@ def money(value: float | None, digits: int = 0) -> str:
 def money_compact(value: float | None) -> str:
     """``$11.37M``, ``$845.2K`` or ``$912`` (for KPI cards, where space is short)."""
     if value is None or value != value:
-        return "—"
+        return MISSING
     sign, v = ("-" if value < 0 else ""), abs(value)
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if v >= size:
@@ -366,14 +368,14 @@ def money_compact(value: float | None) -> str:
 def pct(value: float | None, digits: int = 1) -> str:
     """``12.3%`` (or an em dash for missing)."""
     if value is None or value != value:
-        return "—"
+        return MISSING
     return f"{value * 100:.{digits}f}%"
 
 
 def num(value: float | None) -> str:
     """A readable number for labels: ``228,453``, ``13``, ``0.936`` (an em dash for missing)."""
     if value is None or value != value:
-        return "—"
+        return MISSING
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"

@@ -209,7 +209,7 @@ with tab_perf:
                 pl.Series(
                     name,
                     [
-                        ui.pct(v, 2) if f_ == "pct" else (f_.format(v) if v is not None else "—")
+                        ui.pct(v, 2) if f_ == "pct" else (f_.format(v) if v is not None else ui.MISSING)
                         for v, f_ in zip(compare[name].to_list(), fmt, strict=True)
                     ],
                 )
@@ -217,7 +217,7 @@ with tab_perf:
             )
         )
         st.markdown(f"**Compared with the median {seg['tier']} creator** ({peers['creators']:,} creators)")
-        st.dataframe(shown, hide_index=True)
+        st.dataframe(shown, hide_index=True, placeholder=ui.MISSING)
         ui.downloads(
             f"creator_{creator_id}",
             lambda: {"Trend": trend, "Comparison": compare, "Content mix": profile["mix"]},

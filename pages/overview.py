@@ -31,7 +31,10 @@ for column, name in zip(columns, CARDS, strict=False):
     value, change_pct = row["value"], row["change_pct"]
     if value is None:
         column.metric(
-            row["label"], "—", help=row["definition"] + " Not available with segment filters.", border=True
+            row["label"],
+            ui.MISSING,
+            help=row["definition"] + " Not available with segment filters.",
+            border=True,
         )
         continue
     shown = {

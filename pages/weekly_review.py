@@ -70,7 +70,11 @@ def _render(section: Section, large: bool = False) -> None:
         st.markdown(f"**{table.title}** ({table.frame.height:,} rows)")
         shown = table.frame.select(table.shown_columns).head(table.print_rows or 200)
         st.dataframe(
-            ui.rounded(shown), column_config=ui.column_config(shown), hide_index=True, key=f"wr_{table.key}"
+            ui.rounded(shown),
+            column_config=ui.column_config(shown),
+            hide_index=True,
+            placeholder=ui.MISSING,
+            key=f"wr_{table.key}",
         )
     if section.key == "notes":
         owner = notes_owner(user)

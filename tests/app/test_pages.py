@@ -85,6 +85,15 @@ def test_every_page_runs(open_page: Open, page: str) -> None:
     assert not at.error
 
 
+@pytest.mark.parametrize("page", ["movers", "creators"])
+def test_grids_show_missing_values_as_a_dash(open_page: Open, page: str) -> None:
+    """A missing value (growth of an entity without a previous period) reads "—", not Streamlit's "None"."""
+    at = open_page(page)
+    grids = list(at.dataframe)
+    assert grids, f"{page}: no grid"
+    assert all(grid.proto.placeholder == "—" for grid in grids)
+
+
 def test_overview_cards_and_filters_change_numbers(open_page: Open) -> None:
     at = open_page(None)
     labels = [m.label for m in at.metric]

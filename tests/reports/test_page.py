@@ -38,6 +38,11 @@ def test_page_shows_every_section_and_saves_notes(world: ReportWorld, home: Sett
     assert [t.label for t in at.tabs][0] == "Headline KPIs" and len(at.tabs) == 9
     assert [s.value for s in at.subheader] == ["Headline KPIs"]
     assert len(at.metric) == 8
+    at.query_params["wr_tab"] = "Top movers"
+    at.run()
+    assert not at.exception, at.exception
+    # a mover without a previous week has no growth: its cell reads "—", not "None"
+    assert at.dataframe and all(grid.proto.placeholder == "—" for grid in at.dataframe)
     at.query_params["wr_tab"] = "Meeting notes"
     at.run()
     assert not at.exception, at.exception
