@@ -41,7 +41,7 @@ def test_page_shows_every_section_and_saves_notes(world: ReportWorld, home: Sett
     at.query_params["wr_tab"] = "Top movers"
     at.run()
     assert not at.exception, at.exception
-    # a mover without a previous week has no growth: its cell reads "—", not "None"
+    # grids show a missing value as "—", not Streamlit's "None"
     assert at.dataframe and all(grid.proto.placeholder == "—" for grid in at.dataframe)
     at.query_params["wr_tab"] = "Meeting notes"
     at.run()
