@@ -23,9 +23,9 @@ class AverageLearner(UpliftLearner):
     ) -> AverageLearner:
         x, arm, y, w = self._check(x, arm, y, sample_weight)
         self.members_: list[UpliftLearner] = [
-            cls(
-                self.n_estimators, self.max_depth, self.n_bootstrap, self.random_state, self.boosting
-            ).fit(x, arm, y, w)
+            cls(self.n_estimators, self.max_depth, self.n_bootstrap, self.random_state, self.boosting).fit(
+                x, arm, y, w
+            )
             for cls in MEMBERS
         ]
         return self
