@@ -73,6 +73,9 @@ class Metric:
     excel_format: str
     definition: str
     higher_is_better: bool = True
+    additive: bool = False
+    """Whether the metric is a sum over days (GMV, orders): a part of a period can then be scaled to a
+    run-rate for the whole of it (ratios and distinct counts cannot)."""
 
     @property
     def expr(self) -> pl.Expr:
@@ -99,6 +102,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
         "$,.0f",
         '"$"#,##0',
         "Gross merchandise value of orders that were not cancelled (completed, including later refunded).",
+        additive=True,
     ),
     Metric(
         "net_gmv",
@@ -109,6 +113,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
         "$,.0f",
         '"$"#,##0',
         "GMV minus the GMV of refunded orders: the value of orders that stayed completed.",
+        additive=True,
     ),
     Metric(
         "orders",
@@ -119,6 +124,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
         ",d",
         "#,##0",
         "Number of orders that were not cancelled.",
+        additive=True,
     ),
     Metric(
         "aov",
@@ -169,6 +175,7 @@ _METRIC_LIST: tuple[Metric, ...] = (
         "$,.0f",
         '"$"#,##0',
         "Commission earned by creators on orders that were not cancelled.",
+        additive=True,
     ),
     Metric(
         "take_rate",

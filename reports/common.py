@@ -4,12 +4,14 @@ Comparisons follow the weekly-business-review practice: this week against the pr
 mean of the four weeks before it, and the same week 13 weeks earlier. Changes are fractions
 (``(value - reference) / |reference|``), null where the reference is missing or zero. The "6/12"
 trend of a metric is the trailing 6 weeks beside the trailing 6 calendar months (the data spans
-about half a year, so 6 months stands in for the usual 12); the last month is partial ("to date")
-and months are computed only from data up to the end of the reviewed week.
+about half a year, so 6 months stands in for the usual 12). Months are computed only from data up to
+the end of the reviewed week, so the last one is partial: a sum over days (GMV, orders) is shown as the
+month's run-rate (its total so far × days in the month ÷ days elapsed), anything else "to date".
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -233,17 +235,27 @@ def trend_chart(weekly: pl.DataFrame, monthly: pl.DataFrame, week: date, name: s
             }
         )
     data_first = monthly["period_start"].min() if monthly.height else None
+    metric = METRICS[name]
+    note = "Months are calendar months; the last one runs to the end of the reviewed week."
+    days = calendar.monthrange(month_start.year, month_start.month)[1]
     for row in months.iter_rows(named=True):
-        start = row["period_start"]
-        label = start.strftime("%b %Y")
-        if start == month_start and week_end.month == (week_end + timedelta(days=1)).month:
-            label += f" (to {week_end.day})"
-        rows.append({"panel": f"Last {MONTHS_SHOWN} months", "x": label, "y": row[name], "series": "monthly"})
+        start, value = row["period_start"], row[name]
+        month = label = start.strftime("%b %Y")
+        if start == month_start and week_end.day < days:  # the reviewed week ends inside this month
+            if metric.additive and value is not None:
+                # a sum over part of a month would read as a fall: show the month's run-rate instead
+                value = value * days / week_end.day
+                label += " (run-rate)"
+                note = (
+                    f"Months are calendar months. {month} so far ({week_end.day} of {days} days, to the "
+                    f"end of the reviewed week) is shown as a run-rate: its total × {days} ÷ {week_end.day}."
+                )
+            else:
+                label += f" (to {week_end.day})"
+        rows.append({"panel": f"Last {MONTHS_SHOWN} months", "x": label, "y": value, "series": "monthly"})
     frame = pl.DataFrame(
         rows, schema={"panel": pl.String, "x": pl.String, "y": pl.Float64, "series": pl.String}
     )
-    metric = METRICS[name]
-    note = "Months are calendar months; the last one runs to the end of the reviewed week."
     if data_first is not None:
         note += f" Data starts {data_first.strftime('%b %Y')}."  # type: ignore[union-attr]
     return Chart(

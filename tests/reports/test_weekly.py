@@ -58,13 +58,22 @@ def test_headline_gmv_and_its_comparisons(world: ReportWorld, review) -> None:  
     assert gmv.change_vs_13w_pct == pytest.approx((gmv.value - earlier) / earlier)
 
 
-def test_trend_charts_have_six_weeks_and_months(review) -> None:  # type: ignore[no-untyped-def]
+def test_trend_charts_have_six_weeks_and_months(world: ReportWorld, review) -> None:  # type: ignore[no-untyped-def]
     chart = review.section("trends_volume").charts[0]
     weeks = chart.frame.filter(pl.col("panel") == "Last 6 weeks")
     assert weeks["x"].to_list() == ["W42", "W43", "W44", "W45", "W46", "W47"]
-    months = chart.frame.filter(pl.col("panel") == "Last 6 months")["x"].to_list()
-    assert months[-1] == "Nov 2026 (to 22)" and len(months) == 6
+    months = chart.frame.filter(pl.col("panel") == "Last 6 months")
+    assert months["x"].to_list()[-1] == "Nov 2026 (run-rate)" and months.height == 6
     assert weeks["y"][-1] == pytest.approx(review.section("headline").kpis[0].value)
+    # GMV sums over days: November so far (1–22, to the end of the reviewed week) becomes a 30-day
+    # run-rate, and the note says so
+    daily = load_snapshot("creator_daily", world.settings)
+    so_far = _gmv(daily, date(2026, 11, 1), SUNDAY)
+    assert months["y"][-1] == pytest.approx(so_far * 30 / 22)
+    assert "22 of 30 days" in chart.note
+    # a rate is not a sum: CTR's partial month is shown as it is, "to date"
+    ctr = next(c for c in review.section("trends_activity").charts if c.key == "trend_ctr")
+    assert ctr.frame.filter(pl.col("panel") == "Last 6 months")["x"][-1] == "Nov 2026 (to 22)"
 
 
 def test_contributions_add_up_to_the_change(world: ReportWorld, review) -> None:  # type: ignore[no-untyped-def]
