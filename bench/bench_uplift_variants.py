@@ -6,9 +6,10 @@ marketplaces and compare the policy value of top-20% targeting (÷ the oracle's)
 
 Each ``--home`` holds a marketplace from ``liftboard demo --scale demo --seed S``. Its training set and
 scoring features are computed once, as the pipeline does (`strategies.pipeline.FeatureStore`,
-`strategies.training.training_set`), and cached under ``<home>/bench_cache/``; each variant then costs
-only the model fits (about 6 s a seed for merchants, 20 s for creators on `demo`). A variant is a JSON
-object of `ModelConfig` fields; ``{}`` is the pipeline's configuration.
+`strategies.training.training_set`), and cached under ``<home>/bench_cache/`` (delete it after
+regenerating the marketplace); each variant then costs only the model fits (about 6 s a seed for
+merchants, 20 s for creators on `demo`). A variant is a JSON object of `ModelConfig` fields; ``{}`` is
+the pipeline's configuration.
 
 ``--reference`` adds the *known-structure reference*: the entities are grouped by their true lift
 (quintiles when it takes more than six values), each group's effect is estimated from the strategy's
