@@ -76,9 +76,9 @@ class ModelConfig:
     learners: tuple[str, ...] = ("t_learner", "x_learner", "dr_learner", "average")
     # Selection: the default learner is kept unless another beats its holdout Qini area in at least
     # `switch_share` of paired bootstrap resamples (small holdouts make the plain best-Qini choice noise;
-    # three challengers, so 0.99 ≈ a one-sided 1% test with a Bonferroni correction — at 0.95 a DR
-    # learner that "won" 95% of resamples replaced the average and turned a policy value of 0.00 into
-    # −1.14, see docs/strategies.md "Selection").
+    # with three challengers, 0.99 keeps a lucky switch near 3% (Bonferroni) — at 0.95 a DR learner that
+    # "won" 95% of resamples replaced the average and turned a policy value of 0.00 into −1.14, see
+    # docs/strategies.md "Selection").
     default_learner: str = "average"
     switch_share: float = 0.99
     holdout_share: float = 0.3
