@@ -59,15 +59,19 @@ with st.container(border=True):
         help="Mean treated minus control outcome in the top 10% by predicted uplift (holdout).",
     )
     d[1].metric("Uplift in top 20%", ui.money(card["uplift_at_20"]))
+    # against the simulator's true effects: a simulated marketplace only (real data has no truth)
+    truth_note = " Needs the simulator's true effects: shown for simulated marketplaces only."
     d[2].metric(
         "Holdout Spearman",
-        f"{card['holdout_spearman']:.2f}",
-        help="Rank correlation of predicted uplift with the holdout's pseudo-outcomes.",
+        ui.MISSING if card["holdout_spearman"] is None else f"{card['holdout_spearman']:.2f}",
+        help="Rank correlation of the predicted with the true uplift of the holdout's rows of this strategy."
+        + truth_note,
     )
     d[3].metric(
         "Policy vs oracle (top 20%)",
         ui.pct(card["holdout_policy_vs_oracle"]),
-        help="Value of treating the model's top 20% as a share of the best possible top 20%.",
+        help="True value of treating the model's top 20% of the holdout as a share of the best possible "
+        "top 20%." + truth_note,
     )
     if card.get("traffic_effect_se"):
         applied = card["traffic_effect"] != 0

@@ -21,7 +21,7 @@ Conventions (libraries disagree; these are ours, and the Models page prints them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import polars as pl
@@ -188,6 +188,10 @@ class TruthScores:
 
     def as_dict(self) -> dict[str, float]:
         return {**self.__dict__, "policy_vs_oracle": self.policy_vs_oracle}
+
+
+TRUTH_SCORE_NAMES: tuple[str, ...] = (*(f.name for f in fields(TruthScores)), "policy_vs_oracle")
+"""The keys of `TruthScores.as_dict` (what the truth-based metrics are called, with a prefix)."""
 
 
 def truth_scores(predicted: np.ndarray, true: np.ndarray, fraction: float = 0.2) -> TruthScores:

@@ -21,7 +21,7 @@ from liftboard.config import Settings
 from strategies import store
 from strategies.allocation import AllocationConfig, allocate, cost_curve
 from strategies.catalog import Catalog, load_catalog
-from strategies.evaluation import truth_scores
+from strategies.evaluation import TRUTH_SCORE_NAMES, truth_scores
 from strategies.modeling import KindModel, ModelConfig, fit_kind
 from strategies.recommend import explain_entities, score_entities
 from strategies.training import ENTITY_ID, data_window, training_set
@@ -132,6 +132,16 @@ class FeatureStore:
 def _truth(settings: Settings, name: str) -> pl.DataFrame | None:
     path = settings.truth / f"{name}.parquet"
     return pl.read_parquet(path) if path.exists() else None
+
+
+def with_truth_columns(metrics: pl.DataFrame) -> pl.DataFrame:
+    """The metrics with every truth-based column (``holdout_*`` on the randomized holdout, ``truth_*`` at
+    the scoring date), null where there is no truth: only a simulated marketplace has one, and the
+    snapshot's columns — which the Models page reads — must not depend on it."""
+    if metrics.width == 0:
+        return metrics
+    names = [f"{prefix}_{key}" for prefix in ("holdout", "truth") for key in TRUTH_SCORE_NAMES]
+    return metrics.with_columns(pl.lit(None, pl.Float64).alias(n) for n in names if n not in metrics.columns)
 
 
 def default_budget(candidates: pl.DataFrame, catalog: Catalog) -> float:
@@ -300,7 +310,7 @@ def run_strategies(
         else recommendations,
         allocation=allocation,
         cost_curve=curve,
-        metrics=concat(metrics),
+        metrics=with_truth_columns(concat(metrics)),
         curves=concat(curves),
         calibration=concat(calibration),
         drivers=concat(drivers),

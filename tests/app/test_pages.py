@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from liftboard import access
+from liftboard import access, app_data
 from liftboard.build import load_snapshot
 from liftboard.config import Settings
 from strategies import store
@@ -219,6 +219,25 @@ def test_models_page_has_card_and_curves(open_page: Open, app_settings: Settings
     assert "Learner" in labels and "Qini coefficient" in labels
     strategies = load_snapshot("model_metrics", app_settings).select("strategy").unique().collect()
     assert at.selectbox(key="md_strategy").options and strategies.height >= 1
+
+
+def test_models_page_on_real_data_without_truth(open_page: Open, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real data has no simulator truth: its truth-based metrics are null (strategies.pipeline
+    `with_truth_columns`), and the card shows "—" for them instead of failing."""
+    real = app_data.snapshot
+
+    def without_truth(name: str, user: access.User) -> pl.DataFrame:
+        frame = real(name, user)
+        if name != "model_metrics":
+            return frame
+        truth = [c for c in frame.columns if c.startswith(("truth_", "holdout_"))]
+        return frame.with_columns(pl.lit(None, pl.Float64).alias(c) for c in truth)
+
+    monkeypatch.setattr(app_data, "snapshot", without_truth)
+    at = open_page("models")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Holdout Spearman"] == "—" and shown["Policy vs oracle (top 20%)"] == "—"
+    assert shown["Qini coefficient"] != "—"
 
 
 def test_cohorts_switches_entities(open_page: Open) -> None:

@@ -13,6 +13,7 @@ import pytest
 from analytics.simulate import generate
 from liftboard.config import Settings
 from strategies import store
+from strategies.evaluation import TRUTH_SCORE_NAMES
 from strategies.modeling import ModelConfig
 from strategies.pipeline import FeatureStore, StrategyRun, run_strategies
 from strategies.training import HORIZON_DAYS, training_set
@@ -141,3 +142,28 @@ def test_workflow_on_a_real_recommendation(tiny_home: Settings, run: StrategyRun
     )
     assert store.read_history(tiny_home, action)["to_status"].to_list() == ["accepted"]
     assert Path(tiny_home.home).exists()
+
+
+def test_real_data_without_truth_still_gets_every_metric_column(
+    tiny_home: Settings, run: StrategyRun, tmp_path: Path
+) -> None:
+    """A real marketplace has no simulator truth: the same lake without `truth/` gives the same models and
+    recommendations, and the metrics keep their truth-based columns (what the Models page reads), null."""
+    home = tmp_path / "real"
+    home.mkdir()
+    (home / "lake").symlink_to(tiny_home.home / "lake", target_is_directory=True)
+    real = Settings.from_env(home=home, database_url=f"sqlite:///{home / 'liftboard.db'}")
+    assert not real.truth.exists()
+    without = run_strategies(real, cfg=CONFIG, persist=False)
+    truth_columns = [c for c in run.metrics.columns if c.startswith(("truth_", "holdout_"))]
+    assert len(truth_columns) == 2 * len(TRUTH_SCORE_NAMES)
+    assert set(truth_columns) <= set(without.metrics.columns)
+    nulls = without.metrics.select(truth_columns).null_count().row(0)
+    assert nulls == (without.metrics.height,) * len(truth_columns)
+    assert run.metrics["truth_policy_vs_oracle"].null_count() < run.metrics.height
+    # the truth is never read to fit or choose: the same predictions (to float noise, which also differs
+    # between two runs on the same lake: sums in LightGBM's histograms)
+    key = ["entity_id", "strategy"]
+    both = run.recommendations.join(without.recommendations, on=key, how="full", coalesce=True)
+    assert both.height == run.recommendations.height == without.recommendations.height
+    assert (both["expected_uplift"] - both["expected_uplift_right"]).abs().max() < 1e-6
