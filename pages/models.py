@@ -10,6 +10,13 @@ import streamlit as st
 from liftboard import app_data
 from pages import _ui as ui
 
+LEARNER_NAMES = {
+    "t_learner": "T-learner",
+    "x_learner": "X-learner",
+    "dr_learner": "DR-learner",
+    "average": "Average",
+}
+
 user = ui.current_user()
 st.title("Models")
 
@@ -34,7 +41,11 @@ with st.container(border=True):
         f"assigned {card['data_start']:%d %b %Y} – {card['data_end']:%d %b %Y}"
     )
     c = st.columns(5)
-    c[0].metric("Learner", card["learner"].replace("_", "-").upper().replace("-LEARNER", "-learner"))
+    c[0].metric(
+        "Learner",
+        LEARNER_NAMES.get(card["learner"], card["learner"]),
+        help="The average of the T-, X- and DR-learners unless another beat it on 99% of holdout resamples.",
+    )
     c[1].metric(
         "Training weeks",
         f"{((card['data_end'] - card['data_start']).days + 1) // 7}",
