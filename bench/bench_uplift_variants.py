@@ -34,7 +34,7 @@ from analytics.lake import scan_table
 from analytics.sources import default_as_of, load_inputs
 from liftboard.config import Settings
 from strategies.evaluation import truth_scores
-from strategies.modeling import ModelConfig, fit_kind
+from strategies.modeling import ModelConfig, fit_kind, gmv_after_at_before_clicks
 from strategies.pipeline import FeatureStore
 from strategies.training import ARMS, training_set
 
@@ -91,10 +91,7 @@ def known_structure(train: pl.DataFrame, features: pl.DataFrame, effects: pl.Dat
         .join(effects.filter(pl.col("strategy") == arm).select("entity_id", "true_lift"), on="entity_id")
         .with_columns(
             treated=pl.col("arm") == "treatment",
-            # GMV after assignment at the before window's clicks (no clicks in a window: no change)
-            after=pl.when((pl.col("clicks_after") > 0) & (pl.col("clicks_before") > 0))
-            .then(pl.col("gmv_after") * pl.col("clicks_before") / pl.col("clicks_after"))
-            .otherwise(pl.col("gmv_before")),
+            after=gmv_after_at_before_clicks(),  # the learners' conversion outcome
         )
     )
     rows = rows.with_columns(group=pl.Series(np.searchsorted(edges, rows["true_lift"].to_numpy())))

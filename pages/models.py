@@ -44,7 +44,8 @@ with st.container(border=True):
     c[0].metric(
         "Learner",
         LEARNER_NAMES.get(card["learner"], card["learner"]),
-        help="The average of the T-, X- and DR-learners unless another beat it on 99% of holdout resamples.",
+        help="The average of the T-, X- and DR-learners, unless another beat its holdout Qini in nearly "
+        "every bootstrap resample of the holdout.",
     )
     c[1].metric(
         "Training weeks",

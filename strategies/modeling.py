@@ -165,6 +165,20 @@ def _change(frame: pl.DataFrame) -> np.ndarray:
     return np.round((frame["gmv_after"] - frame["gmv_before"]).to_numpy().astype(float), 2)
 
 
+def gmv_after_at_before_clicks() -> pl.Expr:
+    """GMV in the 28 days after assignment at the before window's clicks (GMV in cents, as the targets
+    read it): the outcome of the conversion target. An entity without clicks in either window carries no
+    conversion signal and keeps its before GMV (no change)."""
+    seen = (pl.col("clicks_after") > 0) & (pl.col("clicks_before") > 0)
+    after = pl.col("gmv_after").cast(pl.Float64).round(2)
+    return (
+        pl.when(seen)
+        .then(after * pl.col("clicks_before") / pl.col("clicks_after"))
+        .otherwise(pl.col("gmv_before").cast(pl.Float64).round(2))
+        .alias("gmv_after_at_before_clicks")
+    )
+
+
 def _target(frame: pl.DataFrame, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
     """The learners' training target and sample weights (see ``ModelConfig.outcome``)."""
     after = np.round(frame["gmv_after"].to_numpy().astype(float), 2)
@@ -178,12 +192,7 @@ def _target(frame: pl.DataFrame, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarr
     if cfg.outcome == "log_ratio":
         return np.log((after + cfg.baseline_floor) / (before + cfg.baseline_floor)), weight
     if cfg.outcome == "conversion":
-        # GMV after at the before window's clicks; no clicks in a window: no conversion signal, no change
-        clicks_after, clicks_before = (
-            frame[c].to_numpy().astype(float) for c in ("clicks_after", "clicks_before")
-        )
-        seen = (clicks_after > 0) & (clicks_before > 0)
-        after = np.where(seen, after * clicks_before / np.where(seen, clicks_after, 1.0), before)
+        after = frame.select(gmv_after_at_before_clicks()).to_series().to_numpy()
     denominator = np.maximum(before, cfg.baseline_floor)
     y = np.clip((after - before) / denominator, -1.0, cfg.relative_cap)
     return y, weight
