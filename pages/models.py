@@ -83,8 +83,8 @@ with st.container(border=True):
         "Policy vs oracle (top 20%)",
         ui.pct(card["truth_policy_vs_oracle"]),
         help="True value of treating the model's top 20% of every eligible entity at the scoring date, as "
-        "a share of the best possible top 20% (the figure bench/RESULTS.md quotes; on the holdout: "
-        f"{ui.pct(card['holdout_policy_vs_oracle'])})." + truth_note,
+        f"a share of the best possible top 20% (on the holdout: {ui.pct(card['holdout_policy_vs_oracle'])})."
+        + truth_note,
     )
     if card.get("traffic_effect_se"):
         applied = card["traffic_effect"] != 0
