@@ -75,7 +75,7 @@ with st.container(border=True):
     truth_note = " Needs the simulator's true effects: shown for simulated marketplaces only."
     d[2].metric(
         "Spearman with truth",
-        ui.MISSING if card["truth_spearman"] is None else f"{card['truth_spearman']:.2f}",
+        ui.num(card["truth_spearman"]),
         help="Rank correlation of the predicted with the true uplift over every eligible entity at the "
         f"scoring date (holdout rows: {ui.num(card['holdout_spearman'])})." + truth_note,
     )
