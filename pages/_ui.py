@@ -381,6 +381,44 @@ def num(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def strategy_names(user: User) -> dict[str, str]:
+    """The strategies' display names ("Live-stream coaching"), by id, from the current build's catalog."""
+    catalog = app_data.snapshot("strategy_catalog", user)
+    return dict(zip(catalog["strategy"], catalog["name"], strict=True))
+
+
+def team_label(team: str) -> str:
+    """A team as users read it: ``creator_success`` → ``Creator success``."""
+    return team.replace("_", " ").capitalize()
+
+
+NAME_COLUMNS = {
+    "strategy_name": st.column_config.TextColumn("Strategy"),
+    "team_name": st.column_config.TextColumn("Team"),
+}
+
+
+def with_names(frame: pl.DataFrame, names: Mapping[str, str]) -> pl.DataFrame:
+    """``strategy_name`` and ``team_name`` right after the ``strategy`` and ``team`` ids: grids show the
+    names (hide the ids; ``NAME_COLUMNS`` labels them) and exports keep both."""
+    team = pl.col("team")
+    added = {
+        "strategy": pl.col("strategy")
+        .replace_strict(dict(names), default=pl.col("strategy"))
+        .alias("strategy_name"),
+        # as team_label does
+        "team": pl.concat_str(
+            team.str.slice(0, 1).str.to_uppercase(), team.str.slice(1).str.replace_all("_", " ")
+        ).alias("team_name"),
+    }
+    columns: list[Any] = []
+    for column in frame.columns:
+        columns.append(column)
+        if column in added:
+            columns.append(added[column])
+    return frame.select(columns)
+
+
 def rationale(rec: Mapping[str, Any]) -> str:
     """The recommendation's rationale, or a plain statement when the run kept none for it."""
     if rec.get("rationale"):

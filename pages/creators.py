@@ -226,6 +226,7 @@ with tab_perf:
 
 with tab_strat:
     recs = profile["recommendations"]
+    names = ui.strategy_names(user)
     drivers = profile["drivers"]
     if recs.height == 0:
         st.info("No strategy recommendations for this creator in the current run.")
@@ -233,9 +234,9 @@ with tab_strat:
         with st.container(border=True):
             head, value = st.columns([3, 2])
             head.markdown(
-                f"**#{rec['rank']} {rec['strategy'].replace('_', ' ').capitalize()}**"
+                f"**#{rec['rank']} {names.get(rec['strategy'], rec['strategy'])}**"
                 + ("  :green-badge[best]" if rec["is_best"] else "")
-                + f"  · team {rec['team']}"
+                + f"  · {ui.team_label(rec['team'])} team"
             )
             head.write(ui.rationale(rec))
             value.metric(
@@ -243,7 +244,8 @@ with tab_strat:
                 ui.money(rec["expected_uplift"]),
                 delta=f"net {ui.money(rec['net_value'])} after {ui.money(rec['cost'])} cost",
                 delta_color="normal" if rec["net_value"] >= 0 else "inverse",
-                help=f"80% interval {ui.money(rec['uplift_low'])} – {ui.money(rec['uplift_high'])}",
+                help=f"80% interval {ui.money(rec['uplift_low'])} – {ui.money(rec['uplift_high'])}. Net: the "
+                "platform's take (the catalog's commission rate) on the uplift, minus the strategy's cost.",
             )
             d = drivers.filter(pl.col("strategy") == rec["strategy"])
             if d.height:

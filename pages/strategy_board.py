@@ -18,8 +18,7 @@ recs = app_data.recommendations(user)
 if recs.height == 0:
     st.info("No recommendations in the current build.")
     st.stop()
-catalog = app_data.snapshot("strategy_catalog", user)
-names = dict(zip(catalog["strategy"], catalog["name"], strict=True))
+names = ui.strategy_names(user)
 
 with st.container(border=True):
     c1, c2, c3, c4, c5 = st.columns([1.6, 1.2, 1.2, 1.2, 1])
@@ -32,7 +31,12 @@ with st.container(border=True):
         placeholder="All",
     )
     teams = c2.multiselect(
-        "Team", sorted(recs["team"].unique()), key="sb_team", bind="query-params", placeholder="All"
+        "Team",
+        sorted(recs["team"].unique()),
+        key="sb_team",
+        bind="query-params",
+        format_func=ui.team_label,
+        placeholder="All",
     )
     statuses = c3.multiselect(
         "Status",
@@ -51,7 +55,8 @@ with st.container(border=True):
         key="sb_min_net",
         bind="query-params",
         format="%.0f",
-        help="Expected 28-day uplift minus the strategy's cost.",
+        help="Net value to the platform: its take (the catalog's commission rate) on the expected 28-day "
+        "uplift, minus the strategy's cost.",
     )
     best_only = st.toggle("Best strategy per entity only", value=True, key="sb_best", bind="query-params")
 
@@ -77,7 +82,7 @@ columns = [
     "owner",
     "rationale",
 ]
-board = shown.select(columns)
+board = ui.with_names(shown.select(columns), names)
 
 m = st.columns(4)
 m[0].metric("Recommendations", f"{board.height:,}", border=True)
@@ -99,7 +104,8 @@ event = ui.table(
     key="sb_table",
     select=True,
     height=360,
-    overrides={"rationale": st.column_config.TextColumn("Why", width="large")},
+    overrides={**ui.NAME_COLUMNS, "rationale": st.column_config.TextColumn("Why", width="large")},
+    hide=("strategy", "team"),
 )
 ui.downloads("recommendations", {"Recommendations": board}, key="dl_sb")
 picked = ui.selected_row(event, board)
@@ -164,7 +170,7 @@ st.subheader(
     "Allocate a budget",
     help="Greedy portfolio on the rows above: best net value first, one strategy "
     "per entity, within the budget and each team's capacity, only where the interval's low end is "
-    "above zero (strategies.allocation.allocate).",
+    "above zero.",
 )
 
 
@@ -181,7 +187,7 @@ def allocation_panel() -> None:
     capacity = {
         team: int(
             cols[i + 1].number_input(
-                f"Capacity: {team.replace('_', ' ')}", min_value=0, value=50, step=5, key=f"sb_cap_{team}"
+                f"Capacity: {ui.team_label(team)}", min_value=0, value=50, step=5, key=f"sb_cap_{team}"
             )
         )
         for i, team in enumerate(team_names)
@@ -196,32 +202,38 @@ def allocation_panel() -> None:
     if chosen.height:
         fig = go.Figure(
             go.Scatter(
-                x=chosen["cumulative_cost"],
-                y=chosen["expected_uplift"].cum_sum(),
+                x=[0.0, *chosen["cumulative_cost"]],  # from the origin: nothing spent, nothing gained
+                y=[0.0, *chosen["expected_uplift"].cum_sum()],
                 mode="lines+markers",
                 line={"shape": "hv", "color": ui.PALETTE[0]},
                 hovertemplate="spend %{x:$,.0f}: uplift %{y:$,.0f}<extra></extra>",
             )
         )
         fig.update_layout(title="Expected uplift against spend", xaxis_title="cumulative cost")
+        fig.update_yaxes(rangemode="tozero")  # a cost curve reads from the origin
         ui.chart(
             ui.style(fig, height=300, y_format="$,.0f", x_format="$,.0f", legend=False), key="sb_alloc_chart"
         )
         ui.table(
-            chosen.select(
-                "entity_kind",
-                "entity_id",
-                "strategy",
-                "team",
-                "expected_uplift",
-                "uplift_low",
-                "cost",
-                "net_value",
-                "cumulative_cost",
+            ui.with_names(
+                chosen.select(
+                    "entity_kind",
+                    "entity_id",
+                    "strategy",
+                    "team",
+                    "expected_uplift",
+                    "uplift_low",
+                    "cost",
+                    "net_value",
+                    "cumulative_cost",
+                ),
+                names,
             ),
             key="sb_alloc",
             export_name="allocation",
             height=260,
+            overrides=ui.NAME_COLUMNS,
+            hide=("strategy", "team"),
         )
 
 

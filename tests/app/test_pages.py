@@ -204,6 +204,21 @@ def test_strategy_board_allocation_respects_budget(open_page: Open) -> None:
     assert float(spend.value.replace("$", "").replace(",", "")) <= 200.0
 
 
+def test_strategy_board_reads_names_not_ids(open_page: Open, app_settings: Settings) -> None:
+    """The grid shows the catalog's strategy names and readable teams; the ids stay in the data (exports,
+    selection) but not on screen."""
+    at = open_page("strategy_board", sb_best="false")
+    grid = at.dataframe[0]
+    board = grid.value
+    catalog = load_snapshot("strategy_catalog", app_settings).collect()
+    names = dict(zip(catalog["strategy"], catalog["name"], strict=True))
+    assert board.shape[0] > 0
+    assert [names[s] for s in board["strategy"]] == board["strategy_name"].tolist()
+    assert {t.replace(" ", "_").lower() for t in board["team_name"]} == set(board["team"])
+    assert "strategy_name" in grid.proto.column_order and "strategy" not in grid.proto.column_order
+    assert "team" not in grid.proto.column_order
+
+
 def test_merchant_success_strategy_board_is_scoped(open_page: Open, app_settings: Settings) -> None:
     merchant = access.get_user(app_settings, "merchant")
     assert merchant and merchant.merchant_ids
