@@ -89,7 +89,7 @@ peers = profile["peers"].row(0, named=True)
 m = st.columns(5)
 m[0].metric(
     "GMV 28d",
-    ui.money(feat.get("gmv_28d")),
+    ui.money_compact(feat.get("gmv_28d")),
     help=ui.metric_help("gmv"),
     border=True,
     delta=ui.pct(feat.get("gmv_trend_28d")) if feat.get("gmv_trend_28d") is not None else None,
@@ -109,7 +109,9 @@ m[3].metric(
     border=True,
     delta_description=f"{seg['tier']} median {ui.pct(peers['cvr_28d'], 2)}",
 )
-m[4].metric("Lifetime GMV", ui.money(feat.get("lifetime_gmv")), border=True, help=ui.metric_help("gmv"))
+m[4].metric(
+    "Lifetime GMV", ui.money_compact(feat.get("lifetime_gmv")), border=True, help=ui.metric_help("gmv")
+)
 
 tab_perf, tab_strat, tab_more = st.tabs(["Performance", "Recommended strategies", "Interests & products"])
 with tab_perf:

@@ -36,8 +36,8 @@ directory = app_data.merchant_directory(
     regions=f.regions if user.is_ops else (),
 )
 st.caption(
-    f"{directory.height:,} merchants · 28-day figures up to {app_data.last_day():%d %b %Y} · "
-    "select a row to open the merchant"
+    f"{directory.height:,} merchant{'' if directory.height == 1 else 's'} · 28-day figures up to "
+    f"{app_data.last_day():%d %b %Y} · select a row to open the merchant"
 )
 event = ui.table(
     directory, key="merchant_table", export_name="merchants", select=True, height=320, hide=("value_segment",)
@@ -91,7 +91,7 @@ if merchant_report_bytes is not None:
 m = st.columns(5)
 m[0].metric(
     "GMV 28d",
-    ui.money(feat["gmv_28d"]),
+    ui.money_compact(feat["gmv_28d"]),
     help=ui.metric_help("gmv"),
     border=True,
     delta=ui.pct(feat["gmv_trend_28d"]) if feat["gmv_trend_28d"] is not None else None,
