@@ -260,6 +260,31 @@ def test_models_page_on_real_data_without_truth(open_page: Open, monkeypatch: py
     assert shown["Qini coefficient"] != "—"
 
 
+def test_products_search_filters_and_orders_every_table(open_page: Open, app_settings: Settings) -> None:
+    """An id keeps the rows that name it in every matching table (bought-together pairs too), each table
+    in its reading order; a word keeps the rows whose titles contain it."""
+    similar = load_snapshot("similar_products", app_settings).collect()
+    product = similar["product_id"].mode().sort()[0]
+    at = open_page("products", pm_search=product)
+    assert not at.exception and at.title[0].value == "Products & matching"
+    grids = [g.value for g in at.dataframe]
+    assert grids, "no matching table shown"
+    for grid in grids:
+        ids = [c for c in grid.columns if c.endswith("_id") or c in ("product_a", "product_b")]
+        assert (grid[ids] == product).any(axis=1).all(), list(grid.columns)
+    first = grids[0]  # similar products: the product's own neighbours first, by rank
+    assert list(first.columns[:3]) == ["product_id", "similar_product_id", "rank"]
+    own = (first["product_id"] == product).tolist()
+    assert own[0] and own == sorted(own, reverse=True)
+    ranks = first.loc[first["product_id"] == product, "rank"].tolist()
+    assert ranks == sorted(ranks)
+
+    word = similar["title"][0].split()[-1].lower()
+    at = open_page("products", pm_search=word)
+    titles = at.dataframe[0].value[["title", "similar_title"]]
+    assert len(titles) and titles.apply(lambda r: word in " ".join(r).lower(), axis=1).all()
+
+
 def test_cohorts_switches_entities(open_page: Open) -> None:
     at = open_page("cohorts", co_entity="Merchants")  # bound widgets put their label in the URL
     assert not at.exception
