@@ -401,15 +401,12 @@ NAME_COLUMNS = {
 def with_names(frame: pl.DataFrame, names: Mapping[str, str]) -> pl.DataFrame:
     """``strategy_name`` and ``team_name`` right after the ``strategy`` and ``team`` ids: grids show the
     names (hide the ids; ``NAME_COLUMNS`` labels them) and exports keep both."""
-    team = pl.col("team")
+    teams = {team: team_label(team) for team in frame["team"].unique().to_list()} if "team" in frame else {}
     added = {
         "strategy": pl.col("strategy")
         .replace_strict(dict(names), default=pl.col("strategy"))
         .alias("strategy_name"),
-        # as team_label does
-        "team": pl.concat_str(
-            team.str.slice(0, 1).str.to_uppercase(), team.str.slice(1).str.replace_all("_", " ")
-        ).alias("team_name"),
+        "team": pl.col("team").replace_strict(teams, return_dtype=pl.String).alias("team_name"),
     }
     columns: list[Any] = []
     for column in frame.columns:
