@@ -18,6 +18,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from analytics import metrics
 from liftboard import app_data
 from liftboard.access import User
+from strategies.wording import feature_label, format_value
 
 MISSING = "—"  # what a missing value shows, in grids and in formatted figures
 PALETTE = ["#2F5BEA", "#F2994A", "#27AE60", "#9B51E0", "#EB5757", "#56CCF2", "#F2C94C", "#6FCF97"]
@@ -414,6 +415,28 @@ def with_names(frame: pl.DataFrame, names: Mapping[str, str]) -> pl.DataFrame:
         if column in added:
             columns.append(added[column])
     return frame.select(columns)
+
+
+def drivers_chart(drivers: pl.DataFrame, title: str, key: str) -> None:
+    """One recommendation's SHAP drivers as horizontal bars (USD of uplift), each labelled with the
+    entity's value and its peers' median, worded as in the rationale."""
+    d = drivers.sort("contribution")
+    labels = [
+        f"{feature_label(r['feature'])} = {format_value(r['feature'], r['value'])} "
+        f"(median {format_value(r['feature'], r['cohort_median'])})"
+        for r in d.iter_rows(named=True)
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=d["contribution"],
+            y=labels,
+            orientation="h",
+            marker_color=[PALETTE[2] if v >= 0 else PALETTE[4] for v in d["contribution"]],
+            hovertemplate="%{y}: %{x:$,.0f}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title)
+    chart(style(fig, height=110 + 32 * d.height, x_format="$,.0f", legend=False), key=key)
 
 
 def rationale(rec: Mapping[str, Any]) -> str:

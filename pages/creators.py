@@ -251,24 +251,8 @@ with tab_strat:
             )
             d = drivers.filter(pl.col("strategy") == rec["strategy"])
             if d.height:
-                d = d.sort("contribution")
-                fig = go.Figure(
-                    go.Bar(
-                        x=d["contribution"],
-                        y=[
-                            f"{r['feature'].replace('_', ' ')} = {ui.num(r['value'])} "
-                            f"(median {ui.num(r['cohort_median'])})"
-                            for r in d.iter_rows(named=True)
-                        ],
-                        orientation="h",
-                        marker_color=[ui.PALETTE[2] if v >= 0 else ui.PALETTE[4] for v in d["contribution"]],
-                        hovertemplate="%{y}: %{x:$,.0f}<extra></extra>",
-                    )
-                )
-                fig.update_layout(title="SHAP drivers vs the cohort (USD of uplift)")
-                ui.chart(
-                    ui.style(fig, height=110 + 32 * d.height, x_format="$,.0f", legend=False),
-                    key=f"c_shap_{rec['strategy']}",
+                ui.drivers_chart(
+                    d, "SHAP drivers vs the cohort (USD of uplift)", key=f"c_shap_{rec['strategy']}"
                 )
     if recs.height:
         ui.downloads(

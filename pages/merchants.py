@@ -189,25 +189,10 @@ with tab_strat:
                 help=f"80% interval {ui.money(rec['uplift_low'])} – {ui.money(rec['uplift_high'])}. Net: the "
                 "platform's take (the catalog's commission rate) on the uplift, minus the strategy's cost.",
             )
-            d = drivers.filter(pl.col("strategy") == rec["strategy"]).sort("contribution")
+            d = drivers.filter(pl.col("strategy") == rec["strategy"])
             if d.height:
-                fig = go.Figure(
-                    go.Bar(
-                        x=d["contribution"],
-                        y=[
-                            f"{r['feature'].replace('_', ' ')} = {ui.num(r['value'])} "
-                            f"(median {ui.num(r['cohort_median'])})"
-                            for r in d.iter_rows(named=True)
-                        ],
-                        orientation="h",
-                        marker_color=[ui.PALETTE[2] if v >= 0 else ui.PALETTE[4] for v in d["contribution"]],
-                        hovertemplate="%{y}: %{x:$,.0f}<extra></extra>",
-                    )
-                )
-                fig.update_layout(title="SHAP drivers vs the category (USD of uplift)")
-                ui.chart(
-                    ui.style(fig, height=110 + 32 * d.height, x_format="$,.0f", legend=False),
-                    key=f"m_shap_{rec['strategy']}",
+                ui.drivers_chart(
+                    d, "SHAP drivers vs the category (USD of uplift)", key=f"m_shap_{rec['strategy']}"
                 )
     if profile["recruits"].height:
         st.markdown("**Creators to recruit**")
