@@ -9,7 +9,9 @@ scoring features are computed once, as the pipeline does (`strategies.pipeline.F
 `strategies.training.training_set`), and cached under ``<home>/bench_cache/`` (delete it after
 regenerating the marketplace); each variant then costs only the model fits (about 6 s a seed for
 merchants, 20 s for creators on `demo`). A variant is a JSON object of `ModelConfig` fields; ``{}`` is
-the pipeline's configuration.
+the pipeline's configuration. ``--model-seeds 7,8,9,10,11`` fits every variant under each
+`ModelConfig.seed` (the holdout split and the trees): on `demo` the merchant figures move by up to 0.3
+with it (docs/strategies.md "What limits the remaining four"), so compare merchant variants over several.
 
 ``--reference`` adds the *known-structure reference*: the entities are grouped by their true lift
 (quintiles when it takes more than six values), each group's effect is estimated from the strategy's
@@ -21,6 +23,7 @@ knowledge no learner has — so what it misses is what the data cannot tell (doc
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from dataclasses import replace
@@ -117,29 +120,47 @@ def main() -> None:
     parser.add_argument("--kind", choices=sorted(ARMS), default="merchant")
     parser.add_argument("--variant", action="append", default=None, help="JSON of ModelConfig fields")
     parser.add_argument("--reference", action="store_true", help="add the known-structure reference")
+    parser.add_argument(
+        "--model-seeds",
+        default=None,
+        help="comma-separated ModelConfig seeds (holdout split and trees): every variant is fitted under "
+        "each, the table shows the mean over them and a second table their spread",
+    )
     args = parser.parse_args()
     variants = args.variant or ["{}"]
+    model_seeds: list[int | None] = (
+        [int(x) for x in args.model_seeds.split(",")] if args.model_seeds else [None]
+    )
     rows = []
     for home in args.home:
         train, features = cached_frames(home, args.kind)
         effects, per_intervention = truth(home, args.kind)
         seed = Path(home).name
-        for variant in variants:
-            cfg = replace(ModelConfig(), **json.loads(variant))
+        for variant, model_seed in itertools.product(variants, model_seeds):
+            fields = json.loads(variant)
+            if model_seed is not None:
+                if "seed" in fields:
+                    raise SystemExit(f"{variant}: give the seed by --model-seeds or in the variant, not both")
+                fields["seed"] = model_seed
+            cfg = replace(ModelConfig(), **fields)
             started = time.perf_counter()
             model = fit_kind(train, args.kind, cfg, truth=per_intervention)
             predicted = model.predict(features)
             for k, arm in enumerate(model.arms):
                 target = true_uplift(features, effects, arm)["true_uplift_gmv_28d"].fill_null(0.0).to_numpy()
                 value = truth_scores(predicted[:, k], target).policy_vs_oracle
-                rows.append({"variant": variant, "strategy": arm, "home": seed, "value": value})
-            print(f"{seed} {variant}: {time.perf_counter() - started:.1f} s", flush=True)
+                row = {"variant": variant, "strategy": arm, "home": seed, "model_seed": cfg.seed}
+                rows.append({**row, "value": value})
+            print(f"{seed} {variant} seed {cfg.seed}: {time.perf_counter() - started:.1f} s", flush=True)
         if args.reference:
             for arm in ARMS[args.kind]:
                 value = known_structure(train, features, effects, arm)
-                rows.append({"variant": "known structure", "strategy": arm, "home": seed, "value": value})
+                row = {"variant": "known structure", "strategy": arm, "home": seed, "model_seed": 0}
+                rows.append({**row, "value": value})
+    results = pl.DataFrame(rows)
     table = (
-        pl.DataFrame(rows)
+        results.group_by("variant", "strategy", "home", maintain_order=True)
+        .agg(pl.col("value").mean())  # over the model seeds
         .pivot("home", index=["variant", "strategy"], values="value")
         .with_columns(mean=pl.mean_horizontal(pl.exclude("variant", "strategy")))
         .with_columns(pl.exclude("variant", "strategy").round(3))
@@ -153,6 +174,21 @@ def main() -> None:
         tbl_hide_dataframe_shape=True,
     ):
         print(table)
+        if len(model_seeds) > 1:
+            spread = (
+                results.filter(pl.col("variant") != "known structure")
+                .group_by("variant", "strategy", "model_seed", maintain_order=True)
+                .agg(pl.col("value").mean())  # over the marketplaces
+                .group_by("variant", "strategy", maintain_order=True)
+                .agg(
+                    pl.col("value").mean().alias("mean"),
+                    pl.col("value").min().alias("worst model seed"),
+                    pl.col("value").max().alias("best model seed"),
+                )
+                .with_columns(pl.exclude("variant", "strategy").round(3))
+            )
+            print(f"Mean over the marketplaces, spread over model seeds {model_seeds}:")
+            print(spread)
 
 
 if __name__ == "__main__":
