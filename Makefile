@@ -30,7 +30,7 @@ test: venv
 	$(BIN)/python -m pytest -n 2 --dist loadfile --timeout 900
 
 lint: venv
-	$(BIN)/ruff check analytics strategies reports liftboard tests
+	$(BIN)/ruff check analytics strategies reports liftboard tests pages bench app.py
 	$(BIN)/mypy
 
 bench: venv

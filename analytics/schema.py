@@ -15,7 +15,7 @@ from typing import Literal
 
 import polars as pl
 
-UTC_DATETIME = pl.Datetime("us", "UTC")
+UTC_DATETIME: pl.DataType | type[pl.DataType] = pl.Datetime("us", "UTC")
 
 CONTENT_KINDS = ("video", "live")
 ORDER_STATUSES = ("completed", "refunded", "cancelled")

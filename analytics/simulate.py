@@ -782,8 +782,7 @@ def dimension_tables(world: World, interventions: pl.DataFrame, seed: int) -> di
         "interventions": intervention_table,
     }
     return {
-        name: frame.select(TABLES[name].columns).cast(dict(TABLES[name].schema))
-        for name, frame in tables.items()
+        name: frame.select(TABLES[name].columns).cast(TABLES[name].schema) for name, frame in tables.items()
     }
 
 
@@ -1348,9 +1347,9 @@ def write_inputs(
     rows.update(content=0, engagement=0, orders=0)
     for week, facts in enumerate(iter_weeks(world, interventions, seed)):
         for name in ("content", "engagement", "orders"):
-            frame: pl.DataFrame = getattr(facts, name)
-            frame.write_parquet(out_dir / f"{name}-w{week:02d}.parquet")
-            rows[name] += frame.height
+            part: pl.DataFrame = getattr(facts, name)
+            part.write_parquet(out_dir / f"{name}-w{week:02d}.parquet")
+            rows[name] += part.height
         expected_parts.append(facts.expected)
         if progress:
             progress("simulate", week + 1, scale.weeks)
