@@ -129,6 +129,50 @@ def scan(name: str, user: User) -> pl.LazyFrame:
 
 
 # ------------------------------------------------------------------------------------------------
+# Matching tables
+# ------------------------------------------------------------------------------------------------
+
+# How each matching table reads best (columns, descending): by its subject, then its own rank; pairs
+# strongest first.
+MATCHING_ORDER: dict[str, tuple[list[str], bool]] = {
+    "similar_products": (["product_id", "rank"], False),
+    "product_pairs": (["adjusted_lift", "pair_count"], True),
+    "creator_product_recs": (["creator_id", "rank"], False),
+    "merchant_creator_recs": (["merchant_id", "rank"], False),
+    "creator_interests": (["creator_id", "dimension", "half_life_days", "rank"], False),
+}
+_PAIR_IDS = ("product_a", "product_b")  # ids besides every *_id column
+_TEXT_COLUMNS = ("title", "similar_title", "handle", "best_product_title")
+
+
+@st.cache_data(ttl=TTL, max_entries=16, show_spinner=False)
+def _matching_table(name: str, user: User, _key: tuple[str, str]) -> pl.DataFrame:
+    frame = access.scoped_snapshot(name, settings(), user)
+    columns, descending = MATCHING_ORDER[name]
+    return frame.sort(columns, descending=descending, nulls_last=True).collect()
+
+
+def matching_table(user: User, name: str, search: str = "") -> pl.DataFrame:
+    """A matching table in reading order (sorted once per build). With ``search``: the rows where an id
+    equals it or a title or handle contains it (case-insensitive), the searched entity's own rows first."""
+    frame = _matching_table(name, user, _build_key())
+    search = search.strip()
+    if not search:
+        return frame
+    ids = [c for c in frame.columns if c.endswith("_id") or c in _PAIR_IDS]
+    texts = [c for c in frame.columns if c in _TEXT_COLUMNS]
+    needle = search.lower()
+    conditions = [pl.col(c).cast(pl.String) == search for c in ids] + [
+        pl.col(c).str.to_lowercase().str.contains(needle, literal=True) for c in texts
+    ]
+    frame = frame.filter(pl.any_horizontal(conditions))
+    subject = MATCHING_ORDER[name][0][0]
+    if subject.endswith("_id"):  # stable: the reading order stays within each part
+        frame = frame.sort(pl.col(subject) != search, maintain_order=True)
+    return frame
+
+
+# ------------------------------------------------------------------------------------------------
 # Overview
 # ------------------------------------------------------------------------------------------------
 

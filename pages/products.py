@@ -19,14 +19,6 @@ TABLES = {
     "merchant_creator_recs": "Creators to recruit",
     "creator_interests": "Interests and drift",
 }
-# How each table reads best: by its subject, then its own rank (or the strongest pairs first).
-ORDER: dict[str, tuple[list[str], bool]] = {  # columns, descending
-    "similar_products": (["product_id", "rank"], False),
-    "product_pairs": (["adjusted_lift", "pair_count"], True),
-    "creator_product_recs": (["creator_id", "rank"], False),
-    "merchant_creator_recs": (["merchant_id", "rank"], False),
-    "creator_interests": (["creator_id", "dimension", "half_life_days", "rank"], False),
-}
 # basket statistics read poorly as 2-decimal numbers (a support of 2 in a million baskets showed 0.00)
 NUMBER_COLUMNS = {
     "support": st.column_config.NumberColumn(
@@ -37,21 +29,6 @@ NUMBER_COLUMNS = {
     ),
     "pmi": st.column_config.NumberColumn("PMI", format="%.2f", help="Pointwise mutual information (log)."),
 }
-ID_COLUMNS = ("product_a", "product_b")  # besides every *_id column
-TEXT_COLUMNS = ("title", "similar_title", "handle", "best_product_title")
-
-
-def matching(frame: pl.DataFrame, text: str) -> pl.DataFrame:
-    """Rows where an id equals ``text`` or a title or handle contains it (case-insensitive)."""
-    ids = [c for c in frame.columns if c.endswith("_id") or c in ID_COLUMNS]
-    texts = [c for c in frame.columns if c in TEXT_COLUMNS]
-    needle = text.lower()
-    conditions = [pl.col(c).cast(pl.String) == text for c in ids] + [
-        pl.col(c).str.to_lowercase().str.contains(needle, literal=True) for c in texts
-    ]
-    return frame.filter(pl.any_horizontal(conditions)) if conditions else frame
-
-
 present = {name: label for name, label in TABLES.items() if app_data.has_snapshot(name)}
 if not present:
     st.info("The matching tables are not in the current build yet.")
@@ -66,15 +43,7 @@ search = st.text_input(
 sheets: dict[str, pl.DataFrame] = {}
 for tab, (name, label) in zip(st.tabs(list(present.values())), present.items(), strict=True):
     with tab:
-        frame = app_data.snapshot(name, user)
-        if search:
-            frame = matching(frame, search)
-        columns, descending = ORDER[name]
-        if all(c in frame.columns for c in columns):
-            keys: list[pl.Expr] = [pl.col(c) for c in columns]
-            if search and columns[0].endswith("_id"):  # the searched entity's own rows first
-                keys.insert(0, pl.col(columns[0]) != search)
-            frame = frame.sort(keys, descending=descending, nulls_last=True)
+        frame = app_data.matching_table(user, name, search)
         kind = next((c for c in frame.columns if c in ("relation", "kind", "pair_kind")), None)
         if kind:
             counts = frame.group_by(kind).len("pairs").sort("pairs", descending=True)
