@@ -1,7 +1,7 @@
 """Liftboard — the Streamlit entry: login gate, shared sidebar filters (bound to the URL), navigation.
 
 Pages live in ``pages/`` and are routed explicitly with ``st.navigation``; each reads the signed-in
-user and the global filters from ``st.session_state`` and renders what `liftboard.app_data` returns.
+user and the global filters from ``st.session_state`` and renders what `webapp.data` returns.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from liftboard import access, app_data  # noqa: E402
-from liftboard.build import SnapshotNotFound  # noqa: E402
-from pages._ui import Filters  # noqa: E402
+from core import access  # noqa: E402
+from datastore import users  # noqa: E402
+from datastore.snapshots import SnapshotNotFound  # noqa: E402
+from webapp import data as app_data  # noqa: E402
+from webapp.ui import Filters  # noqa: E402
 
 st.set_page_config(page_title="Liftboard", page_icon=":material/insights:", layout="wide")
 
@@ -93,7 +95,7 @@ def _login() -> access.User | None:
             st.title("Liftboard")
             st.button("Log in with your company account", on_click=st.login, type="primary")
             return None
-        user = access.user_for_email(settings, str(st.user.get("email", "")))
+        user = users.user_for_email(settings, str(st.user.get("email", "")))
         if user is None:
             st.error("Your account is not registered in Liftboard. Ask an administrator to add you.")
             st.button("Log out", on_click=st.logout)
@@ -111,7 +113,7 @@ def _login() -> access.User | None:
             )
             submitted = st.form_submit_button("Sign in", type="primary", width="stretch", key="login_submit")
         if submitted:
-            user = access.authenticate(settings, username, password)
+            user = users.authenticate(settings, username, password)
             if user is None:
                 st.error("Unknown user or wrong password.")
                 return None

@@ -30,7 +30,7 @@ from typing import Literal
 
 import polars as pl
 
-from analytics.metrics import BASE_COLUMNS, safe_ratio
+from core.metrics import BASE_COLUMNS, safe_ratio
 
 CohortKind = Literal["joined", "first_active", "first_sale"]
 CREATOR_COHORT_KINDS: tuple[CohortKind, ...] = ("joined", "first_active", "first_sale")

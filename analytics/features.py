@@ -19,8 +19,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from analytics.metrics import METRICS, rate, safe_ratio
 from analytics.segments import tier_expr
+from core.metrics import METRICS, rate, safe_ratio
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from typing import Literal
 
 import polars as pl
 
-from analytics.metrics import BASE_COLUMNS, METRIC_NAMES, METRICS, safe_ratio, with_metrics
 from analytics.sources import CONTENT_KINDS, kind_code, kind_name
+from core.metrics import BASE_COLUMNS, METRIC_NAMES, METRICS, safe_ratio, with_metrics
 
 Period = Literal["day", "week"]
 BREAKDOWNS: dict[str, str | None] = {

@@ -19,7 +19,7 @@ from typing import Literal
 
 import polars as pl
 
-from analytics.metrics import safe_ratio
+from core.metrics import safe_ratio
 
 OTHER = "(other)"
 CONTRIBUTION_DIMENSIONS: tuple[str, ...] = ("region", "category", "tier", "content_kind", "creator_id")

@@ -1,6 +1,6 @@
 """The daily activity facts every analytics stage builds on, and the lake inputs they come from.
 
-Three facts, each one row per (date, entity, …) with summed *base columns* (`analytics.metrics`):
+Three facts, each one row per (date, entity, …) with summed *base columns* (`core.metrics`):
 
 - ``creator_daily`` — grain (date, creator_id, content_kind): engagement, orders and content published,
   with the creator's region, tier and primary category (``category``): every dimension column of this
@@ -23,10 +23,10 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
-from analytics.lake import scan_table
-from analytics.metrics import BASE_COLUMNS
 from analytics.segments import tier_expr
-from liftboard.config import Settings
+from core.config import Settings
+from core.metrics import BASE_COLUMNS
+from datastore.lake import scan_table
 
 NO_CONTENT = "none"
 """``content_kind`` of orders that no piece of content brought."""

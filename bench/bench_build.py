@@ -77,7 +77,7 @@ def run_polars(home: Path, out: Path, as_of: date) -> dict[str, float]:
     import polars as pl
 
     from analytics import cohorts, kpis, sources
-    from liftboard.config import Settings
+    from core.config import Settings
 
     settings = Settings.from_env(home=home)
     inputs = sources.load_inputs(settings)
@@ -459,8 +459,8 @@ def run_build(home: Path, out: Path, as_of: date) -> dict[str, float]:
     The strategies and matching stages (benchmarked in bench/bench_strategies.py and
     bench/bench_matching.py by their owners) are left out.
     """
+    from core.config import Settings
     from liftboard.build import BuildConfig, build
-    from liftboard.config import Settings
 
     config = BuildConfig(with_strategies=False, with_matching=False)
     result = build(Settings.from_env(home=home), as_of, config=config)
@@ -556,8 +556,8 @@ def ensure_data(home: Path, scale: str) -> None:
     marker = home / f".bench-{scale}-complete"
     if marker.exists() or (home / "lake/orders").is_dir():
         return
-    from analytics import simulate
-    from liftboard.config import Settings
+    from core.config import Settings
+    from sim import simulate
 
     print(f"generating {scale} into {home} (several minutes) …", flush=True)
     simulate.generate(scale, 42, Settings.from_env(home=home))
@@ -585,9 +585,9 @@ def main() -> None:
     ensure_data(args.home, args.scale)
     import polars as pl
 
-    from analytics.lake import scan_table
     from analytics.sources import default_as_of
-    from liftboard.config import Settings
+    from core.config import Settings
+    from datastore.lake import scan_table
 
     settings = Settings.from_env(home=args.home)
     as_of = args.as_of or default_as_of(scan_table("orders", settings))

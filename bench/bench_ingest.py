@@ -20,9 +20,9 @@ from pathlib import Path
 
 
 def _run(scale: str, home: str, queue: mp.Queue) -> None:  # type: ignore[type-arg]
-    from analytics.ingest import ingest_files
-    from analytics.simulate import write_inputs
-    from liftboard.config import Settings
+    from core.config import Settings
+    from datastore.ingest import ingest_files
+    from sim.simulate import write_inputs
 
     settings = Settings.from_env(home=home, database_url=f"sqlite:///{home}/liftboard.db")
     started = time.perf_counter()

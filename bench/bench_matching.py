@@ -23,18 +23,18 @@ from pathlib import Path
 
 import polars as pl
 
-from analytics.interests import (
+from core.config import Settings
+from datastore.lake import table_files
+from matching.interests import (
     InterestConfig,
     hashtag_categories,
     interest_events,
     interest_state,
     update_interest_state,
 )
-from analytics.lake import table_files
-from analytics.matching import MatchingConfig, evaluate_matching
-from analytics.relations import MarketFrames
-from analytics.simulate import generate
-from liftboard.config import Settings
+from matching.recommender import MatchingConfig, evaluate_matching
+from matching.relations import MarketFrames
+from sim.simulate import generate
 
 BATCH_EVENTS = 100_000
 

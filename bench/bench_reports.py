@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _CHILD = r"""
 import json, sys, time
 started = time.perf_counter()
-from liftboard.config import Settings
+from core.config import Settings
 from reports.render import FORMATS, render
 from reports.weekly import weekly_review
 imported = time.perf_counter()

@@ -19,7 +19,7 @@ import time
 
 import polars as pl
 
-from liftboard.config import Settings
+from core.config import Settings
 from strategies.pipeline import run_strategies
 
 

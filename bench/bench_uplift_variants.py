@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from analytics.lake import scan_table
 from analytics.sources import default_as_of, load_inputs
-from liftboard.config import Settings
+from core.config import Settings
+from datastore.lake import scan_table
 from strategies.evaluation import truth_scores
 from strategies.modeling import ModelConfig, fit_kind, gmv_after_at_before_clicks
 from strategies.pipeline import FeatureStore

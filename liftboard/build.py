@@ -32,46 +32,14 @@ import polars as pl
 import sqlalchemy as sa
 
 from analytics import cohorts, features, kpis, movers, segments, sources
-from analytics.db import engine_for
-from liftboard.config import Settings
+from core.config import Settings
+from core.snapshots import SQL_SNAPSHOTS
+from datastore.db import engine_for
+from datastore.snapshots import LATEST, MANIFEST
 
 Progress = Callable[[str, int, int], None]
 
-LATEST = "LATEST"
-MANIFEST = "manifest.json"
 SQL_PREFIX = "analytics_"
-
-FACT_SNAPSHOTS: tuple[str, ...] = ("creator_daily", "merchant_daily", "product_daily")
-SNAPSHOTS: tuple[str, ...] = (
-    *FACT_SNAPSHOTS,
-    "kpi_daily",
-    "kpi_weekly",
-    "merchant_kpi_weekly",
-    "creator_features",
-    "merchant_features",
-    "creator_segments",
-    "merchant_segments",
-    "creator_cohorts",
-    "merchant_cohorts",
-    "top_creators",
-    "top_merchants",
-    "top_products",
-    "rising_creators",
-    "declining_creators",
-    "rising_merchants",
-    "declining_merchants",
-    "gmv_change_contributions",
-)
-"""Every snapshot a build publishes, in the order it computes them."""
-SQL_SNAPSHOTS: tuple[str, ...] = tuple(
-    name for name in SNAPSHOTS if name not in (*FACT_SNAPSHOTS, "merchant_kpi_weekly")
-)
-"""Snapshots also published as SQL tables (the daily facts and per-merchant weekly KPIs stay Parquet)."""
-
-
-class SnapshotNotFound(FileNotFoundError):
-    """No build has been published yet, or it has no snapshot of that name."""
-
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -242,7 +210,7 @@ def build(
                     write(name, frame)
         if config.with_matching and rows.get("creator_daily", 0) > 0:
             with stages.stage("matching"):
-                from analytics.matching import build_matching
+                from matching.recommender import build_matching
 
                 for name, frame in build_matching(settings, as_of).items():
                     write(name, frame)
@@ -443,7 +411,7 @@ def publish_sql(
 
 
 # ------------------------------------------------------------------------------------------------
-# Reading published builds
+# Publishing
 # ------------------------------------------------------------------------------------------------
 
 
@@ -464,56 +432,3 @@ def _prune(settings: Settings, keep: int, current: str) -> None:
     for path in builds[: max(0, len(builds) - max(keep, 1))]:
         if path.name != current:
             shutil.rmtree(path, ignore_errors=True)
-
-
-def latest_build_id(settings: Settings) -> str | None:
-    """The id of the current build, or ``None`` before the first build."""
-    try:
-        return (settings.snapshots / LATEST).read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        return None
-
-
-def latest_manifest(settings: Settings) -> dict[str, Any] | None:
-    """The manifest of the current build, or ``None`` before the first build."""
-    build_id = latest_build_id(settings)
-    if build_id is None:
-        return None
-    return json.loads((settings.snapshots / build_id / MANIFEST).read_text(encoding="utf-8"))
-
-
-def load_snapshot(name: str, settings: Settings, build_id: str | None = None) -> pl.LazyFrame:
-    """A lazy scan of snapshot ``name`` of the current build (or of ``build_id``).
-
-    Raises:
-        SnapshotNotFound: before the first build, or for a name the build does not have.
-    """
-    build_id = build_id or latest_build_id(settings)
-    if build_id is None:
-        raise SnapshotNotFound(f"no analytics build in {settings.snapshots}; run `liftboard build` first")
-    path = settings.snapshots / build_id / f"{name}.parquet"
-    if not path.is_file():
-        raise SnapshotNotFound(
-            f"build {build_id} has no snapshot {name!r}; snapshots: {', '.join(SNAPSHOTS)}"
-        )
-    return pl.scan_parquet(path)
-
-
-def is_stale(settings: Settings) -> bool:
-    """True when there is no build yet, or a committed ingestion run finished after the current build
-    was created (the lake changed since)."""
-    from analytics import db
-
-    manifest = latest_manifest(settings)
-    if manifest is None:
-        return True
-    db.ensure_db(settings)
-    runs = db.metadata.tables["ingestion_runs"]
-    query = sa.select(sa.func.max(runs.c.finished_at)).where(runs.c.status == "committed")
-    with db.connect(settings) as connection:
-        last = connection.execute(query).scalar()
-    if last is None:
-        return False
-    if last.tzinfo is None:
-        last = last.replace(tzinfo=UTC)
-    return last > datetime.fromisoformat(manifest["created_at"])

@@ -19,10 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from analytics import db, lake
-from analytics.ingest import IngestError, IngestReport, ingest_files, ingest_sql
-from analytics.schema import TABLES
-from liftboard.config import Settings
+from core.config import Settings
+from core.schema import TABLES
+from datastore import db, lake
+from datastore.ingest import IngestError, IngestReport, ingest_files, ingest_sql
 
 app = typer.Typer(
     name="liftboard",
@@ -287,7 +287,8 @@ def build_command(
     """Run the analytics build and publish snapshots (Parquet) and analytics_* tables (SQL)."""
     from datetime import date
 
-    from liftboard.build import BuildConfig, build, is_stale
+    from datastore.snapshots import is_stale
+    from liftboard.build import BuildConfig, build
 
     settings = Settings.from_env()
     out, err = _out(), _err()
@@ -314,7 +315,7 @@ def build_command(
 
 # --------------------------------------------------------------------------------------------------------
 # demo: the simulator's command goes here (`@app.command() def demo(...)` calling
-# analytics.simulate.generate). Keep it below this line so the ingest/status/db commands stay together.
+# sim.simulate.generate). Keep it below this line so the ingest/status/db commands stay together.
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -329,7 +330,7 @@ def demo(
     ] = False,
 ) -> None:
     """Generate a simulated marketplace and load it through ingest (truth goes to $LIFTBOARD_HOME/truth)."""
-    from analytics.simulate import SCALES, generate
+    from sim.simulate import SCALES, generate
 
     settings = Settings.from_env()
     out, err = _out(), _err()
@@ -440,8 +441,8 @@ def users_add(
     """Create an app user (asks for a password unless --password-stdin)."""
     import sys
 
-    from liftboard import access
-
+    from core import access
+    from datastore import users
     settings = Settings.from_env()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -451,7 +452,7 @@ def users_add(
         _err().print(Text("error: empty password", style="bold red"))
         raise typer.Exit(2)
     try:
-        user = access.add_user(
+        user = users.add_user(
             settings,
             username,
             password,
@@ -470,9 +471,8 @@ def users_add(
 @users_app.command("list")
 def users_list() -> None:
     """List the app users with their roles and merchants."""
-    from liftboard import access
-
-    frame = access.list_users(Settings.from_env())
+    from datastore import users
+    frame = users.list_users(Settings.from_env())
     table = Table(title="Users")
     for column in frame.columns:
         table.add_column(column, overflow="fold")
@@ -484,11 +484,11 @@ def users_list() -> None:
 @users_app.command("seed-demo")
 def users_seed_demo() -> None:
     """Create the demo users ops/ops and merchant/merchant (the 5 largest merchants); needs a build."""
-    from liftboard import access
-    from liftboard.build import SnapshotNotFound
+    from datastore import users
+    from datastore.snapshots import SnapshotNotFound
 
     try:
-        created = access.seed_demo_users(Settings.from_env())
+        created = users.seed_demo_users(Settings.from_env())
     except SnapshotNotFound as exc:
         _err().print(Text(f"error: {exc}", style="bold red"))
         raise typer.Exit(1) from None
@@ -505,7 +505,7 @@ def watch(
     interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 2.0,
 ) -> None:
     """Ingest files dropped in DIRECTORY as they arrive and keep creator interests current (Ctrl-C stops)."""
-    from analytics.watch import WatchBatch, watch_folder
+    from liftboard.watch import WatchBatch, watch_folder
 
     out, err = _out(), _err()
 
@@ -574,7 +574,7 @@ _FORMAT_HELP = "Comma-separated formats: pdf, pptx, xlsx, html."
 
 def _report_user(settings: Settings, username: str | None) -> None:
     """Exit with code 2 when ``username`` is given but unknown."""
-    from liftboard.access import get_user
+    from datastore.users import get_user
 
     if username is not None and get_user(settings, username) is None:
         _err().print(Text(f"error: unknown user {username!r}", style="bold red"))
@@ -623,7 +623,7 @@ def report_weekly(
     ] = None,
 ) -> None:
     """The weekly business review of one ISO week."""
-    from liftboard.access import get_user
+    from datastore.users import get_user
     from reports.weekly import weekly_review
 
     settings = Settings.from_env()
@@ -646,7 +646,7 @@ def report_merchant(
     ] = None,
 ) -> None:
     """The report of one merchant: KPIs and trend, products, creators, category, recommendations."""
-    from liftboard.access import get_user
+    from datastore.users import get_user
     from reports.merchant import merchant_report
 
     settings = Settings.from_env()

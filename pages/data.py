@@ -1,14 +1,14 @@
 """Data: ingestion runs from the ledger, freshness per table, the quarantine browser (rows with their
-reasons) and an upload that ingests a file through `analytics.ingest.ingest_files` (the CLI's path)."""
+reasons) and an upload that ingests a file through `datastore.ingest.ingest_files` (the CLI's path)."""
 
 from __future__ import annotations
 
 import polars as pl
 import streamlit as st
 
-from analytics.schema import TABLES
-from liftboard import app_data
-from pages import _ui as ui
+from core.schema import TABLES
+from webapp import data as app_data
+from webapp import ui
 
 user = ui.current_user()
 st.title("Data")

@@ -9,8 +9,8 @@ import polars as pl
 import streamlit as st
 
 from analytics.segments import LIFECYCLE_STAGES
-from liftboard import app_data
-from pages import _ui as ui
+from webapp import data as app_data
+from webapp import ui
 
 user = ui.current_user()
 f = ui.filters()

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from liftboard import app_data
-from pages import _ui as ui
+from webapp import data as app_data
+from webapp import ui
 
 user = ui.current_user()
 st.title("Strategy board")

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from liftboard import app_data
-from pages import _ui as ui
 from reports.charts import plotly_figure
 from reports.common import complete_weeks, week_label
 from reports.model import Report, Section, format_value
 from reports.notes import read_notes, save_notes
 from reports.render import FORMATS, MIME_TYPES, render
 from reports.weekly import notes_owner, weekly_review
+from webapp import data as app_data
+from webapp import ui
 
 user = ui.current_user()
 settings = app_data.settings()

@@ -18,12 +18,12 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from analytics import db
 from analytics.kpis import creator_totals, merchant_totals
-from analytics.metrics import METRICS, safe_ratio, with_metrics
-from liftboard.access import User, scope_frame, scoped_snapshot
-from liftboard.build import SnapshotNotFound, latest_manifest, load_snapshot
-from liftboard.config import Settings
+from core.access import User, scope_frame
+from core.config import Settings
+from core.metrics import METRICS, safe_ratio, with_metrics
+from datastore import db
+from datastore.snapshots import SnapshotNotFound, latest_manifest, load_snapshot, scoped_snapshot
 from reports.model import Chart, Kpi, NoReportData, ReportError
 
 WEEK_PATTERN = re.compile(r"^(\d{4})-W(\d{2})$")

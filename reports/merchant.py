@@ -13,9 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
-from analytics.metrics import METRICS
-from liftboard.access import User, can_see_merchant
-from liftboard.config import Settings
+from core.access import User, can_see_merchant
+from core.config import Settings
+from core.metrics import METRICS
 from reports.common import (
     dimension,
     headline_kpis,

@@ -3,7 +3,7 @@
 A report (weekly review or merchant report) is a frozen `Report` of `Section`s; a section holds KPI
 cards, charts and tables. The renderers (Excel, PDF, slides, HTML) take a `Report` and nothing else,
 so every format shows the same numbers. Number formats come from the metric dictionary
-(`analytics.metrics`) through *format keys*: a metric name (``gmv``, ``ctr``…) or one of the extra
+(`core.metrics`) through *format keys*: a metric name (``gmv``, ``ctr``…) or one of the extra
 keys in `EXTRA_FORMATS` (``pct_change``, ``int``, ``text``, ``date``…).
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from analytics.metrics import METRICS
+from core.metrics import METRICS
 
 
 class ReportError(ValueError):

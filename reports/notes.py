@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from liftboard.config import Settings
+from core.config import Settings
 from reports.common import WEEK_PATTERN
 from reports.model import ReportError
 

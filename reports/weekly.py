@@ -28,8 +28,8 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 
 from analytics import movers as movers_lib
-from liftboard.access import User
-from liftboard.config import Settings
+from core.access import User
+from core.config import Settings
 from reports.common import (
     complete_weeks,
     dimension,

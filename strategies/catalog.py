@@ -12,7 +12,7 @@ from typing import Literal
 
 import polars as pl
 
-from analytics.schema import STRATEGIES
+from core.schema import STRATEGIES
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 _OPS: dict[str, Callable[[pl.Expr, float], pl.Expr]] = {

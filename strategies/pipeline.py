@@ -15,9 +15,9 @@ from datetime import date, timedelta
 import polars as pl
 
 from analytics.features import creator_features, merchant_features
-from analytics.lake import scan_table
 from analytics.sources import Inputs, creator_daily, default_as_of, load_inputs, merchant_daily
-from liftboard.config import Settings
+from core.config import Settings
+from datastore.lake import scan_table
 from strategies import store
 from strategies.allocation import AllocationConfig, allocate, cost_curve
 from strategies.catalog import Catalog, load_catalog
@@ -28,20 +28,6 @@ from strategies.training import ENTITY_ID, data_window, training_set
 
 Progress = Callable[[str, int, int], None]
 KINDS = ("creator", "merchant")
-SNAPSHOTS: tuple[str, ...] = (
-    "recommendations",
-    "allocation",
-    "cost_curve",
-    "model_metrics",
-    "qini_curves",
-    "calibration",
-    "shap_drivers",
-    "shap_importance",
-    "shap_dependence",
-    "segment_rules",
-    "strategy_catalog",
-)
-"""The tables a strategies run publishes (see `StrategyRun.tables`)."""
 
 
 @dataclass
@@ -66,7 +52,7 @@ class StrategyRun:
     models: dict[str, KindModel] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pl.DataFrame]:
-        """The frames to publish, by snapshot name (the names of `SNAPSHOTS`)."""
+        """The frames to publish, by snapshot name (the catalog's ``strategies`` stage, `core.snapshots`)."""
         return {
             "recommendations": self.recommendations,
             "allocation": self.allocation,

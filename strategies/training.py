@@ -13,8 +13,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from analytics.schema import CREATOR_STRATEGIES, MERCHANT_STRATEGIES
 from analytics.sources import Inputs, creator_daily, merchant_daily
+from core.schema import CREATOR_STRATEGIES, MERCHANT_STRATEGIES
 
 HORIZON_DAYS = 28
 ENTITY_ID = {"creator": "creator_id", "merchant": "merchant_id"}

@@ -1,4 +1,4 @@
-"""Small valid inputs for every canonical table, built from the specs in ``analytics.schema``."""
+"""Small valid inputs for every canonical table, built from the specs in ``core.schema``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from analytics.schema import TABLES, table_spec
+from core.schema import TABLES, table_spec
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from analytics import db
-from liftboard.config import Settings
+from core.config import Settings
+from datastore import db
 
 PG_URL = os.environ.get("LIFTBOARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -15,27 +15,17 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from analytics import simulate
-from analytics.db import dispose_engine, engine_for
 from analytics.kpis import kpi_cards
-from analytics.lake import scan_table
-from analytics.metrics import RATE_METRICS
+from core.config import Settings
+from core.metrics import RATE_METRICS
+from core.snapshots import CATALOG
+from datastore.db import dispose_engine, engine_for
+from datastore.lake import scan_table
+from datastore.snapshots import LATEST, SnapshotNotFound, latest_build_id, latest_manifest, load_snapshot
 from liftboard import build as build_module
-from liftboard.build import (
-    LATEST,
-    SNAPSHOTS,
-    SQL_PREFIX,
-    BuildConfig,
-    BuildResult,
-    SnapshotNotFound,
-    build,
-    latest_build_id,
-    latest_manifest,
-    load_snapshot,
-)
+from liftboard.build import SQL_PREFIX, BuildConfig, BuildResult, build
 from liftboard.cli import app
-from liftboard.config import Settings
-from strategies.pipeline import SNAPSHOTS as STRATEGY_SNAPSHOTS
+from sim import simulate
 
 AS_OF = date(2026, 11, 23)  # the day after the simulator's last day
 
@@ -87,9 +77,14 @@ def test_build_publishes_every_snapshot(built: tuple[Settings, BuildResult, list
     assert manifest is not None
     assert manifest["build_id"] == result.build_id
     assert manifest["as_of"] == AS_OF.isoformat()
-    assert set(manifest["row_counts"]) == set(SNAPSHOTS) | set(STRATEGY_SNAPSHOTS)
-    for name in SNAPSHOTS:
-        assert load_snapshot(name, settings).select(pl.len()).collect().item() == manifest["row_counts"][name]
+    published = {snapshot.name: snapshot for snapshot in CATALOG if snapshot.stage != "matching"}
+    assert set(manifest["row_counts"]) == set(published)
+    for name, snapshot in published.items():
+        frame = load_snapshot(name, settings).collect()
+        assert frame.height == manifest["row_counts"][name]
+        # the catalog's key columns exist and identify a row
+        assert set(snapshot.key) <= set(frame.columns), (name, frame.columns)
+        assert frame.select(snapshot.key).is_duplicated().sum() == 0, name
     assert (
         result.row_counts["creator_features"]
         == scan_table("creators", settings)

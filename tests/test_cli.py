@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analytics import db
+from core.config import Settings
+from datastore import db
 from liftboard.cli import app
-from liftboard.config import Settings
 from tests.builders import write, write_all
 
 WIDE = {"COLUMNS": "250"}
@@ -96,7 +96,7 @@ def test_ingest_argument_errors(
 
 
 def test_ingest_from_a_sql_source(runner: CliRunner, settings: Settings, tmp_path: Path) -> None:
-    from tests.analytics.ingest_support import warehouse
+    from tests.datastore.ingest_support import warehouse
 
     url = warehouse(tmp_path)
 

@@ -8,8 +8,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from analytics.metrics import BASE_COLUMNS
 from analytics.sources import CREATOR_DAILY_SCHEMA, MERCHANT_DAILY_SCHEMA, PRODUCT_DAILY_SCHEMA
+from core.metrics import BASE_COLUMNS
 
 Rows = list[dict[str, Any]]
 FrameFactory = Callable[[Rows], pl.DataFrame]

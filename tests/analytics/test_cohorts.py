@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from analytics.cohorts import COHORT_COLUMNS, creator_cohorts, last_complete_week, merchant_cohorts
-from analytics.schema import CREATORS, MERCHANTS
+from core.schema import CREATORS, MERCHANTS
 
 from .conftest import FrameFactory
 

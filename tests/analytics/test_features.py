@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from analytics.features import creator_features, merchant_features
-from analytics.schema import CREATORS, MERCHANTS, PRODUCTS, SHOWCASE
+from core.schema import CREATORS, MERCHANTS, PRODUCTS, SHOWCASE
 
 from .conftest import FrameFactory
 

@@ -10,8 +10,8 @@ from polars.testing import assert_frame_equal
 
 from analytics import sources
 from analytics.kpis import KPI_COLUMNS, creator_totals, kpi_cards, kpi_table
-from analytics.schema import CONTENT, CREATORS, ENGAGEMENT, MERCHANTS, ORDERS, PRODUCTS, SHOWCASE, TABLES
 from analytics.sources import Inputs, default_as_of
+from core.schema import CONTENT, CREATORS, ENGAGEMENT, MERCHANTS, ORDERS, PRODUCTS, SHOWCASE, TABLES
 
 from .conftest import FrameFactory
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from liftboard import access
-from liftboard.config import Settings
+from core.config import Settings
+from datastore import users
 from liftboard.headless import CHROMIUM, CHROMIUM_ARGS, serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,17 +29,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _build_tiny(home: Path) -> None:
-    from analytics.simulate import generate
     from liftboard.build import build
+    from sim.simulate import generate
 
     settings = Settings.from_env(home=home)
     generate("tiny", 42, settings)
     build(settings)
-    access.seed_demo_users(settings)
-    demo = access.get_user(settings, "merchant")
+    users.seed_demo_users(settings)
+    demo = users.get_user(settings, "merchant")
     assert demo is not None and demo.merchant_ids
-    others = sorted(set(access.largest_merchants(settings, 12)) - set(demo.merchant_ids))
-    access.add_user(settings, OTHER_USER, OTHER_USER, "merchant_success", merchant_ids=others[:1])
+    others = sorted(set(users.largest_merchants(settings, 12)) - set(demo.merchant_ids))
+    users.add_user(settings, OTHER_USER, OTHER_USER, "merchant_success", merchant_ids=others[:1])
     (home / ".ready").write_text("ok", encoding="utf-8")
 
 

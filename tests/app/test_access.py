@@ -6,42 +6,43 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from liftboard import access
+from core import access
+from core.config import Settings
+from datastore import snapshots, users
 from liftboard.cli import app as cli
-from liftboard.config import Settings
 
 
 def test_password_hash_is_salted_and_verifies() -> None:
-    first, second = access.hash_password("s3cret"), access.hash_password("s3cret")
+    first, second = users.hash_password("s3cret"), users.hash_password("s3cret")
     assert first != second and first.startswith("scrypt$")
-    assert access.verify_password("s3cret", first)
-    assert not access.verify_password("wrong", first)
-    assert not access.verify_password("s3cret", None)
-    assert not access.verify_password("s3cret", "md5$abc")
+    assert users.verify_password("s3cret", first)
+    assert not users.verify_password("wrong", first)
+    assert not users.verify_password("s3cret", None)
+    assert not users.verify_password("s3cret", "md5$abc")
 
 
 def test_add_and_authenticate(sqlite_settings: Settings) -> None:
-    user = access.add_user(sqlite_settings, "ana", "pw", "merchant_success", "Ana", ["m00002", "m00001"])
+    user = users.add_user(sqlite_settings, "ana", "pw", "merchant_success", "Ana", ["m00002", "m00001"])
     assert user == access.User("ana", "Ana", "merchant_success", frozenset({"m00001", "m00002"}))
-    assert access.authenticate(sqlite_settings, "ana", "pw") == user
-    assert access.authenticate(sqlite_settings, "ana", "nope") is None
-    assert access.authenticate(sqlite_settings, "nobody", "pw") is None
-    assert access.get_user(sqlite_settings, "ana") == user
-    ops = access.add_user(sqlite_settings, "olga", "pw", "ops")
+    assert users.authenticate(sqlite_settings, "ana", "pw") == user
+    assert users.authenticate(sqlite_settings, "ana", "nope") is None
+    assert users.authenticate(sqlite_settings, "nobody", "pw") is None
+    assert users.get_user(sqlite_settings, "ana") == user
+    ops = users.add_user(sqlite_settings, "olga", "pw", "ops")
     assert ops.merchant_ids is None and ops.is_ops
     with pytest.raises(access.AccessError, match="already exists"):
-        access.add_user(sqlite_settings, "ana", "pw", "ops")
+        users.add_user(sqlite_settings, "ana", "pw", "ops")
     with pytest.raises(access.AccessError, match="unknown role"):
-        access.add_user(sqlite_settings, "x", "pw", "admin")
+        users.add_user(sqlite_settings, "x", "pw", "admin")
     with pytest.raises(access.AccessError, match="ops users see every merchant"):
-        access.add_user(sqlite_settings, "y", "pw", "ops", merchant_ids=["m00001"])
+        users.add_user(sqlite_settings, "y", "pw", "ops", merchant_ids=["m00001"])
 
 
 def test_oidc_email_maps_to_local_user(sqlite_settings: Settings) -> None:
-    access.add_user(sqlite_settings, "bo", None, "ops", email="Bo@Example.com")
-    assert access.user_for_email(sqlite_settings, "bo@example.com") == access.get_user(sqlite_settings, "bo")
-    assert access.user_for_email(sqlite_settings, "eve@example.com") is None
-    assert access.authenticate(sqlite_settings, "bo", "") is None  # no password: OIDC only
+    users.add_user(sqlite_settings, "bo", None, "ops", email="Bo@Example.com")
+    assert users.user_for_email(sqlite_settings, "bo@example.com") == users.get_user(sqlite_settings, "bo")
+    assert users.user_for_email(sqlite_settings, "eve@example.com") is None
+    assert users.authenticate(sqlite_settings, "bo", "") is None  # no password: OIDC only
 
 
 def test_scope_frame_filters_by_merchant_and_refuses_unkeyed() -> None:
@@ -61,11 +62,11 @@ def test_scope_frame_filters_by_merchant_and_refuses_unkeyed() -> None:
 
 
 def test_scoped_snapshots_on_the_tiny_build(app_settings: Settings) -> None:
-    merchant = access.get_user(app_settings, "merchant")
+    merchant = users.get_user(app_settings, "merchant")
     assert merchant is not None and merchant.merchant_ids is not None and len(merchant.merchant_ids) == 5
-    daily = access.scoped_snapshot("merchant_daily", app_settings, merchant).collect()
+    daily = snapshots.scoped_snapshot("merchant_daily", app_settings, merchant).collect()
     assert set(daily["merchant_id"]) == set(merchant.merchant_ids)
-    recs = access.scoped_snapshot("recommendations", app_settings, merchant).collect()
+    recs = snapshots.scoped_snapshot("recommendations", app_settings, merchant).collect()
     assert set(recs["entity_kind"]) <= {"merchant"} and set(recs["entity_id"]) <= merchant.merchant_ids
     for name in (
         "creator_daily",
@@ -75,12 +76,12 @@ def test_scoped_snapshots_on_the_tiny_build(app_settings: Settings) -> None:
         "gmv_change_contributions",
     ):
         with pytest.raises(PermissionError):
-            access.scoped_snapshot(name, app_settings, merchant)
-    assert access.scoped_snapshot("strategy_catalog", app_settings, merchant).collect().height > 0
-    ops = access.get_user(app_settings, "ops")
+            snapshots.scoped_snapshot(name, app_settings, merchant)
+    assert snapshots.scoped_snapshot("strategy_catalog", app_settings, merchant).collect().height > 0
+    ops = users.get_user(app_settings, "ops")
     assert ops is not None
     assert (
-        access.scoped_snapshot("merchant_daily", app_settings, ops)
+        snapshots.scoped_snapshot("merchant_daily", app_settings, ops)
         .select(pl.col("merchant_id").n_unique())
         .collect()
         .item()
@@ -109,7 +110,7 @@ def test_cli_users_add_list_and_seed(sqlite_settings: Settings, monkeypatch: pyt
     )
     assert result.exit_code == 0, result.output
     assert "kim (merchant_success, 2 merchant(s)) created" in result.output
-    assert access.authenticate(sqlite_settings, "kim", "pw") is not None
+    assert users.authenticate(sqlite_settings, "kim", "pw") is not None
     again = runner.invoke(cli, ["users", "add", "kim", "--role", "ops", "--password-stdin"], input="pw\n")
     assert again.exit_code == 2 and "already exists" in again.output
     bad = runner.invoke(cli, ["users", "add", "z", "--role", "boss", "--password-stdin"], input="pw\n")

@@ -15,8 +15,8 @@ import openpyxl
 import polars as pl
 import pytest
 
-from liftboard import access
-from liftboard.config import Settings
+from core.config import Settings
+from datastore import users
 from tests.app.conftest import OTHER_USER
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -132,8 +132,8 @@ def test_export_downloads_and_opens(page: Any, app_url: str) -> None:
 
 def test_merchant_success_cannot_reach_another_merchant(page: Any, app_url: str, tiny_home: Any) -> None:
     settings = Settings.from_env(home=tiny_home)
-    mine = access.get_user(settings, "merchant")
-    theirs = access.get_user(settings, OTHER_USER)
+    mine = users.get_user(settings, "merchant")
+    theirs = users.get_user(settings, OTHER_USER)
     assert mine and theirs and mine.merchant_ids and theirs.merchant_ids
     other_id = sorted(theirs.merchant_ids)[0]
     assert other_id not in mine.merchant_ids

@@ -10,11 +10,13 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from liftboard import access, app_data
-from liftboard.build import load_snapshot
-from liftboard.config import Settings
+from core import access
+from core.config import Settings
+from datastore import users
+from datastore.snapshots import load_snapshot
 from strategies import store
 from tests.app.conftest import OTHER_USER, ROOT
+from webapp import data as app_data
 
 OPS_PAGES = ["overview", "movers", "cohorts", "creators", "merchants", "strategy_board", "models", "data"]
 
@@ -46,7 +48,7 @@ def open_page(app_settings: Settings) -> Open:
 
     def run(page: str | None, username: str = "ops", **query: str) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.session_state["user"] = access.get_user(app_settings, username)
+        at.session_state["user"] = users.get_user(app_settings, username)
         for key, value in query.items():
             at.query_params[key] = value
         at.run()
@@ -142,8 +144,8 @@ def test_unknown_creator_is_not_found(open_page: Open) -> None:
 
 
 def test_merchant_profile_and_scoping(open_page: Open, app_settings: Settings) -> None:
-    merchant = access.get_user(app_settings, "merchant")
-    other = access.get_user(app_settings, OTHER_USER)
+    merchant = users.get_user(app_settings, "merchant")
+    other = users.get_user(app_settings, OTHER_USER)
     assert merchant and other and merchant.merchant_ids and other.merchant_ids
     mine, theirs = sorted(merchant.merchant_ids)[0], sorted(other.merchant_ids)[0]
     ops = open_page("merchants", merchant=theirs)
@@ -220,7 +222,7 @@ def test_strategy_board_reads_names_not_ids(open_page: Open, app_settings: Setti
 
 
 def test_merchant_success_strategy_board_is_scoped(open_page: Open, app_settings: Settings) -> None:
-    merchant = access.get_user(app_settings, "merchant")
+    merchant = users.get_user(app_settings, "merchant")
     assert merchant and merchant.merchant_ids
     at = open_page("strategy_board", "merchant", sb_best="false")
     board = at.dataframe[0].value

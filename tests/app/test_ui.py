@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import polars as pl
 import pytest
 
-from pages import _ui as ui
+from webapp import ui
 
 
 def test_drivers_chart_words_values_as_the_rationale_does(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,12 +15,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analytics import simulate
-from analytics.db import dispose_engine
-from liftboard import access
-from liftboard.build import build, load_snapshot
-from liftboard.config import Settings
+from core import access
+from core.config import Settings
+from datastore import users
+from datastore.db import dispose_engine
+from datastore.snapshots import load_snapshot
+from liftboard.build import build
 from reports.notes import save_notes
+from sim import simulate
 from strategies.store import set_status
 
 WEEK = "2026-W47"
@@ -86,8 +88,8 @@ def _prepare(settings: Settings) -> None:
             on=started,
         )
     scope = sorted({merchants.row(0, named=True)["entity_id"], merchants.row(2, named=True)["entity_id"]})
-    access.add_user(settings, "ops", "pw", "ops")
-    access.add_user(settings, "ms", "pw", "merchant_success", merchant_ids=scope)
+    users.add_user(settings, "ops", "pw", "ops")
+    users.add_user(settings, "ms", "pw", "merchant_success", merchant_ids=scope)
     save_notes(settings, WEEK, NOTES, user="ops")
 
 
@@ -122,8 +124,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> ReportWor
         )
         for row in actions.sort("started_on").iter_rows(named=True)
     )
-    ops = access.get_user(settings, "ops")
-    merchant_user = access.get_user(settings, "ms")
+    ops = users.get_user(settings, "ops")
+    merchant_user = users.get_user(settings, "ms")
     assert ops is not None and merchant_user is not None
     assert merchant_user.merchant_ids is not None
     return ReportWorld(settings, accepted, merchant_user.merchant_ids, ops, merchant_user)

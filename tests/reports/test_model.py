@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from liftboard.config import Settings
+from core.config import Settings
 from reports.common import parse_week, week_label
 from reports.model import ReportError, format_of, format_value
 from reports.notes import MAX_NOTES_CHARS, notes_path, read_notes, save_notes

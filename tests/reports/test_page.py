@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from liftboard.config import Settings
+from core.config import Settings
 from reports.notes import read_notes
 from tests.reports.conftest import WEEK, ReportWorld
 

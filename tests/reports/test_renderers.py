@@ -190,7 +190,7 @@ def test_merchant_report_bytes_respects_scope(world: ReportWorld) -> None:
     inside = sorted(world.scoped_merchants)[0]
     data = merchant_report_bytes(world.settings, world.merchant_user, inside, "xlsx")
     assert data[:2] == b"PK"
-    from liftboard.access import get_user
+    from datastore.users import get_user
 
     outside = next(
         m for m in ("m00001", "m00002", "m00003", "m00004", "m00005") if m not in world.scoped_merchants

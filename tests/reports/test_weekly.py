@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
-from liftboard.build import load_snapshot
-from liftboard.config import Settings
+from core.config import Settings
+from datastore.snapshots import load_snapshot
 from reports.model import NoReportData, ReportError
 from reports.weekly import FOLLOW_UP_DAYS, weekly_review
 from tests.reports.conftest import NOTES, WEEK, ReportWorld

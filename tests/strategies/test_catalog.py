@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analytics.schema import STRATEGIES
+from core.schema import STRATEGIES
 from strategies.catalog import CATALOG_PATH, load_catalog
 
 

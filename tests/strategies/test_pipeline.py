@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from analytics.simulate import generate
-from liftboard.config import Settings
+from core.config import Settings
+from sim.simulate import generate
 from strategies import store
 from strategies.evaluation import TRUTH_SCORE_NAMES
 from strategies.modeling import ModelConfig
@@ -73,8 +73,8 @@ def test_shap_contributions_sum_to_every_prediction(tiny_home: Settings, run: St
 
 
 def test_no_leakage_training_only_sees_finished_outcomes(tiny_home: Settings) -> None:
-    from analytics.lake import scan_table
     from analytics.sources import load_inputs
+    from datastore.lake import scan_table
 
     inputs = load_inputs(tiny_home)
     cutoff = date(2026, 9, 1)

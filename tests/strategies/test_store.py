@@ -7,7 +7,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from liftboard.config import Settings
+from core.config import Settings
 from strategies import store
 
 

@@ -1,0 +1,265 @@
+"""The state DB: dimension tables, the ingestion ledger, and how to reach them.
+
+The tables are declared here with SQLAlchemy Core and created by Alembic migrations in
+``datastore/migrations`` (never by ``metadata.create_all``), so a database that holds users' work is only
+ever changed by an explicit, reviewed migration. ``upgrade_db`` brings any database to the newest schema.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from core.config import Settings
+from core.schema import DIMENSION_TABLES, TABLES, TableSpec, table_spec
+
+metadata = sa.MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+    }
+)
+
+RUN_STATUSES = ("running", "committed", "failed")
+
+creators = sa.Table(
+    "creators",
+    metadata,
+    sa.Column("creator_id", sa.String(64), primary_key=True),
+    sa.Column("handle", sa.Text, nullable=False),
+    sa.Column("joined_on", sa.Date, nullable=False),
+    sa.Column("region", sa.Text, nullable=False),
+    sa.Column("followers", sa.BigInteger, nullable=False),
+    sa.Column("primary_category", sa.Text, nullable=False),
+    sa.Column("bio", sa.Text, nullable=True),
+)
+
+merchants = sa.Table(
+    "merchants",
+    metadata,
+    sa.Column("merchant_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("joined_on", sa.Date, nullable=False),
+    sa.Column("region", sa.Text, nullable=False),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("rating", sa.Double, nullable=False),
+    sa.Column("ships_in_days", sa.Double, nullable=False),
+)
+
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("product_id", sa.String(64), primary_key=True),
+    sa.Column(
+        "merchant_id", sa.String(64), sa.ForeignKey("merchants.merchant_id"), nullable=False, index=True
+    ),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("price", sa.Double, nullable=False),
+    sa.Column("commission_rate", sa.Double, nullable=False),
+    sa.Column("listed_on", sa.Date, nullable=False),
+)
+
+showcase = sa.Table(
+    "showcase",
+    metadata,
+    sa.Column("creator_id", sa.String(64), sa.ForeignKey("creators.creator_id"), primary_key=True),
+    sa.Column(
+        "product_id", sa.String(64), sa.ForeignKey("products.product_id"), primary_key=True, index=True
+    ),
+    sa.Column("added_on", sa.Date, primary_key=True),
+    sa.Column("removed_on", sa.Date, nullable=True),
+)
+
+# entity_id points at creators or merchants depending on entity_kind: ingest enforces it (ForeignKey.when).
+interventions = sa.Table(
+    "interventions",
+    metadata,
+    sa.Column("intervention_id", sa.String(64), primary_key=True),
+    sa.Column("entity_kind", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.String(64), nullable=False, index=True),
+    sa.Column("strategy", sa.String(64), nullable=False),
+    sa.Column("assigned_on", sa.Date, nullable=False),
+    sa.Column("arm", sa.String(16), nullable=False),
+    sa.Column("assignment", sa.String(16), nullable=False),
+)
+
+ingestion_runs = sa.Table(
+    "ingestion_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("user", sa.Text, nullable=True),
+    sa.Column("source", sa.Text, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.CheckConstraint("status IN ('running', 'committed', 'failed')", name="status"),
+)
+
+ingestion_loads = sa.Table(
+    "ingestion_loads",
+    metadata,
+    sa.Column("load_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("ingestion_runs.run_id"), nullable=False, index=True),
+    sa.Column("table_name", sa.String(64), nullable=False),
+    sa.Column("file", sa.Text, nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("rows_loaded", sa.BigInteger, nullable=False),
+    sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
+    sa.Column("rows_duplicate", sa.BigInteger, nullable=False),
+    sa.Column("quarantine_path", sa.Text, nullable=True),
+    sa.CheckConstraint("rows_read = rows_loaded + rows_quarantined + rows_duplicate", name="rows_add_up"),
+)
+
+DIMENSION_SQL_TABLES: dict[str, sa.Table] = {name: metadata.tables[name] for name in DIMENSION_TABLES}
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+_upgraded: set[str] = set()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine of the state DB named by ``settings`` (one per URL per process).
+
+    SQLite gets foreign keys enforced and a busy timeout; its directory is created if missing.
+    """
+    url = settings.database_url
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            parsed = sa.make_url(url)
+            if parsed.get_backend_name() == "sqlite":
+                if parsed.database and parsed.database != ":memory:":
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                engine = sa.create_engine(url)
+                sa.event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                engine = sa.create_engine(url, pool_pre_ping=True)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engine(settings: Settings) -> None:
+    """Close and forget the cached engine of ``settings`` (tests dropping a database use it)."""
+    with _engines_lock:
+        engine = _engines.pop(settings.database_url, None)
+        _upgraded.discard(settings.database_url)
+    if engine is not None:
+        engine.dispose()
+
+
+def alembic_config(settings: Settings) -> Any:
+    """An Alembic ``Config`` for the migrations shipped inside the ``datastore`` package."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "datastore:migrations")
+    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade_db(settings: Settings, revision: str = "head") -> None:
+    """Run the migrations up to ``revision`` (idempotent: a database at head is left alone)."""
+    from alembic import command
+
+    config = alembic_config(settings)
+    with engine_for(settings).begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    _upgraded.add(settings.database_url)
+
+
+def ensure_db(settings: Settings) -> None:
+    """Upgrade the DB once per process and URL; later calls are free."""
+    if settings.database_url not in _upgraded:
+        upgrade_db(settings)
+
+
+@contextmanager
+def connect(settings: Settings) -> Iterator[Connection]:
+    """A connection inside a transaction that commits on success and rolls back on error."""
+    with engine_for(settings).begin() as connection:
+        yield connection
+
+
+def sql_table(name: str) -> sa.Table:
+    """The SQLAlchemy table of a dimension table or the ledger."""
+    try:
+        return metadata.tables[name]
+    except KeyError:
+        raise KeyError(
+            f"{name!r} is not a table of the state DB; known: {', '.join(metadata.tables)}"
+        ) from None
+
+
+def frame_from_rows(rows: list[Any], spec: TableSpec) -> pl.DataFrame:
+    """Rows fetched from the DB as a frame with the canonical schema of ``spec``."""
+    if not rows:
+        return spec.empty()
+    columns = list(zip(*rows, strict=True))
+    return pl.DataFrame(
+        {
+            name: pl.Series(name, values, dtype=dtype)
+            for (name, dtype), values in zip(spec.schema.items(), columns, strict=True)
+        }
+    )
+
+
+def read_table(name: str, settings: Settings, *, connection: Connection | None = None) -> pl.DataFrame:
+    """A dimension table from the state DB with its canonical schema, ordered by primary key."""
+    spec = table_spec(name)
+    if spec.storage != "db":
+        raise ValueError(f"{name!r} is a lake table; use datastore.lake.scan_table")
+    table = DIMENSION_SQL_TABLES[name]
+    query = sa.select(*(table.c[column] for column in spec.columns)).order_by(
+        *(table.c[column] for column in spec.primary_key)
+    )
+    if connection is not None:
+        rows = list(connection.execute(query).all())
+    else:
+        with engine_for(settings).connect() as conn:
+            rows = list(conn.execute(query).all())
+    return frame_from_rows(rows, spec)
+
+
+def count_rows(name: str, settings: Settings) -> int:
+    """Number of rows of a state-DB table."""
+    table = sql_table(name)
+    with engine_for(settings).connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+__all__ = [
+    "DIMENSION_SQL_TABLES",
+    "RUN_STATUSES",
+    "TABLES",
+    "connect",
+    "count_rows",
+    "dispose_engine",
+    "engine_for",
+    "ensure_db",
+    "ingestion_loads",
+    "ingestion_runs",
+    "metadata",
+    "read_table",
+    "sql_table",
+    "upgrade_db",
+]

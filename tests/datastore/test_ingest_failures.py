@@ -1,0 +1,241 @@
+"""Ingest failures: whole-file errors change nothing, killed runs are recovered, no row is ever lost."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from core.config import Settings
+from core.schema import TABLES
+from datastore import lake
+from datastore.ingest import IngestError, ingest_files, recover
+from tests.builders import NOW, valid_tables, write, write_all
+from tests.datastore.ingest_support import (
+    GOOD,
+    ORDER_HEADER,
+    assert_counts_add_up,
+    assert_lake_holds,
+    assert_same_db,
+    crash_ingest,
+    db_snapshot,
+    lake_snapshot,
+    ledger,
+    ledger_loads,
+    load_valid,
+    order_row,
+    orders_parquet_bytes,
+)
+
+# ---------------------------------------------------------------------------------------------------------
+# Whole-file errors
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("orders.csv", b"", r"orders\.csv: file is empty \(0 bytes\)"),
+        ("orders.csv", (ORDER_HEADER + "\n").encode(), r"orders\.csv: file is empty \(header only"),
+        ("orders.ndjson", b"\n\n", r"orders\.ndjson: file is empty"),
+        (
+            "orders.csv",
+            (ORDER_HEADER + "\n" + order_row()).encode()[:-1] + b"\x00\n",
+            r"orders\.csv: binary file.*line 2",
+        ),
+        (
+            "orders.csv",
+            (ORDER_HEADER + "\n" + order_row(buyer_id="caf\xe9") + "\n").encode("latin-1"),
+            r"orders\.csv: not valid UTF-8 at line 2, byte offset 131",
+        ),
+        (
+            "orders.csv",
+            (ORDER_HEADER + "\n" + order_row() + "\n" + order_row(order_id="q2")[:30]).encode(),
+            r"orders\.csv: truncated file: the last line \(line 3\) has 4 of 11 fields",
+        ),
+        ("orders.ndjson", b'{"order_id": "o1"}\n{"order_id": "o', r"orders\.ndjson: truncated file.*line 2"),
+        (
+            "orders.csv",
+            b"order_id,ordered_at\no1,2024-01-01\n",
+            r"orders\.csv: orders: missing column\(s\) buyer_id",
+        ),
+        (
+            "orders.csv",
+            (ORDER_HEADER + ",coupon\n" + order_row() + ",X\n").encode(),
+            r"orders\.csv: orders: unexpected column\(s\) coupon",
+        ),
+        ("notes.csv", b"a\n1\n", r"notes\.csv: cannot tell which table"),
+        ("orders.xlsx", b"a\n1\n", r"orders\.xlsx: unknown format"),
+    ],
+)
+def test_whole_file_errors_fail_the_run_and_change_nothing(
+    settings: Settings, tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    load_valid(settings, tmp_path / "base")
+    lake_before, db_before = lake_snapshot(settings), db_snapshot(settings)
+    path = tmp_path / "bad" / name
+    path.parent.mkdir()
+    path.write_bytes(content)
+    good = write(
+        valid_tables()["creators"].with_columns(pl.col("followers") + 1), tmp_path / "bad" / "creators.csv"
+    )
+
+    with pytest.raises(IngestError, match=message):
+        ingest_files([good, path], settings, now=NOW)
+
+    assert lake_snapshot(settings) == lake_before
+    assert_same_db(db_snapshot(settings), db_before)
+    last = ledger(settings)[-1]
+    assert last.status == "failed"
+    assert str(path) in last.error
+    assert ledger_loads(settings, last.run_id) == []
+    assert not (settings.quarantine / last.run_id).exists()
+
+
+@pytest.mark.parametrize("cut", ["footer", "head"])
+def test_truncated_parquet(sqlite_settings: Settings, tmp_path: Path, cut: str) -> None:
+    data = orders_parquet_bytes(tmp_path)
+    path = tmp_path / "orders.parquet"
+    path.write_bytes(data[:-30] if cut == "footer" else data[:50])
+
+    with pytest.raises(IngestError, match=r"orders\.parquet: truncated Parquet file \(footer missing\)"):
+        ingest_files([path], sqlite_settings, now=NOW)
+
+
+def test_missing_file(sqlite_settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match=r"nowhere\.csv: file not found"):
+        ingest_files([tmp_path / "nowhere.csv"], sqlite_settings)
+    assert ledger(sqlite_settings)[-1].status == "failed"
+
+
+def test_unknown_table_argument(sqlite_settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="unknown table 'buyers'"):
+        ingest_files([tmp_path / "x.csv"], sqlite_settings, table="buyers")
+
+
+def test_progress_is_reported(sqlite_settings: Settings, tmp_path: Path) -> None:
+    seen: list[tuple[str, int, int]] = []
+
+    ingest_files(write_all(tmp_path / "in"), sqlite_settings, now=NOW, progress=lambda *a: seen.append(a))
+
+    assert ("validating", 0, len(TABLES)) in seen
+    assert ("validating", len(TABLES), len(TABLES)) in seen
+    assert seen[-1] == ("committing", 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# SQL sources
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Atomicity: kill a real process at each stage
+
+
+@pytest.mark.parametrize("stage", ["before_commit", "after_commit", "mid_move"])
+def test_a_killed_run_is_undone_or_completed_by_recovery(
+    settings: Settings, tmp_path: Path, stage: str
+) -> None:
+    tables = valid_tables()
+    base = {name: tables[name] for name in ("creators", "merchants", "products")}
+    ingest_files(write_all(tmp_path / "a", "parquet", base), settings, now=NOW)
+    lake_before, db_before = lake_snapshot(settings), db_snapshot(settings)
+    rest = {name: frame for name, frame in tables.items() if name not in base}
+    rest["creators"] = tables["creators"].with_columns(pl.col("followers") * 2)  # an update to roll back
+    files = write_all(tmp_path / "b", "csv", rest)
+
+    crash_ingest(settings, stage, files)
+
+    assert lake.has_staging(settings)
+    recover(settings)
+    assert not lake.has_staging(settings)
+    run = ledger(settings)[-1]
+    if stage == "before_commit":
+        assert lake_snapshot(settings) == lake_before
+        assert_same_db(db_snapshot(settings), db_before)
+        assert run.status == "failed"
+        assert "interrupted" in run.error
+        assert not (settings.quarantine / run.run_id).exists()
+    else:
+        assert run.status == "committed"
+        assert_lake_holds(settings, {**tables, "creators": rest["creators"]})
+    # either way, the next run starts from a consistent state and completes
+    report = ingest_files(files, settings, now=NOW)
+    assert_counts_add_up(report)
+    assert_lake_holds(settings, {**tables, "creators": rest["creators"]})
+
+
+def test_scan_table_recovers_a_committed_run(sqlite_settings: Settings, tmp_path: Path) -> None:
+    files = write_all(tmp_path / "in", "parquet")
+
+    crash_ingest(sqlite_settings, "after_commit", files)
+
+    assert lake.scan_committed("orders", sqlite_settings).collect().is_empty()
+    assert lake.scan_table("orders", sqlite_settings).collect().height == valid_tables()["orders"].height
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Property: nothing is lost
+
+
+CORRUPTIONS = {
+    "valid": {},
+    "quantity_text": {"quantity": "many"},
+    "negative_gmv": {"gmv": "-1"},
+    "unknown_creator": {"creator_id": "c404"},
+    "future": {"ordered_at": "2030-05-05T00:00:00"},
+    "bad_status": {"status": "lost"},
+    "missing_buyer": {"buyer_id": ""},
+}
+
+
+@pytest.fixture(scope="module")
+def property_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = Settings.from_env(home=tmp_path_factory.mktemp("property"))
+    ingest_files(write_all(settings.home / "base", "parquet"), settings, now=NOW)
+    return settings
+
+
+@hypothesis_settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    kinds=st.lists(st.sampled_from(sorted(CORRUPTIONS)), min_size=1, max_size=30),
+    repeats=st.lists(st.integers(min_value=0, max_value=29), max_size=5),
+    fmt=st.sampled_from(["csv", "ndjson"]),
+)
+def test_every_row_is_loaded_quarantined_or_a_duplicate(
+    property_home: Settings, kinds: list[str], repeats: list[int], fmt: str
+) -> None:
+    prefix = os.urandom(6).hex()
+    rows = [
+        {**GOOD, "order_id": f"{prefix}-{index}", **CORRUPTIONS[kind]} for index, kind in enumerate(kinds)
+    ]
+    rows += [rows[index] for index in repeats if index < len(rows)]
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(GOOD, pl.String)).with_columns(
+        pl.col(name).replace("", None) for name in GOOD
+    )
+    path = property_home.home / f"orders-{prefix}.{fmt}"
+    frame.write_csv(path) if fmt == "csv" else frame.write_ndjson(path)
+
+    report = ingest_files([path], property_home, now=NOW)
+
+    (load,) = report.loads
+    assert load.rows_read == len(rows) == load.rows_loaded + load.rows_quarantined + load.rows_duplicate
+    loaded = set(
+        lake.scan_table("orders", property_home)
+        .filter(pl.col("order_id").str.starts_with(prefix))
+        .collect()["order_id"]
+    )
+    quarantined = (
+        pl.read_parquet(load.quarantine_path) if load.quarantine_path else pl.DataFrame({"order_id": []})
+    )
+    expected_valid = {row["order_id"] for row, kind in zip(rows, kinds, strict=False) if kind == "valid"}
+    assert loaded == expected_valid
+    assert load.rows_loaded == len(loaded)
+    bad_ids = [row["order_id"] for row in rows if row["order_id"] not in expected_valid]
+    assert sorted(quarantined["order_id"].to_list()) == sorted(bad_ids)
+    assert load.rows_duplicate == len(rows) - len(loaded) - len(bad_ids)

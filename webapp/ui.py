@@ -1,0 +1,455 @@
+"""Rendering helpers the pages share: the signed-in user and global filters, formatted tables with their
+exports, metric tooltips and one Plotly look. No data access and no computation here (that is
+`webapp.data`); only how things are shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from core import metrics
+from core.access import User
+from strategies.wording import feature_label, format_value
+from webapp import data as app_data
+
+MISSING = "—"  # what a missing value shows, in grids and in formatted figures
+PALETTE = ["#2F5BEA", "#F2994A", "#27AE60", "#9B51E0", "#EB5757", "#56CCF2", "#F2C94C", "#6FCF97"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The sidebar's global filters (set by app.py)."""
+
+    start: date
+    end: date
+    preset: str
+    regions: tuple[str, ...]
+    categories: tuple[str, ...]
+    tiers: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        parts = [f"{self.start:%d %b %Y} – {self.end:%d %b %Y}"]
+        for name, values in (("region", self.regions), ("category", self.categories), ("tier", self.tiers)):
+            if values:
+                parts.append(f"{name}: {', '.join(values)}")
+        return " · ".join(parts)
+
+
+def current_user() -> User:
+    """The signed-in user (app.py guarantees one before a page runs).
+
+    Streamlit decides, before a run, whether a ``pages/`` folder means its old auto-discovered multipage
+    mode; until app.py has called ``st.navigation`` in the process (and in every AppTest run), a page
+    such as ``pages/movers.py`` can be run directly, bypassing app.py (login, sidebar, routing). A page
+    run that way switches the process to explicit routing and reruns through app.py.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+    user = st.session_state.get("user")
+    if user is None:
+        st.stop()
+    return user
+
+
+def filters() -> Filters:
+    """The global filters of the sidebar."""
+    return st.session_state["filters"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Formats
+# ------------------------------------------------------------------------------------------------
+
+_MONEY = (
+    "qini_area",
+    "auuc",
+    "gmv",
+    "net_value",
+    "cost",
+    "uplift",
+    "commission",
+    "price",
+    "aov",
+    "value_usd",
+    "budget",
+    "gpm",
+    "baseline",
+    "contribution",
+    "change",
+    "predicted",
+    "realized",
+    "revenue",
+    "before",
+    "after",
+)
+_MONEY_CENTS = ("aov", "gpm", "price", "per_member", "value_usd")
+_RATE = ("ctr", "cvr", "rate", "share", "retention", "trend", "growth_pct", "change_pct", "pct")
+_COUNT = (
+    "orders",
+    "views",
+    "clicks",
+    "impressions",
+    "followers",
+    "members",
+    "creators",
+    "merchants",
+    "products",
+    "entities",
+    "content",
+    "rows",
+    "add_to_carts",
+    "days",
+    "n_",
+    "videos",
+    "lives",
+    "rank",
+)
+
+
+def metric_help(name: str) -> str | None:
+    """The dictionary definition of metric ``name`` (tooltips)."""
+    base = name.removesuffix("_28d").removesuffix("_91d").removesuffix("_7d").removesuffix("_prev")
+    if base in metrics.METRICS:
+        m = metrics.metric(base)
+        return f"{m.label}: {m.definition}"
+    return None
+
+
+def _label(column: str) -> str:
+    base = column.removesuffix("_28d").removesuffix("_91d").removesuffix("_7d")
+    if base in metrics.METRICS:
+        label = metrics.metric(base).label
+        suffix = column[len(base) :]
+        return label + (f" ({suffix[1:]})" if suffix else "")
+    special = {
+        "gmv_prev_28d": "GMV (prev 28d)",
+        "gmv_trend_28d": "GMV trend 28d",
+        "primary_category": "Category",
+        "lifecycle_stage": "Lifecycle",
+        "value_segment": "Value segment",
+        "entity_id": "ID",
+        "entity_kind": "Kind",
+        "entity_name": "Name",
+        "growth_pct": "Growth",
+        "auuc": "AUUC",
+        "qini_area": "Qini area",
+        "qini_coefficient": "Qini coefficient",
+        "holdout_spearman": "Holdout Spearman",
+        "truth_spearman": "Truth Spearman",
+    }
+    return special.get(
+        column, column.replace("_", " ").capitalize().replace("Gmv", "GMV").replace("gmv", "GMV")
+    )
+
+
+def money_decimals(frame: pl.DataFrame) -> dict[str, int]:
+    """Money columns (float columns named like GMV, cost, value …) and the decimals they are shown with."""
+    return {
+        column: 2 if any(token in column.lower() for token in _MONEY_CENTS) else 0
+        for column, dtype in frame.schema.items()
+        if dtype.is_float()
+        and any(token in column.lower() for token in _MONEY)
+        and not any(token in column.lower() for token in _RATE)
+    }
+
+
+def rounded(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its money columns rounded as shown (the grid would truncate them); display only,
+    exports keep every digit."""
+    return frame.with_columns(pl.col(c).round(d) for c, d in money_decimals(frame).items())
+
+
+def column_config(frame: pl.DataFrame, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """NumberColumn formats, labels and tooltips for every column, from its name and the dictionary."""
+    config: dict[str, Any] = {}
+    money = money_decimals(frame)
+    for column, dtype in frame.schema.items():
+        lowered = column.lower()
+        label, help_text = _label(column), metric_help(column)
+        if dtype.is_numeric():
+            if lowered in ("rating", "ships_in_days", "tenure_days", "decile", "weeks_since", "position"):
+                fmt = "%.1f" if dtype.is_float() else "%d"
+            elif any(token in lowered for token in _RATE) and dtype.is_float():
+                fmt = "percent"
+            elif column in money:
+                # "dollar" puts the sign first (-$1,234, where printf's "$%,.0f" wrote $-1,234); its
+                # decimals follow the step, and it truncates to them: `rounded` rounds first
+                config[column] = st.column_config.NumberColumn(
+                    label, format="dollar", step=10.0 ** -money[column], help=help_text
+                )
+                continue
+            elif any(token in lowered for token in _COUNT) or dtype.is_integer():
+                fmt = "localized"
+            else:
+                fmt = "%.2f" if dtype.is_float() else "localized"
+            config[column] = st.column_config.NumberColumn(label, format=fmt, help=help_text)
+        elif dtype == pl.Date:
+            config[column] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
+        elif isinstance(dtype, pl.Datetime):
+            config[column] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+        else:
+            config[column] = st.column_config.Column(label, help=help_text)
+    config.update(overrides or {})
+    return config
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables and exports
+# ------------------------------------------------------------------------------------------------
+
+
+def downloads(
+    name: str,
+    sheets: Mapping[str, pl.DataFrame] | Callable[[], Mapping[str, pl.DataFrame]],
+    key: str,
+    csv: bool = True,
+    label: str = "Excel",
+) -> None:
+    """CSV (first sheet) and Excel (every sheet) download buttons; files are built only on click."""
+
+    def resolved() -> Mapping[str, pl.DataFrame]:
+        return sheets() if callable(sheets) else sheets
+
+    with st.container(horizontal=True, gap="small"):
+        if csv:
+            st.download_button(
+                "CSV",
+                data=lambda: app_data.csv_bytes(next(iter(resolved().values()))),
+                file_name=f"{name}.csv",
+                mime="text/csv",
+                key=f"{key}_csv",
+                on_click="ignore",
+                icon=":material/download:",
+                help="All rows as CSV",
+            )
+        st.download_button(
+            label,
+            data=lambda: app_data.xlsx_bytes(resolved()),
+            file_name=f"{name}.xlsx",
+            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            key=f"{key}_xlsx",
+            on_click="ignore",
+            icon=":material/table_view:",
+            help="All rows as an Excel workbook (one sheet per table)",
+        )
+
+
+def table(
+    frame: pl.DataFrame,
+    key: str,
+    *,
+    export_name: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    height: int | str = "auto",
+    select: bool = False,
+    hide: tuple[str, ...] = (),
+) -> Any:
+    """A formatted dataframe with CSV + Excel exports of all its rows; returns the selection if ``select``."""
+    order = [c for c in frame.columns if c not in hide]
+    kwargs: dict[str, Any] = {}
+    if select:
+        kwargs = {"on_select": "rerun", "selection_mode": "single-row", "key": key}
+    if frame.height <= 8:
+        height = "auto"
+    event = st.dataframe(
+        rounded(frame),
+        column_config=column_config(frame, overrides),
+        column_order=order,
+        hide_index=True,
+        height=height,
+        placeholder=MISSING,
+        **kwargs,
+    )
+    if export_name:
+        downloads(export_name, {export_name: frame}, key=f"dl_{key}")
+    return event
+
+
+def selected_row(event: Any, frame: pl.DataFrame) -> dict[str, Any] | None:
+    """The selected row of a single-row dataframe selection, or ``None``."""
+    try:
+        rows = event.selection.rows
+    except AttributeError:
+        return None
+    if rows and rows[0] < frame.height:
+        return frame.row(rows[0], named=True)
+    return None
+
+
+def selected_id(event: Any, frame: pl.DataFrame, column: str) -> str | None:
+    """The id in ``column`` of the selected row, kept in the URL's query parameter of the same name
+    (without the ``_id`` suffix) so that a copied link reopens it; else the id the URL names."""
+    param = column.removesuffix("_id")
+    picked = selected_row(event, frame)
+    if picked is not None:
+        if st.query_params.get(param) != picked[column]:
+            st.query_params[param] = picked[column]
+        return str(picked[column])
+    return st.query_params.get(param)
+
+
+# ------------------------------------------------------------------------------------------------
+# Charts
+# ------------------------------------------------------------------------------------------------
+
+
+def style(
+    fig: go.Figure,
+    *,
+    height: int = 340,
+    y_format: str | None = None,
+    x_format: str | None = None,
+    legend: bool = True,
+) -> go.Figure:
+    """One look for every Plotly chart: title on the first line, legend on the second, compact SI money."""
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 72 if legend else 44, "b": 10},
+        colorway=PALETTE,
+        title={"y": 0.985, "yanchor": "top", "x": 0.01, "xanchor": "left", "font": {"size": 14}},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 11}}
+        if legend
+        else None,
+        showlegend=legend,
+        hovermode="x unified",
+        template="plotly_white",
+        font={"family": "Inter, sans-serif", "size": 12},
+    )
+    if y_format:
+        fig.layout.yaxis.tickformat = _axis(y_format)  # the primary axis only (a secondary keeps its own)
+    if x_format:
+        fig.update_xaxes(tickformat=_axis(x_format))
+    return fig
+
+
+def _axis(fmt: str) -> str:
+    """Axis ticks: money as $1.2M / $150k (``$,.0s`` would round 150k to 200k)."""
+    return "$.3~s" if fmt.startswith("$") and not fmt.endswith("2f") else fmt
+
+
+def chart(fig: go.Figure, key: str) -> None:
+    """Render a Plotly figure full-width."""
+    st.plotly_chart(fig, key=key, config={"displaylogo": False})
+
+
+def d3(metric_name: str) -> str:
+    """The d3 format of a metric."""
+    return metrics.metric(metric_name).d3_format
+
+
+def money(value: float | None, digits: int = 0) -> str:
+    """``$1,234`` (or an em dash for missing)."""
+    if value is None or value != value:
+        return MISSING
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.{digits}f}"
+
+
+def money_compact(value: float | None) -> str:
+    """``$11.37M``, ``$845.2K`` or ``$912`` (for KPI cards, where space is short)."""
+    if value is None or value != value:
+        return MISSING
+    sign, v = ("-" if value < 0 else ""), abs(value)
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if v >= size:
+            return f"{sign}${v / size:,.2f}{unit}"
+    return f"{sign}${v:,.0f}"
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """``12.3%`` (or an em dash for missing)."""
+    if value is None or value != value:
+        return MISSING
+    return f"{value * 100:.{digits}f}%"
+
+
+def num(value: float | None) -> str:
+    """A readable number for labels: ``228,453``, ``13``, ``0.936`` (an em dash for missing)."""
+    if value is None or value != value:
+        return MISSING
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def strategy_names(user: User) -> dict[str, str]:
+    """The strategies' display names ("Live-stream coaching"), by id, from the current build's catalog."""
+    catalog = app_data.snapshot("strategy_catalog", user)
+    return dict(zip(catalog["strategy"], catalog["name"], strict=True))
+
+
+def team_label(team: str) -> str:
+    """A team as users read it: ``creator_success`` → ``Creator success``."""
+    return team.replace("_", " ").capitalize()
+
+
+NAME_COLUMNS = {
+    "strategy_name": st.column_config.TextColumn("Strategy"),
+    "team_name": st.column_config.TextColumn("Team"),
+}
+
+
+def with_names(frame: pl.DataFrame, names: Mapping[str, str]) -> pl.DataFrame:
+    """``strategy_name`` and ``team_name`` right after the ``strategy`` and ``team`` ids: grids show the
+    names (hide the ids; ``NAME_COLUMNS`` labels them) and exports keep both."""
+    teams = {team: team_label(team) for team in frame["team"].unique().to_list()} if "team" in frame else {}
+    added = {
+        "strategy": pl.col("strategy")
+        .replace_strict(dict(names), default=pl.col("strategy"))
+        .alias("strategy_name"),
+        "team": pl.col("team").replace_strict(teams, return_dtype=pl.String).alias("team_name"),
+    }
+    columns: list[Any] = []
+    for column in frame.columns:
+        columns.append(column)
+        if column in added:
+            columns.append(added[column])
+    return frame.select(columns)
+
+
+def drivers_chart(drivers: pl.DataFrame, title: str, key: str) -> None:
+    """One recommendation's SHAP drivers as horizontal bars (USD of uplift), each labelled with the
+    entity's value and its peers' median, worded as in the rationale."""
+    d = drivers.sort("contribution")
+    labels = [
+        f"{feature_label(r['feature'])} = {format_value(r['feature'], r['value'])} "
+        f"(median {format_value(r['feature'], r['cohort_median'])})"
+        for r in d.iter_rows(named=True)
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=d["contribution"],
+            y=labels,
+            orientation="h",
+            marker_color=[PALETTE[2] if v >= 0 else PALETTE[4] for v in d["contribution"]],
+            hovertemplate="%{y}: %{x:$,.0f}<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title)
+    chart(style(fig, height=110 + 32 * d.height, x_format="$,.0f", legend=False), key=key)
+
+
+def rationale(rec: Mapping[str, Any]) -> str:
+    """The recommendation's rationale, or a plain statement when the run kept none for it."""
+    if rec.get("rationale"):
+        return str(rec["rationale"])
+    return (
+        f"Expected {money(rec['expected_uplift'])} incremental GMV over 28 days "
+        f"(80% interval {money(rec['uplift_low'])} – {money(rec['uplift_high'])}). Drivers are explained "
+        "for each entity's best strategy."
+    )
+
+
+def not_found(what: str) -> None:
+    """The one answer for unknown and out-of-scope ids alike."""
+    st.warning(f"{what} not found.", icon=":material/search_off:")
