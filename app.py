@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core import access  # noqa: E402
-from datastore import users  # noqa: E402
+from datastore import db, users  # noqa: E402
 from datastore.snapshots import SnapshotNotFound  # noqa: E402
 from webapp import data as app_data  # noqa: E402
 from webapp.ui import Filters  # noqa: E402
@@ -121,6 +121,12 @@ def _login() -> access.User | None:
             st.rerun()
     return None
 
+
+try:
+    db.require_current(app_data.settings())  # checked once per process; the app never migrates
+except db.DatabaseNotCurrent as exc:
+    st.error(str(exc))
+    st.stop()
 
 user = st.session_state.get("user")
 if user is None:

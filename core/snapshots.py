@@ -30,7 +30,7 @@ class Snapshot:
     stage: str
     """The build stage that writes it."""
     key: tuple[str, ...]
-    """Columns that identify a row (unique together in every build)."""
+    """Columns that identify a row (unique together in every build); empty for a sample."""
     scope: Scope
     readers: tuple[str, ...]
     """Packages that read it (for whoever changes its columns)."""
@@ -45,18 +45,18 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "product_daily",
         "daily facts",
-        ("date", "product_id", "content_kind", "region"),
+        ("date", "product_id"),
         "merchant",
         (_APP,),
-        "Orders and engagement per product, day, content kind and buyer region.",
+        "Orders and engagement per product and day.",
     ),
     Snapshot(
         "merchant_daily",
         "daily facts",
-        ("date", "merchant_id", "content_kind", "region"),
+        ("date", "merchant_id", "creator_id", "region"),
         "merchant",
         (_APP, _REPORTS),
-        "Orders and engagement per merchant and day.",
+        "Orders and engagement per merchant, creator, buyer region and day.",
     ),
     Snapshot(
         "creator_daily",
@@ -69,7 +69,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "kpi_daily",
         "KPIs",
-        ("date", "segment", "segment_value"),
+        ("period_start", "breakdown", "segment", "metric"),
         "platform",
         (_APP,),
         "Platform KPIs per day, overall and by breakdown.",
@@ -78,7 +78,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "kpi_weekly",
         "KPIs",
-        ("week", "segment", "segment_value"),
+        ("period_start", "breakdown", "segment", "metric"),
         "platform",
         (_APP, _REPORTS),
         "Platform KPIs per ISO week, overall and by breakdown.",
@@ -87,10 +87,11 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "merchant_kpi_weekly",
         "KPIs",
-        ("week", "merchant_id"),
-        "merchant",
+        ("period_start", "breakdown", "segment", "metric"),
+        "platform",
         (_APP, _REPORTS),
-        "KPIs per merchant and week.",
+        "KPIs per merchant (in ``segment``) and week; read whole by the reports, refused to "
+        "merchant-success users in the app.",
     ),
     Snapshot(
         "creator_features",
@@ -131,7 +132,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "creator_cohorts",
         "cohorts",
-        ("cohort_week", "weeks_since"),
+        ("cohort_kind", "cohort_week", "weeks_since"),
         "platform",
         (_APP,),
         "Creator cohort retention by joining week.",
@@ -140,7 +141,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "merchant_cohorts",
         "cohorts",
-        ("cohort_week", "weeks_since"),
+        ("cohort_kind", "cohort_week", "weeks_since"),
         "platform",
         (_APP,),
         "Merchant cohort retention by joining week.",
@@ -149,7 +150,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "top_creators",
         "movers",
-        ("period", "rank"),
+        ("start", "rank"),
         "platform",
         (_APP,),
         "Leaderboard of creators by GMV.",
@@ -158,8 +159,8 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "top_merchants",
         "movers",
-        ("period", "rank"),
-        "platform",
+        ("start", "rank"),
+        "merchant",
         (_APP,),
         "Leaderboard of merchants by GMV.",
         sql=True,
@@ -167,8 +168,8 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "top_products",
         "movers",
-        ("period", "rank"),
-        "platform",
+        ("start", "rank"),
+        "merchant",
         (_APP,),
         "Leaderboard of products by GMV.",
         sql=True,
@@ -212,7 +213,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "gmv_change_contributions",
         "movers",
-        ("dimension", "value"),
+        ("dimension", "segment"),
         "platform",
         (_APP, _REPORTS),
         "Which categories, regions and tiers drove the GMV change.",
@@ -237,7 +238,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "cost_curve",
         "strategies",
-        ("step",),
+        ("budget",),
         "platform",
         (_APP,),
         "Cumulative uplift against cumulative cost of the allocation.",
@@ -253,7 +254,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "qini_curves",
         "strategies",
-        ("entity_kind", "strategy", "learner", "fraction"),
+        ("entity_kind", "strategy", "curve", "fraction"),
         "platform",
         (_APP,),
         "Qini curves of the chosen learners.",
@@ -261,7 +262,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "calibration",
         "strategies",
-        ("entity_kind", "strategy", "bin"),
+        ("entity_kind", "strategy", "decile"),
         "platform",
         (_APP,),
         "Predicted against observed uplift by prediction decile.",
@@ -269,7 +270,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "shap_drivers",
         "strategies",
-        ("entity_kind", "entity_id", "strategy", "rank"),
+        ("entity_kind", "entity_id", "strategy", "position"),
         "entity",
         (_APP, _REPORTS),
         "The SHAP drivers of each prediction.",
@@ -285,7 +286,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "shap_dependence",
         "strategies",
-        ("entity_kind", "strategy", "feature", "entity_id"),
+        (),
         "platform",
         (_APP,),
         "Feature value against SHAP value, sampled, per strategy.",
@@ -309,7 +310,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "product_pairs",
         "matching",
-        ("product_a", "product_b"),
+        ("relation", "product_a", "product_b"),
         "platform",
         (_APP,),
         "Products bought or promoted together, with support, lift and PMI.",
@@ -341,7 +342,7 @@ CATALOG: tuple[Snapshot, ...] = (
     Snapshot(
         "creator_interests",
         "matching",
-        ("creator_id", "category"),
+        ("creator_id", "dimension", "key", "half_life_days"),
         "platform",
         (_APP,),
         "Creators' decayed interest per category and whether it is drifting.",

@@ -226,7 +226,7 @@ def test_build_of_an_empty_lake(tmp_path: Path) -> None:
     assert result.as_of == date(2026, 1, 5)
     # every data snapshot is empty; the strategy catalog is configuration, not data
     assert {n for name, n in result.row_counts.items() if name != "strategy_catalog"} == {0}
-    with pytest.raises(SnapshotNotFound, match="no snapshot 'nope'"):
+    with pytest.raises(SnapshotNotFound, match="'nope' is not a published snapshot"):
         load_snapshot("nope", settings)
     dispose_engine(settings)
 
