@@ -1,4 +1,5 @@
-# Liftboard: `make run` sets up, generates the demo marketplace, builds and serves; `make test` sets up and tests.
+# Liftboard: `make run` sets up, migrates the state DB, generates the demo marketplace, builds and serves;
+# `make test` sets up and tests.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -6,7 +7,10 @@ export LIFTBOARD_HOME ?= $(CURDIR)/data
 SCALE  ?= demo
 PORT   ?= 8501
 
-.PHONY: run test venv demo build lint bench clean
+# What the linters read: every package, the pages, the app, the tests and the benchmarks.
+LINT_PATHS := core datastore sim analytics matching strategies reports webapp liftboard pages app.py tests bench
+
+.PHONY: run test venv db-upgrade demo build lint imports bench clean
 
 venv: $(VENV)/.installed
 
@@ -16,7 +20,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-demo: venv
+# Migrate the state DB on purpose, before anything reads it: the other commands refuse an old schema.
+db-upgrade: venv
+	$(BIN)/liftboard db upgrade
+
+demo: db-upgrade
 	$(BIN)/liftboard demo --scale $(SCALE) --if-missing
 
 build: demo
@@ -29,8 +37,13 @@ run: build
 test: venv
 	$(BIN)/python -m pytest -n 2 --dist loadfile --timeout 900
 
-lint: venv
-	$(BIN)/ruff check analytics strategies reports liftboard tests pages bench app.py
+# Import contracts (layers, no streamlit below the app, independent siblings): pyproject [tool.importlinter].
+imports: venv
+	$(BIN)/lint-imports
+
+lint: venv imports
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
 bench: venv

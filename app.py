@@ -32,8 +32,8 @@ st.set_page_config(page_title="Liftboard", page_icon=":material/insights:", layo
 P = "pages"
 
 
-def _page(file: str, title: str, icon: str, **kwargs: object) -> st.Page:
-    return st.Page(f"{P}/{file}", title=title, icon=icon, url_path=file.removesuffix(".py"), **kwargs)
+def _page(file: str, title: str, icon: str, *, default: bool = False) -> st.Page:
+    return st.Page(f"{P}/{file}", title=title, icon=icon, url_path=file.removesuffix(".py"), default=default)
 
 
 def _sections(user: access.User | None) -> dict[str, list[st.Page]]:
@@ -151,7 +151,7 @@ with st.sidebar:
     preset = st.selectbox(
         "Date range",
         list(app_data.PRESETS),
-        format_func=app_data.PRESETS.get,
+        format_func=app_data.PRESETS.__getitem__,
         index=1,
         key="range",
         bind="query-params",

@@ -529,3 +529,59 @@ def kpi_cards(
             "previous_end": pl.Date,
         },
     )
+
+
+OVERVIEW_BREAKDOWNS: tuple[str, ...] = ("region", "category", "tier", "content_kind")
+
+
+def range_overview(
+    creator_daily: pl.LazyFrame,
+    merchant_daily: pl.LazyFrame,
+    start: date,
+    end: date,
+    *,
+    regions: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    tiers: Sequence[str] | None = None,
+) -> dict[str, pl.DataFrame]:
+    """Everything the overview shows for ``start``..``end`` (inclusive) under the creator filters.
+
+    Returns:
+        ``cards``: `kpi_cards` against the previous range of equal length; ``daily``: metrics per day
+        of both ranges, with ``range`` (``current``/``previous``) and ``day_of_range`` (0-based, to
+        overlay the two); ``by_<breakdown>``: metrics of the current range per `OVERVIEW_BREAKDOWNS`
+        entry, largest GMV first. Active merchants per day come from ``merchant_daily`` when no filter
+        applies.
+    """
+    cards = kpi_cards(
+        creator_daily,
+        start,
+        end,
+        merchant_daily=merchant_daily,
+        regions=regions,
+        categories=categories,
+        tiers=tiers,
+    )
+    length = (end - start).days + 1
+    previous_start = start - timedelta(days=length)
+    daily = filter_daily(creator_daily, regions, categories, tiers).filter(
+        pl.col("date").is_between(previous_start, end)
+    )
+    per_day = with_metrics(creator_totals(daily, ["date"])).sort("date").collect()
+    if not (regions or categories or tiers):
+        merchants_per_day = (
+            merchant_totals(merchant_daily.filter(pl.col("date").is_between(previous_start, end)), ["date"])
+            .select("date", "active_merchants")
+            .collect()
+        )
+        per_day = per_day.drop("active_merchants").join(merchants_per_day, on="date", how="left")
+    per_day = per_day.with_columns(
+        pl.when(pl.col("date") >= start).then(pl.lit("current")).otherwise(pl.lit("previous")).alias("range"),
+        ((pl.col("date") - pl.lit(start)).dt.total_days() % length).alias("day_of_range"),
+    )
+    current = daily.filter(pl.col("date") >= start)
+    breakdowns = {
+        f"by_{column}": with_metrics(creator_totals(current, [column])).sort("gmv", descending=True).collect()
+        for column in OVERVIEW_BREAKDOWNS
+    }
+    return {"cards": cards, "daily": per_day, **breakdowns}

@@ -557,9 +557,11 @@ def ensure_data(home: Path, scale: str) -> None:
     if marker.exists() or (home / "lake/orders").is_dir():
         return
     from core.config import Settings
+    from datastore.db import upgrade_db
     from sim import simulate
 
     print(f"generating {scale} into {home} (several minutes) …", flush=True)
+    upgrade_db(Settings.from_env(home=home))  # a new installation, as `liftboard demo` makes it
     simulate.generate(scale, 42, Settings.from_env(home=home))
     marker.touch()
 

@@ -21,10 +21,12 @@ from pathlib import Path
 
 def _run(scale: str, home: str, queue: mp.Queue) -> None:  # type: ignore[type-arg]
     from core.config import Settings
+    from datastore.db import upgrade_db
     from datastore.ingest import ingest_files
     from sim.simulate import write_inputs
 
     settings = Settings.from_env(home=home, database_url=f"sqlite:///{home}/liftboard.db")
+    upgrade_db(settings)  # a new installation, as `liftboard db upgrade` makes it
     started = time.perf_counter()
     rows, truth = write_inputs(scale, 42, settings.incoming / f"{scale}-42")
     settings.truth.mkdir(parents=True, exist_ok=True)

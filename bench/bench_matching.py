@@ -24,6 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from core.config import Settings
+from datastore.db import upgrade_db
 from datastore.lake import table_files
 from matching.interests import (
     InterestConfig,
@@ -43,6 +44,7 @@ def _ensure_demo(settings: Settings) -> None:
     if table_files("orders", settings):
         return
     started = time.perf_counter()
+    upgrade_db(settings)  # a new installation, as `liftboard demo` makes it
     generate("demo", 42, settings)
     print(f"generated demo in {time.perf_counter() - started:.1f} s")
 

@@ -36,10 +36,6 @@ BASE_COLUMNS: tuple[str, ...] = (
 )
 """Additive columns of the daily facts: summing them over any rows gives the total of those rows."""
 
-COUNT_COLUMNS: tuple[str, ...] = ("impressions", "views", "clicks", "add_to_carts", "orders", "cancelled")
-MONEY_COLUMNS: tuple[str, ...] = ("gmv", "refunded_gmv", "commission")
-CONTENT_COLUMNS: tuple[str, ...] = ("videos", "lives")
-
 Unit = Literal["USD", "count", "ratio", "USD per 1,000 views"]
 
 
@@ -259,11 +255,6 @@ def with_metrics(lf: pl.LazyFrame, names: Iterable[str] | None = None) -> pl.Laz
         if name not in columns
     ]
     return lf.with_columns(missing).with_columns(metric_exprs(names))
-
-
-def sum_base(columns: Iterable[str] = BASE_COLUMNS) -> list[pl.Expr]:
-    """Aggregations summing the base columns (for ``group_by(...).agg``)."""
-    return [pl.col(name).sum() for name in columns]
 
 
 def describe_metrics() -> pl.DataFrame:

@@ -2,14 +2,18 @@
 
 The tables are declared here with SQLAlchemy Core and created by Alembic migrations in
 ``datastore/migrations`` (never by ``metadata.create_all``), so a database that holds users' work is only
-ever changed by an explicit, reviewed migration. ``upgrade_db`` brings any database to the newest schema.
+ever changed by an explicit, reviewed migration. Migrations run only on purpose: ``upgrade_db`` (behind
+``liftboard db upgrade`` and ``liftboard demo``) brings a database to the newest schema under a lock, and
+every other path calls ``require_current``, which refuses a database that is not at this code's head.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +130,11 @@ DIMENSION_SQL_TABLES: dict[str, sa.Table] = {name: metadata.tables[name] for nam
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
-_upgraded: set[str] = set()
+_current: set[str] = set()
+"""URLs whose schema was found at head by this process (``require_current`` checks each once)."""
+
+UPGRADE_LOCK_KEY = 0x4C696674_626F6172
+"""PostgreSQL advisory-lock key of schema upgrades (the bytes of "Liftboar"): one migrator at a time."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -134,6 +142,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _make_sqlite_dir(url: sa.URL) -> None:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def engine_for(settings: Settings) -> Engine:
@@ -147,8 +160,7 @@ def engine_for(settings: Settings) -> Engine:
         if engine is None:
             parsed = sa.make_url(url)
             if parsed.get_backend_name() == "sqlite":
-                if parsed.database and parsed.database != ":memory:":
-                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                _make_sqlite_dir(parsed)
                 engine = sa.create_engine(url)
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             else:
@@ -161,36 +173,165 @@ def dispose_engine(settings: Settings) -> None:
     """Close and forget the cached engine of ``settings`` (tests dropping a database use it)."""
     with _engines_lock:
         engine = _engines.pop(settings.database_url, None)
-        _upgraded.discard(settings.database_url)
+        _current.discard(settings.database_url)
     if engine is not None:
         engine.dispose()
 
 
-def alembic_config(settings: Settings) -> Any:
+def alembic_config(settings: Settings | None = None) -> Any:
     """An Alembic ``Config`` for the migrations shipped inside the ``datastore`` package."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", "datastore:migrations")
-    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    if settings is not None:
+        config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     return config
 
 
-def upgrade_db(settings: Settings, revision: str = "head") -> None:
-    """Run the migrations up to ``revision`` (idempotent: a database at head is left alone)."""
+class DatabaseNotCurrent(RuntimeError):
+    """The state DB is not at the schema this code needs (empty, behind, or upgraded by a newer version)."""
+
+    def __init__(self, url: str, revision: str | None, head: str, *, known: bool = True) -> None:
+        self.url = url
+        self.revision = revision
+        self.head = head
+        if revision is None:
+            message = (
+                f"the state DB {url} has no Liftboard schema yet (this Liftboard needs revision {head}): "
+                "run `liftboard db upgrade`"
+            )
+        elif known:
+            message = (
+                f"the state DB {url} is at revision {revision}, this Liftboard needs {head}: "
+                "run `liftboard db upgrade`"
+            )
+        else:
+            message = (
+                f"the state DB {url} is at revision {revision}, which this Liftboard does not know "
+                f"(it needs {head}): a newer Liftboard has upgraded it; run that version"
+            )
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What ``upgrade_db`` did: the revision before and after (equal when there was nothing to do)."""
+
+    url: str
+    before: str | None
+    after: str | None
+
+
+def display_url(settings: Settings) -> str:
+    """The state DB's URL with any password hidden, for messages."""
+    return sa.make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+@functools.cache
+def _script_directory() -> Any:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this code: the revision every state DB must be at."""
+    head = _script_directory().get_current_head()
+    assert head is not None, "the migrations directory has no revision"
+    return str(head)
+
+
+def _known_revision(revision: str) -> bool:
+    from alembic.util import CommandError
+
+    try:
+        return _script_directory().get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _revision_of(connection: Connection) -> str | None:
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def database_revision(settings: Settings) -> str | None:
+    """The migration revision the state DB is at, or ``None`` when it has no Liftboard schema."""
+    with engine_for(settings).connect() as connection:
+        return _revision_of(connection)
+
+
+def require_current(settings: Settings) -> None:
+    """Refuse a state DB that is not at this code's newest migration; checked once per process and URL.
+
+    Raises:
+        DatabaseNotCurrent: the DB is empty, behind (run ``liftboard db upgrade``) or ahead of this code.
+    """
+    url = settings.database_url
+    if url in _current:
+        return
+    revision, head = database_revision(settings), head_revision()
+    if revision != head:
+        known = revision is None or _known_revision(revision)
+        raise DatabaseNotCurrent(display_url(settings), revision, head, known=known)
+    _current.add(url)
+
+
+def _sqlite_begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_without_implicit_begin(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    dbapi_connection.isolation_level = None  # the driver emits no BEGIN of its own; the begin hook does
+
+
+@contextmanager
+def _upgrade_transaction(settings: Settings) -> Iterator[Connection]:
+    """One transaction that only one migrator at a time can hold, across processes.
+
+    PostgreSQL: a transaction-scoped advisory lock, taken first and released at commit or rollback.
+    SQLite: a private engine whose transactions start with ``BEGIN IMMEDIATE`` (the database's write lock,
+    waited for up to the busy timeout), so the DDL is transactional too; sqlite3 would otherwise
+    autocommit each DDL statement. An in-memory database is private to its engine: no lock needed.
+    """
+    url = sa.make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        _make_sqlite_dir(url)
+        engine = sa.create_engine(url, poolclass=sa.NullPool)
+        sa.event.listen(engine, "connect", _sqlite_without_implicit_begin)
+        sa.event.listen(engine, "begin", _sqlite_begin_immediate)
+        try:
+            with engine.begin() as connection:
+                yield connection
+        finally:
+            engine.dispose()
+        return
+    with engine_for(settings).begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
+        yield connection
+
+
+def upgrade_db(settings: Settings, revision: str = "head") -> Upgrade:
+    """Run the migrations up to ``revision`` in one locked transaction (at that revision already: no-op).
+
+    Only ``liftboard db upgrade``, ``liftboard demo`` and what sets up a new installation (test fixtures,
+    benchmarks) call this; everything else calls ``require_current``. Two processes upgrading at once
+    take turns: the second finds nothing to do.
+    """
     from alembic import command
 
     config = alembic_config(settings)
-    with engine_for(settings).begin() as connection:
+    _current.discard(settings.database_url)
+    with _upgrade_transaction(settings) as connection:
+        before = _revision_of(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
-    _upgraded.add(settings.database_url)
-
-
-def ensure_db(settings: Settings) -> None:
-    """Upgrade the DB once per process and URL; later calls are free."""
-    if settings.database_url not in _upgraded:
-        upgrade_db(settings)
+        after = _revision_of(connection)
+    return Upgrade(display_url(settings), before, after)
 
 
 @contextmanager
@@ -251,15 +392,21 @@ __all__ = [
     "DIMENSION_SQL_TABLES",
     "RUN_STATUSES",
     "TABLES",
+    "UPGRADE_LOCK_KEY",
+    "DatabaseNotCurrent",
+    "Upgrade",
     "connect",
     "count_rows",
+    "database_revision",
+    "display_url",
     "dispose_engine",
     "engine_for",
-    "ensure_db",
+    "head_revision",
     "ingestion_loads",
     "ingestion_runs",
     "metadata",
     "read_table",
+    "require_current",
     "sql_table",
     "upgrade_db",
 ]

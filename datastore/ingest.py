@@ -17,7 +17,7 @@ not UTF-8) raise ``IngestError``; the run is then recorded as ``failed`` and not
 
 Atomicity: files are staged under ``lake/_staging/<run_id>`` with a manifest, then one DB transaction
 upserts the dimensions and marks the run committed, then the staged files are moved into place.
-``recover`` rolls a committed run forward and discards an uncommitted one (see ``datastore.lake``).
+``datastore.lake.recover`` rolls a committed run forward and discards an uncommitted one.
 """
 
 from __future__ import annotations
@@ -485,44 +485,48 @@ def _checks(
                     ),
                 )
             )
-        if name in spec.ranges:
-            low, high = spec.ranges[name]
-            if low is not None:
-                pairs.append(
-                    (
-                        value < low,
-                        pl.concat_str(pl.lit(f"{name}: "), shown, pl.lit(f" is below the minimum {low}")),
-                    )
-                )
-            if high is not None:
-                pairs.append(
-                    (
-                        value > high,
-                        pl.concat_str(pl.lit(f"{name}: "), shown, pl.lit(f" is above the maximum {high}")),
-                    )
-                )
+        pairs += _range_checks(spec, name, shown)
         if name in spec.not_in_future:
             limit = pl.lit(now.date()) if dtype == pl.Date else pl.lit(now, dtype=dtype)
             pairs.append(
                 (value > limit, pl.concat_str(pl.lit(f"{name}: "), shown, pl.lit(" is in the future")))
             )
-        for fk in spec.foreign_keys:
-            if fk.column != name:
-                continue
-            keys = known[fk]
-            unknown = value.is_not_null() & ~value.is_in(keys.implode())
-            if fk.when is not None:
-                unknown = unknown & (pl.col(fk.when[0]) == fk.when[1])
-            pairs.append(
-                (
-                    unknown,
-                    pl.concat_str(
-                        pl.lit(f"{name}: '"), shown, pl.lit(f"' is not a known {fk.table}.{fk.ref_column}")
-                    ),
-                )
-            )
+        pairs += _foreign_key_checks(spec, name, shown, known)
         checks[name] = [(condition.fill_null(False), reason) for condition, reason in pairs]
     return checks
+
+
+def _range_checks(spec: TableSpec, name: str, shown: pl.Expr) -> list[tuple[pl.Expr, pl.Expr]]:
+    """The (is-bad, reason) pairs of a column's declared minimum and maximum."""
+    low, high = spec.ranges.get(name, (None, None))
+    value = pl.col(name)
+    pairs: list[tuple[pl.Expr, pl.Expr]] = []
+    if low is not None:
+        pairs.append(
+            (value < low, pl.concat_str(pl.lit(f"{name}: "), shown, pl.lit(f" is below the minimum {low}")))
+        )
+    if high is not None:
+        pairs.append(
+            (value > high, pl.concat_str(pl.lit(f"{name}: "), shown, pl.lit(f" is above the maximum {high}")))
+        )
+    return pairs
+
+
+def _foreign_key_checks(
+    spec: TableSpec, name: str, shown: pl.Expr, known: dict[ForeignKey, pl.Series]
+) -> list[tuple[pl.Expr, pl.Expr]]:
+    """The (is-bad, reason) pairs of the foreign keys a column holds (``known``: the referenced keys)."""
+    value = pl.col(name)
+    pairs: list[tuple[pl.Expr, pl.Expr]] = []
+    for fk in (fk for fk in spec.foreign_keys if fk.column == name):
+        unknown = value.is_not_null() & ~value.is_in(known[fk].implode())
+        if fk.when is not None:
+            unknown = unknown & (pl.col(fk.when[0]) == fk.when[1])
+        reason = pl.concat_str(
+            pl.lit(f"{name}: '"), shown, pl.lit(f"' is not a known {fk.table}.{fk.ref_column}")
+        )
+        pairs.append((unknown, reason))
+    return pairs
 
 
 def _reason_of(pairs: list[tuple[pl.Expr, pl.Expr]]) -> pl.Expr:
@@ -827,15 +831,6 @@ def _upsert_dimensions(connection: sa.Connection, state: _RunState) -> None:
                 connection.execute(statement, rows[start : start + _INSERT_BATCH])
 
 
-def _mark_failed(settings: Settings, run_id: str, error: str) -> None:
-    with db.connect(settings) as connection:
-        connection.execute(
-            sa.update(db.ingestion_runs)
-            .where(db.ingestion_runs.c.run_id == run_id)
-            .values(status="failed", error=error, finished_at=datetime.now(UTC))
-        )
-
-
 def _run(
     sources_factory: Callable[[], list[_Source]],
     settings: Settings,
@@ -845,11 +840,11 @@ def _run(
     now: datetime | None,
     progress: Progress | None,
 ) -> IngestReport:
-    db.ensure_db(settings)
+    db.require_current(settings)
     report_progress = progress or (lambda _stage, _done, _total: None)
     moment = _utc(now)
     with lake.ingest_lock(settings):
-        _recover_locked(settings)
+        lake.recover_locked(settings)
         run_id = _new_run_id()
         with db.connect(settings) as connection:
             connection.execute(
@@ -916,7 +911,7 @@ def _run(
             if not committed:
                 lake.discard(settings, run_id)
                 message = str(exc) if isinstance(exc, IngestError) else f"{type(exc).__name__}: {exc}"
-                _mark_failed(settings, run_id, message)
+                lake.mark_run_failed(settings, run_id, message)
             raise
     return IngestReport(run_id=run_id, status="committed", loads=tuple(loads))
 
@@ -982,39 +977,6 @@ def ingest_sql(
     return _run(
         lambda: [sql_source], settings, source=sql_source.label, user=user, now=now, progress=progress
     )
-
-
-def _recover_locked(settings: Settings) -> None:
-    statuses: dict[str, str] = {}
-    with db.engine_for(settings).connect() as connection:
-        runs = db.ingestion_runs
-        staged = lake.staged_runs(settings)
-        if staged:
-            rows = connection.execute(
-                sa.select(runs.c.run_id, runs.c.status).where(runs.c.run_id.in_(staged))
-            )
-            statuses = {run_id: status for run_id, status in rows}
-        running = list(
-            connection.execute(sa.select(runs.c.run_id).where(runs.c.status == "running")).scalars()
-        )
-    for run_id in staged:
-        if statuses.get(run_id) == "committed":
-            lake.roll_forward(settings, run_id)
-        else:
-            lake.discard(settings, run_id)
-    for run_id in running:
-        _mark_failed(settings, run_id, "interrupted before commit; its staged files were discarded")
-
-
-def recover(settings: Settings, *, blocking: bool = True) -> None:
-    """Finish or undo runs a crash interrupted: roll committed ones forward, discard the others.
-
-    Raises:
-        datastore.lake.LakeBusy: when ``blocking`` is false and an ingest is running.
-    """
-    db.ensure_db(settings)
-    with lake.ingest_lock(settings, blocking=blocking):
-        _recover_locked(settings)
 
 
 def quarantine_files(settings: Settings) -> list[Path]:

@@ -9,7 +9,8 @@ Layout under ``settings.lake``::
 A run writes everything it will add to ``_staging/<run_id>`` together with a ``manifest.json`` of the
 moves to make, commits the DB, then makes the moves (``roll_forward``). Every move is an atomic
 ``os.replace`` onto a name no reader sees half-written, and replaying the manifest is idempotent, so a
-run interrupted at any point is either rolled forward or discarded by ``datastore.ingest.recover``.
+run interrupted at any point is either rolled forward or discarded by ``recover``, which reads the runs'
+status from the state DB's ``ingestion_runs``.
 Readers only ever look at final paths, never at ``_staging``.
 """
 
@@ -22,13 +23,15 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
+import sqlalchemy as sa
 
 from core.config import Settings
 from core.schema import TableSpec, table_spec
+from datastore import db
 
 STAGING_DIR = "_staging"
 MANIFEST = "manifest.json"
@@ -102,8 +105,6 @@ def scan_table(table: str, settings: Settings | None = None) -> pl.LazyFrame:
     settings = settings or Settings.from_env()
     spec = table_spec(table)
     if has_staging(settings):
-        from datastore.ingest import recover
-
         # An ingest is running if the lock is taken: it recovers on its own and readers never see staging.
         with contextlib.suppress(LakeBusy):
             recover(settings, blocking=False)
@@ -224,3 +225,47 @@ def staged_runs(settings: Settings) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(entry.name for entry in root.iterdir() if entry.is_dir())
+
+
+def mark_run_failed(settings: Settings, run_id: str, error: str) -> None:
+    """Record in ``ingestion_runs`` that a run failed, and why."""
+    with db.connect(settings) as connection:
+        connection.execute(
+            sa.update(db.ingestion_runs)
+            .where(db.ingestion_runs.c.run_id == run_id)
+            .values(status="failed", error=error, finished_at=datetime.now(UTC))
+        )
+
+
+def recover_locked(settings: Settings) -> None:
+    """``recover`` for a caller that holds the ingest lock already."""
+    statuses: dict[str, str] = {}
+    with db.engine_for(settings).connect() as connection:
+        runs = db.ingestion_runs
+        staged = staged_runs(settings)
+        if staged:
+            rows = connection.execute(
+                sa.select(runs.c.run_id, runs.c.status).where(runs.c.run_id.in_(staged))
+            )
+            statuses = {run_id: status for run_id, status in rows}
+        running = list(
+            connection.execute(sa.select(runs.c.run_id).where(runs.c.status == "running")).scalars()
+        )
+    for run_id in staged:
+        if statuses.get(run_id) == "committed":
+            roll_forward(settings, run_id)
+        else:
+            discard(settings, run_id)
+    for run_id in running:
+        mark_run_failed(settings, run_id, "interrupted before commit; its staged files were discarded")
+
+
+def recover(settings: Settings, *, blocking: bool = True) -> None:
+    """Finish or undo runs a crash interrupted: roll committed ones forward, discard the others.
+
+    Raises:
+        LakeBusy: when ``blocking`` is false and an ingest is running.
+    """
+    db.require_current(settings)
+    with ingest_lock(settings, blocking=blocking):
+        recover_locked(settings)

@@ -83,7 +83,7 @@ def add_user(
     merchants = sorted(set(merchant_ids))
     if role == "ops" and merchants:
         raise AccessError("ops users see every merchant; do not assign merchants to them")
-    db.ensure_db(settings)
+    db.require_current(settings)
     with db.connect(settings) as connection:
         exists = connection.execute(sa.select(users.c.username).where(users.c.username == username)).first()
         if exists:
@@ -110,7 +110,7 @@ def add_user(
 
 def get_user(settings: Settings, username: str) -> User | None:
     """The user called ``username``, or ``None``."""
-    db.ensure_db(settings)
+    db.require_current(settings)
     with db.connect(settings) as connection:
         row = connection.execute(sa.select(users).where(users.c.username == username)).first()
         return _user_from_row(connection, row) if row else None
@@ -118,7 +118,7 @@ def get_user(settings: Settings, username: str) -> User | None:
 
 def user_for_email(settings: Settings, email: str) -> User | None:
     """The local user an OIDC identity (its e-mail) maps to, or ``None`` (not allowed in)."""
-    db.ensure_db(settings)
+    db.require_current(settings)
     with db.connect(settings) as connection:
         row = connection.execute(
             sa.select(users).where(sa.func.lower(users.c.email) == email.strip().lower())
@@ -128,7 +128,7 @@ def user_for_email(settings: Settings, email: str) -> User | None:
 
 def authenticate(settings: Settings, username: str, password: str) -> User | None:
     """The user if ``password`` is theirs, else ``None`` (same answer for unknown users)."""
-    db.ensure_db(settings)
+    db.require_current(settings)
     with db.connect(settings) as connection:
         row = connection.execute(sa.select(users).where(users.c.username == username.strip())).first()
         if row is None:
@@ -141,7 +141,7 @@ def authenticate(settings: Settings, username: str, password: str) -> User | Non
 
 def list_users(settings: Settings) -> pl.DataFrame:
     """Every user with role and assigned merchants (no hashes)."""
-    db.ensure_db(settings)
+    db.require_current(settings)
     with db.connect(settings) as connection:
         rows = connection.execute(sa.select(users).order_by(users.c.username)).all()
         assigned = connection.execute(sa.select(user_merchants)).all()

@@ -41,6 +41,7 @@ Progress = Callable[[str, int, int], None]
 
 SQL_PREFIX = "analytics_"
 
+
 @dataclass(frozen=True)
 class BuildConfig:
     """Windows, thresholds and publishing options of a build."""

@@ -2,14 +2,19 @@
 
 Configuration comes from the environment (``LIFTBOARD_HOME``, ``LIFTBOARD_DATABASE_URL``), read by
 ``Settings.from_env``. Commands are thin: they call library functions and render what they return.
+
+Only ``liftboard db upgrade`` (and ``liftboard demo``, which makes a new installation) migrate the state
+DB; every other command that uses it stops with exit code 3 and the reason when it is not current.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
 import polars as pl
 import sqlalchemy as sa
@@ -20,9 +25,9 @@ from rich.table import Table
 from rich.text import Text
 
 from core.config import Settings
-from core.schema import TABLES
 from datastore import db, lake
 from datastore.ingest import IngestError, IngestReport, ingest_files, ingest_sql
+from datastore.status import ingestion_runs, quarantine_files, quarantined_rows, table_freshness
 
 app = typer.Typer(
     name="liftboard",
@@ -30,10 +35,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-db_app = typer.Typer(help="State DB maintenance.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="State DB schema: show its revision, run the migrations (the only commands that migrate it).",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 
 EXIT_INGEST_ERROR = 2
+EXIT_DB_NOT_CURRENT = 3
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def _out() -> Console:
@@ -42,6 +54,20 @@ def _out() -> Console:
 
 def _err() -> Console:
     return Console(stderr=True, soft_wrap=True)
+
+
+def needs_current_db(command: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn ``DatabaseNotCurrent`` raised anywhere in ``command`` into its message and exit code 3."""
+
+    @functools.wraps(command)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return command(*args, **kwargs)
+        except db.DatabaseNotCurrent as exc:
+            _err().print(Text(f"error: {exc}", style="bold red"))
+            raise typer.Exit(EXIT_DB_NOT_CURRENT) from None
+
+    return checked
 
 
 @contextmanager
@@ -92,6 +118,7 @@ def _report_table(report: IngestReport) -> Table:
 
 
 @app.command()
+@needs_current_db
 def ingest(
     paths: Annotated[list[Path] | None, typer.Argument(help="CSV, Parquet or NDJSON files.")] = None,
     table: Annotated[str | None, typer.Option("--table", "-t", help="Table of every source.")] = None,
@@ -145,18 +172,8 @@ def ingest(
     out.print(Text(f"run {report.run_id} committed: {report.rows_loaded:,} row(s) loaded", style="green"))
 
 
-_DATE_COLUMNS = {
-    "creators": "joined_on",
-    "merchants": "joined_on",
-    "products": "listed_on",
-    "showcase": "added_on",
-    "interventions": "assigned_on",
-}
-
-
-def _date_column(name: str) -> str:
-    spec = TABLES[name]
-    return spec.partition_by or _DATE_COLUMNS[name]
+def _day(value: date | None) -> str:
+    return "" if value is None else value.isoformat()
 
 
 def _tables_overview(settings: Settings) -> Table:
@@ -167,51 +184,16 @@ def _tables_overview(settings: Settings) -> Table:
     table.add_column("from")
     table.add_column("to")
     table.add_column("files", justify="right")
-    for name, spec in TABLES.items():
-        column = _date_column(name)
-        stats = (
-            lake.scan_table(name, settings)
-            .select(
-                pl.len().alias("rows"),
-                pl.col(column).min().alias("first"),
-                pl.col(column).max().alias("last"),
-            )
-            .collect()
-            .row(0, named=True)
+    for row in table_freshness(settings).iter_rows(named=True):
+        where = "DB + lake mirror" if row["storage"] == "db" else "lake (by day)"
+        rows = "?" if row["rows"] is None else f"{row['rows']:,}"
+        table.add_row(
+            row["table"], where, rows, _day(row["first_day"]), _day(row["last_day"]), str(row["files"])
         )
-        shown = [
-            ""
-            if value is None
-            else (value.date().isoformat() if hasattr(value, "date") else value.isoformat())
-            for value in (stats["first"], stats["last"])
-        ]
-        files = len(lake.table_files(name, settings))
-        where = "DB + lake mirror" if spec.storage == "db" else "lake (by day)"
-        table.add_row(name, where, f"{stats['rows']:,}", shown[0], shown[1], str(files))
     return table
 
 
 def _runs_overview(settings: Settings, limit: int) -> Table:
-    runs, loads = db.ingestion_runs, db.ingestion_loads
-    query = (
-        sa.select(
-            runs.c.run_id,
-            runs.c.started_at,
-            runs.c.status,
-            runs.c.user,
-            runs.c.error,
-            sa.func.coalesce(sa.func.sum(loads.c.rows_read), 0).label("read"),
-            sa.func.coalesce(sa.func.sum(loads.c.rows_loaded), 0).label("loaded"),
-            sa.func.coalesce(sa.func.sum(loads.c.rows_quarantined), 0).label("quarantined"),
-            sa.func.coalesce(sa.func.sum(loads.c.rows_duplicate), 0).label("duplicate"),
-        )
-        .select_from(runs.outerjoin(loads, loads.c.run_id == runs.c.run_id))
-        .group_by(runs.c.run_id, runs.c.started_at, runs.c.status, runs.c.user, runs.c.error)
-        .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
-        .limit(limit)
-    )
-    with db.engine_for(settings).connect() as connection:
-        rows = connection.execute(query).all()
     table = Table(title=f"Last {limit} ingestion runs")
     table.add_column("run")
     table.add_column("started (UTC)")
@@ -221,52 +203,67 @@ def _runs_overview(settings: Settings, limit: int) -> Table:
         table.add_column(name, justify="right")
     table.add_column("error", overflow="fold")
     styles = {"committed": "green", "failed": "red", "running": "yellow"}
-    for row in rows:
+    for row in ingestion_runs(settings, limit).iter_rows(named=True):
         table.add_row(
-            row.run_id,
-            row.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            Text(row.status, style=styles.get(row.status, "")),
-            row.user or "",
-            f"{row.read:,}",
-            f"{row.loaded:,}",
-            f"{row.quarantined:,}",
-            f"{row.duplicate:,}",
-            row.error or "",
+            row["run_id"],
+            row["started_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            Text(row["status"], style=styles.get(row["status"], "")),
+            row["user"] or "",
+            f"{row['rows_read']:,}",
+            f"{row['rows_loaded']:,}",
+            f"{row['rows_quarantined']:,}",
+            f"{row['rows_duplicate']:,}",
+            row["error"] or "",
         )
     return table
 
 
 @app.command()
+@needs_current_db
 def status(
     runs: Annotated[int, typer.Option("--runs", min=1, help="How many recent runs to list.")] = 10,
 ) -> None:
     """Tables with row counts and date ranges, recent ingestion runs and quarantine totals."""
     settings = Settings.from_env()
-    db.ensure_db(settings)
+    db.require_current(settings)
     out = _out()
     out.print(Text(f"home: {settings.home}"))
     out.print(Text(f"database: {sa.make_url(settings.database_url).render_as_string(hide_password=True)}"))
     out.print(_tables_overview(settings))
     out.print(_runs_overview(settings, runs))
-    with db.engine_for(settings).connect() as connection:
-        quarantined = connection.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(db.ingestion_loads.c.rows_quarantined), 0))
-        ).scalar_one()
-    files = sorted(settings.quarantine.glob("*/*.parquet")) if settings.quarantine.is_dir() else []
-    out.print(Text(f"quarantine: {quarantined:,} row(s) in {len(files)} file(s) under {settings.quarantine}"))
+    quarantined, files = quarantined_rows(settings), quarantine_files(settings).height
+    out.print(Text(f"quarantine: {quarantined:,} row(s) in {files} file(s) under {settings.quarantine}"))
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Run the state-DB migrations up to the newest revision (safe to repeat)."""
+    """Migrate the state DB to the schema of this Liftboard (safe to repeat; one migrator at a time)."""
     settings = Settings.from_env()
-    db.upgrade_db(settings)
-    with db.engine_for(settings).connect() as connection:
-        revision = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
-    _out().print(Text(f"state DB at revision {revision}", style="green"))
+    done = db.upgrade_db(settings)
+    if done.before == done.after:
+        message = f"state DB {done.url} already at revision {done.after}: nothing to do"
+    else:
+        message = f"state DB {done.url} upgraded from revision {done.before or '(empty)'} to {done.after}"
+    _out().print(Text(message, style="green"))
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the state DB's revision and the one this Liftboard needs (changes nothing)."""
+    settings = Settings.from_env()
+    revision, head = db.database_revision(settings), db.head_revision()
+    out = _out()
+    out.print(Text(f"database: {db.display_url(settings)}"))
+    out.print(Text(f"revision: {revision or '(none: no Liftboard schema yet)'}"))
+    out.print(Text(f"head:     {head}"))
+    if revision == head:
+        out.print(Text("up to date", style="green"))
+    else:
+        out.print(Text("not current: run `liftboard db upgrade`", style="yellow"))
 
 
 @app.command("build")
+@needs_current_db
 def build_command(
     as_of: Annotated[
         str | None,
@@ -292,6 +289,7 @@ def build_command(
 
     settings = Settings.from_env()
     out, err = _out(), _err()
+    db.require_current(settings)
     if if_stale and not is_stale(settings):
         out.print("the current build is up to date with the lake: nothing to do")
         return
@@ -300,7 +298,6 @@ def build_command(
     except ValueError:
         err.print(Text(f"error: --as-of {as_of!r} is not a date (YYYY-MM-DD)", style="bold red"))
         raise typer.Exit(2) from None
-    db.ensure_db(settings)
     with progress_bar(err) as progress:
         result = build(settings, day, progress=progress, config=BuildConfig(publish_sql=not no_sql))
     table = Table(title=f"Build {result.build_id} (as of {result.as_of})")
@@ -325,12 +322,23 @@ def demo(
     seed: Annotated[
         int, typer.Option(help="Seed of the simulation: the same seed gives the same data.")
     ] = 42,
+    world: Annotated[
+        str,
+        typer.Option(
+            help="The effect world: how strategies work in this marketplace (sim/worlds.toml lists them; "
+            "demo is the default)."
+        ),
+    ] = "demo",
     if_missing: Annotated[
         bool, typer.Option("--if-missing", help="Do nothing when the lake already holds orders.")
     ] = False,
 ) -> None:
-    """Generate a simulated marketplace and load it through ingest (truth goes to $LIFTBOARD_HOME/truth)."""
+    """Generate a simulated marketplace and load it through ingest (truth goes to $LIFTBOARD_HOME/truth).
+
+    A demo is a new installation, so this first migrates the state DB (as `liftboard db upgrade` does).
+    """
     from sim.simulate import SCALES, generate
+    from sim.worlds import EFFECT_WORLDS
 
     settings = Settings.from_env()
     out, err = _out(), _err()
@@ -339,13 +347,20 @@ def demo(
             Text(f"error: unknown scale {scale!r}; choose one of {', '.join(SCALES)}", style="bold red")
         )
         raise typer.Exit(2)
+    if world not in EFFECT_WORLDS:
+        err.print(
+            Text(
+                f"error: unknown world {world!r}; choose one of {', '.join(EFFECT_WORLDS)}", style="bold red"
+            )
+        )
+        raise typer.Exit(2)
     if if_missing and lake.table_files("orders", settings):
         out.print(f"the lake at {settings.lake} already holds orders: nothing to do")
         return
-    db.ensure_db(settings)
+    db.upgrade_db(settings)
     with progress_bar(err) as progress:
-        result = generate(scale, seed, settings, progress=progress)
-    table = Table(title=f"Simulated marketplace: scale {scale}, seed {seed}")
+        result = generate(scale, seed, settings, progress=progress, world=world)
+    table = Table(title=f"Simulated marketplace: scale {scale}, seed {seed}, world {world}")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, count in result.rows.items():
@@ -355,6 +370,7 @@ def demo(
 
 
 @app.command()
+@needs_current_db
 def recommend(
     as_of: Annotated[
         str | None,
@@ -377,7 +393,7 @@ def recommend(
     except ValueError:
         err.print(Text(f"error: --as-of {as_of!r} is not a date (YYYY-MM-DD)", style="bold red"))
         raise typer.Exit(2) from None
-    db.ensure_db(settings)
+    db.require_current(settings)
     try:
         with progress_bar(err) as progress:
             run = run_strategies(settings, day, budget=budget, progress=progress)
@@ -424,6 +440,7 @@ app.add_typer(users_app, name="users")
 
 
 @users_app.command("add")
+@needs_current_db
 def users_add(
     username: Annotated[str, typer.Argument(help="Login name.")],
     role: Annotated[str, typer.Option("--role", help="ops | merchant_success")],
@@ -443,7 +460,9 @@ def users_add(
 
     from core import access
     from datastore import users
+
     settings = Settings.from_env()
+    db.require_current(settings)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -469,9 +488,11 @@ def users_add(
 
 
 @users_app.command("list")
+@needs_current_db
 def users_list() -> None:
     """List the app users with their roles and merchants."""
     from datastore import users
+
     frame = users.list_users(Settings.from_env())
     table = Table(title="Users")
     for column in frame.columns:
@@ -482,6 +503,7 @@ def users_list() -> None:
 
 
 @users_app.command("seed-demo")
+@needs_current_db
 def users_seed_demo() -> None:
     """Create the demo users ops/ops and merchant/merchant (the 5 largest merchants); needs a build."""
     from datastore import users
@@ -499,6 +521,7 @@ def users_seed_demo() -> None:
 
 
 @app.command()
+@needs_current_db
 def watch(
     directory: Annotated[Path, typer.Argument(help="Folder to watch for CSV, Parquet or NDJSON files.")],
     once: Annotated[bool, typer.Option("--once", help="Process what is there now, then exit.")] = False,
@@ -563,7 +586,8 @@ def serve(
 
 # --------------------------------------------------------------------------------------------------------
 # report: the weekly review and merchant reports as files (reports/), for people and for cron.
-# Exit codes: 0 written, 1 no build or no data, 2 bad arguments (week, merchant, format, user).
+# Exit codes: 0 written, 1 no build or no data, 2 bad arguments (week, merchant, format, user),
+# 3 state DB not current (run `liftboard db upgrade`).
 # --------------------------------------------------------------------------------------------------------
 
 report_app = typer.Typer(help="Export the weekly review or a merchant report (PDF, slides, Excel, HTML).")
@@ -612,6 +636,7 @@ def _write_reports(make: Callable[[], object], formats: str, out: Path) -> None:
 
 
 @report_app.command("weekly")
+@needs_current_db
 def report_weekly(
     week: Annotated[
         str | None, typer.Option(help="ISO week, e.g. 2026-W47; default: the last complete week.")
@@ -627,13 +652,14 @@ def report_weekly(
     from reports.weekly import weekly_review
 
     settings = Settings.from_env()
-    db.ensure_db(settings)
+    db.require_current(settings)
     _report_user(settings, user)
     who = get_user(settings, user) if user else None
     _write_reports(lambda: weekly_review(settings, week, who), formats, out)
 
 
 @report_app.command("merchant")
+@needs_current_db
 def report_merchant(
     merchant: Annotated[str, typer.Option("--merchant", "-m", help="Merchant id, e.g. m00042.")],
     formats: Annotated[str, typer.Option("--format", "-f", help=_FORMAT_HELP)] = "pdf,xlsx",
@@ -650,7 +676,7 @@ def report_merchant(
     from reports.merchant import merchant_report
 
     settings = Settings.from_env()
-    db.ensure_db(settings)
+    db.require_current(settings)
     _report_user(settings, user)
     who = get_user(settings, user) if user else None
     _write_reports(lambda: merchant_report(settings, merchant, who, week), formats, out)

@@ -201,6 +201,9 @@ def watch_folder(
     """
     if not directory.is_dir():
         raise FileNotFoundError(f"watch folder {directory} does not exist")
+    from datastore.db import require_current
+
+    require_current(settings)  # fail now, not when the first file arrives
     sizes: dict[Path, int] = {}
     batches = []
     while True:

@@ -26,7 +26,7 @@ the same models and aggregates per creator, excluding creators already partnered
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
@@ -617,7 +617,17 @@ def _groups(frame: pl.DataFrame) -> np.ndarray:
 
 
 class ProductRanker:
-    """LightGBM ranker (objective chosen on validation NDCG) + P(sold) and GMV-if-sold models."""
+    """LightGBM ranker (objective chosen on validation NDCG) + P(sold) and GMV-if-sold models.
+
+    Attributes:
+        validation_: the validation ranking metrics of each objective tried (empty without ``valid``).
+        objective_: the objective kept.
+        ranker_: the booster of the chosen objective; its scores order one creator's candidates.
+        sold_model_: the binary booster of P(the pair sells), fitted on negatives downsampled at
+            ``sample_rate_`` (the ranker itself when the chosen objective is binary).
+        sample_rate_: the share of negatives ``sold_model_`` saw, to undo the downsampling.
+        gmv_model_: the regression of ln(1 + GMV) on the pairs that sold.
+    """
 
     def __init__(self, cfg: MatchingConfig = MatchingConfig()) -> None:
         """Store the config."""
@@ -682,7 +692,7 @@ class ProductRanker:
             self.objective_ = self.cfg.objectives[0]
             full = train
         self.ranker_ = self._train(self.objective_, full)
-        self.propensity_ = self.ranker_ if self.objective_ == "binary" else self._train("binary", full)
+        self.sold_model_ = self.ranker_ if self.objective_ == "binary" else self._train("binary", full)
         self.sample_rate_ = _effective_rate(full, self.cfg)
         positives = full.filter(pl.col("label") == 1)
         gmv_params = {
@@ -697,7 +707,6 @@ class ProductRanker:
             ),
             num_boost_round=max(30, self.cfg.num_boost_round // 2),
         )
-        self.gmv_fallback_ = float(np.median(positives["label_gmv"].to_numpy())) if positives.height else 0.0
         return self
 
     def score(self, frame: pl.DataFrame) -> np.ndarray:
@@ -706,7 +715,7 @@ class ProductRanker:
 
     def p_sold(self, frame: pl.DataFrame) -> np.ndarray:
         """P(the creator sells the product in the next window), corrected for negative downsampling."""
-        p = np.asarray(self.propensity_.predict(_matrix(frame)))  # type: ignore[attr-defined]
+        p = np.asarray(self.sold_model_.predict(_matrix(frame)))  # type: ignore[attr-defined]
         r = self.sample_rate_
         return p * r / (p * r + (1 - p) + 1e-12)
 
@@ -1204,8 +1213,3 @@ def build_matching(
         "creator_interests": interests,
     }
     return tables
-
-
-def with_config(cfg: MatchingConfig, **changes: object) -> MatchingConfig:
-    """A copy of ``cfg`` with some fields changed (tests and benchmarks)."""
-    return replace(cfg, **changes)  # type: ignore[arg-type]

@@ -17,7 +17,6 @@ otherwise dominate both the cost and the statistics). All statistics are compute
 
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -447,8 +446,3 @@ def similar_products(
             "similar_category",
         )
     )
-
-
-def pmi_of(pair_count: int, count_a: int, count_b: int, baskets: int) -> float:
-    """The PMI of one pair from raw counts (for documentation and tests)."""
-    return math.log(pair_count * baskets / (count_a * count_b))

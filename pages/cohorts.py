@@ -30,7 +30,7 @@ entity = c1.segmented_control(
 kind = c2.selectbox(
     "Cohort by",
     list(KINDS[entity]),
-    format_func=KINDS[entity].get,
+    format_func=KINDS[entity].__getitem__,
     key=f"co_kind_{entity}",
     index=1 if entity == "creator" else 1,
     bind="query-params",

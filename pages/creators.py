@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from analytics.profiles import FUNNEL_STAGES
 from analytics.segments import LIFECYCLE_STAGES
 from webapp import data as app_data
 from webapp import ui
@@ -37,7 +38,7 @@ with st.container(border=True):
     lifecycles = c3.multiselect(
         "Lifecycle", list(LIFECYCLE_STAGES), key="c_life", bind="query-params", placeholder="All"
     )
-    top = float(directory_all["gmv_28d"].max() or 0.0)
+    top = ui.as_float(directory_all["gmv_28d"].max())
     gmv_min = c4.number_input(
         "Min GMV (28 days)",
         min_value=0.0,
@@ -71,21 +72,19 @@ if not creator_id:
     st.stop()
 
 profile = app_data.creator_profile(user, creator_id, f.start, f.end)
-if not profile:
+if profile is None:
     ui.not_found(f"Creator {creator_id}")
     st.stop()
 
-seg = profile["segment"].row(0, named=True)
-feat = profile["features"].row(0, named=True) if profile["features"].height else {}
+seg, feat, peers = profile.segment, profile.features, profile.peers
 st.divider()
-st.header(f"{profile['handle']}  ·  {creator_id}")
+st.header(f"{profile.handle}  ·  {creator_id}")
 st.caption(
     f"{seg['tier']} creator · {seg['primary_category']} · {seg['region']} · "
     f"lifecycle **{seg['lifecycle_stage']}** · value segment **{seg['value_segment'].replace('_', ' ')}** · "
     f"{feat.get('followers', 0):,} followers"
 )
 
-peers = profile["peers"].row(0, named=True)
 m = st.columns(5)
 m[0].metric(
     "GMV 28d",
@@ -116,7 +115,7 @@ m[4].metric(
 tab_perf, tab_strat, tab_more = st.tabs(["Performance", "Recommended strategies", "Interests & products"])
 with tab_perf:
     left, right = st.columns([3, 2])
-    trend = profile["trend"]
+    trend = profile.trend
     with left:
         fig = go.Figure()
         fig.add_bar(x=trend["date"], y=trend["gmv"], name="GMV", marker_color=ui.PALETTE[0])
@@ -135,8 +134,8 @@ with tab_perf:
         fig.add_vrect(x0=f.start, x1=f.end, fillcolor="#2F5BEA", opacity=0.06, line_width=0)
         ui.chart(ui.style(fig, y_format=ui.d3("gmv")), key="c_trend")
     with right:
-        funnel = profile["funnel"].row(0, named=True)
-        stages = ["impressions", "views", "clicks", "add_to_carts", "orders"]
+        funnel = profile.funnel
+        stages = list(FUNNEL_STAGES)
         fig = go.Figure(
             go.Funnel(
                 y=[s.replace("_", " ").capitalize() for s in stages],
@@ -149,7 +148,7 @@ with tab_perf:
         ui.chart(ui.style(fig, legend=False), key="c_funnel")
     left, right = st.columns(2)
     with left:
-        mix = profile["mix"]
+        mix = profile.mix
         if mix.height:
             fig = go.Figure(
                 go.Pie(
@@ -164,47 +163,7 @@ with tab_perf:
         else:
             st.info("No activity in the selected range.")
     with right:
-        compare = pl.DataFrame(
-            {
-                "metric": [
-                    "GMV 28d",
-                    "Orders 28d",
-                    "CTR 28d",
-                    "CVR 28d",
-                    "GPM 28d",
-                    "Content per week",
-                    "AOV 91d",
-                    "Refund rate 91d",
-                ],
-                "creator": [
-                    feat.get(c)
-                    for c in (
-                        "gmv_28d",
-                        "orders_28d",
-                        "ctr_28d",
-                        "cvr_28d",
-                        "gpm_28d",
-                        "content_per_week_13w",
-                        "aov_91d",
-                        "refund_rate_91d",
-                    )
-                ],
-                f"{seg['tier']} median": [
-                    peers[c]
-                    for c in (
-                        "gmv_28d",
-                        "orders_28d",
-                        "ctr_28d",
-                        "cvr_28d",
-                        "gpm_28d",
-                        "content_per_week_13w",
-                        "aov_91d",
-                        "refund_rate_91d",
-                    )
-                ],
-            },
-            schema_overrides={"creator": pl.Float64},
-        )
+        compare = profile.peer_comparison.rename({"peer_median": f"{seg['tier']} median"})
         fmt = ["${:,.0f}", "{:,.0f}", "pct", "pct", "${:,.2f}", "{:,.1f}", "${:,.2f}", "pct"]
         shown = compare.with_columns(
             *(
@@ -222,14 +181,14 @@ with tab_perf:
         st.dataframe(shown, hide_index=True, placeholder=ui.MISSING)
         ui.downloads(
             f"creator_{creator_id}",
-            lambda: {"Trend": trend, "Comparison": compare, "Content mix": profile["mix"]},
+            {"Trend": trend, "Comparison": compare, "Content mix": profile.mix},
             key="dl_c_profile",
         )
 
 with tab_strat:
-    recs = profile["recommendations"]
+    recs = profile.recommendations
     names = ui.strategy_names(user)
-    drivers = profile["drivers"]
+    drivers = profile.drivers
     if recs.height == 0:
         st.info("No strategy recommendations for this creator in the current run.")
     for rec in recs.iter_rows(named=True):
@@ -262,7 +221,7 @@ with tab_strat:
         )
 
 with tab_more:
-    interests, product_recs = profile["interests"], profile["product_recs"]
+    interests, product_recs = profile.interests, profile.product_recs
     if interests.height == 0 and product_recs.height == 0:
         st.info(
             "Interest profiles and product recommendations appear here once the matching tables are built."

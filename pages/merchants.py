@@ -4,11 +4,14 @@ recommended strategies. Out-of-scope ids are "not found" (the data layer never r
 
 from __future__ import annotations
 
+from functools import partial
+
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
 from analytics.segments import LIFECYCLE_STAGES
+from reports.merchant import merchant_report_bytes
 from webapp import data as app_data
 from webapp import ui
 
@@ -48,45 +51,39 @@ if not merchant_id:
     st.stop()
 
 profile = app_data.merchant_profile(user, merchant_id, f.start, f.end)
-if not profile:
+if profile is None:
     ui.not_found(f"Merchant {merchant_id}")
     st.stop()
 
-feat = profile["features"].row(0, named=True)
-seg = profile["segment"].row(0, named=True) if profile["segment"].height else {}
+feat, seg = profile.features, profile.segment
 st.divider()
-st.header(f"{profile['name']}  ·  {merchant_id}", anchor="merchant")
+st.header(f"{profile.name}  ·  {merchant_id}", anchor="merchant")
 st.caption(
     f"{feat['category']} · {feat['region']} · rating {feat['rating']:.1f} · ships in "
     f"{feat['ships_in_days']:.1f} days · lifecycle **{seg.get('lifecycle_stage', '?')}** · "
     f"{feat['catalog_products']:,} products"
 )
 
-# The merchant report (reports.merchant, by the reports engineer): built only when a format is clicked.
-try:
-    from reports.merchant import merchant_report_bytes
-except ImportError:  # pragma: no cover - the reports package is optional for this page
-    merchant_report_bytes = None
-if merchant_report_bytes is not None:
-    MIME = {
-        "pdf": "application/pdf",
-        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "html": "text/html",
-    }
-    with st.container(horizontal=True, gap="small"):
-        st.caption("Merchant report:")
-        for fmt, mime in MIME.items():
-            st.download_button(
-                fmt.upper(),
-                data=lambda fmt=fmt: merchant_report_bytes(app_data.settings(), user, merchant_id, fmt),
-                file_name=f"merchant_report_{merchant_id}.{fmt}",
-                mime=mime,
-                key=f"m_report_{fmt}",
-                on_click="ignore",
-                icon=":material/description:",
-                type="tertiary",
-            )
+# The merchant report (reports.merchant): built only when a format is clicked.
+MIME = {
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "html": "text/html",
+}
+with st.container(horizontal=True, gap="small"):
+    st.caption("Merchant report:")
+    for fmt, mime in MIME.items():
+        st.download_button(
+            fmt.upper(),
+            data=partial(merchant_report_bytes, app_data.settings(), user, merchant_id, fmt),
+            file_name=f"merchant_report_{merchant_id}.{fmt}",
+            mime=mime,
+            key=f"m_report_{fmt}",
+            on_click="ignore",
+            icon=":material/description:",
+            type="tertiary",
+        )
 
 m = st.columns(5)
 m[0].metric(
@@ -123,7 +120,7 @@ tab_perf, tab_cat, tab_creators, tab_strat = st.tabs(
     ["Performance", "Catalog", "Creators", "Recommended strategies"]
 )
 with tab_perf:
-    trend = profile["trend"]
+    trend = profile.trend
     fig = go.Figure()
     fig.add_bar(x=trend["date"], y=trend["gmv"], name="GMV", marker_color=ui.PALETTE[0])
     fig.add_scatter(
@@ -141,14 +138,14 @@ with tab_perf:
     fig.add_vrect(x0=f.start, x1=f.end, fillcolor="#2F5BEA", opacity=0.06, line_width=0)
     ui.chart(ui.style(fig, y_format=ui.d3("gmv")), key="m_trend")
 with tab_cat:
-    ui.table(profile["catalog"], key="m_catalog", export_name=f"{merchant_id}_catalog", height=360)
+    ui.table(profile.catalog, key="m_catalog", export_name=f"{merchant_id}_catalog", height=360)
 with tab_creators:
     left, right = st.columns([3, 2])
     with left:
         st.markdown(f"**Creators selling this merchant's products** ({f.start:%d %b} – {f.end:%d %b})")
-        ui.table(profile["creators"], key="m_creators", export_name=f"{merchant_id}_creators", height=360)
+        ui.table(profile.creators, key="m_creators", export_name=f"{merchant_id}_creators", height=360)
     with right:
-        conc = profile["concentration"]
+        conc = profile.concentration
         if conc.height:
             fig = go.Figure(
                 go.Scatter(
@@ -168,7 +165,7 @@ with tab_creators:
         else:
             st.info("No creator sales in the selected range.")
 with tab_strat:
-    recs, drivers = profile["recommendations"], profile["drivers"]
+    recs, drivers = profile.recommendations, profile.drivers
     names = ui.strategy_names(user)
     if recs.height == 0:
         st.info("No strategy recommendations for this merchant in the current run.")
@@ -194,19 +191,19 @@ with tab_strat:
                 ui.drivers_chart(
                     d, "SHAP drivers vs the category (USD of uplift)", key=f"m_shap_{rec['strategy']}"
                 )
-    if profile["recruits"].height:
+    if profile.recruits.height:
         st.markdown("**Creators to recruit**")
-        ui.table(profile["recruits"], key="m_recruits", export_name=f"{merchant_id}_recruits")
+        ui.table(profile.recruits, key="m_recruits", export_name=f"{merchant_id}_recruits")
 
 ui.downloads(
     f"merchant_{merchant_id}",
-    lambda: {
-        "Summary": profile["features"],
-        "Daily": profile["trend"],
-        "Catalog": profile["catalog"],
-        "Creators": profile["creators"],
-        "Recommendations": profile["recommendations"],
-        "SHAP drivers": profile["drivers"],
+    {
+        "Summary": profile.summary,
+        "Daily": profile.trend,
+        "Catalog": profile.catalog,
+        "Creators": profile.creators,
+        "Recommendations": profile.recommendations,
+        "SHAP drivers": profile.drivers,
     },
     key="dl_m_all",
     csv=False,

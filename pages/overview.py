@@ -99,10 +99,10 @@ for tab, dimension in zip(tabs, ("region", "category", "tier", "content_kind"), 
             )
             ui.chart(ui.style(fig, height=300, y_format=ui.d3("gmv"), legend=False), key=f"bar_{dimension}")
         with right:
-            shown = frame.select(
+            breakdown = frame.select(
                 dimension, "gmv", "orders", "aov", "ctr", "cvr", "gpm", "refund_rate", "active_creators"
             )
-            ui.table(shown, key=f"t_{dimension}", export_name=f"gmv_by_{dimension}")
+            ui.table(breakdown, key=f"t_{dimension}", export_name=f"gmv_by_{dimension}")
 
 with st.expander("Metric definitions", icon=":material/menu_book:"):
     ui.table(app_data.dictionary(), key="dictionary")

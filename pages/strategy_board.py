@@ -243,45 +243,52 @@ st.subheader("Accepted earlier: realized against predicted")
 outcomes = app_data.accepted_outcomes(user)
 if outcomes.height == 0:
     st.info(
-        "Nothing accepted yet. Accepted recommendations appear here with their realized uplift once 28 days "
-        "of data have passed."
+        "Nothing accepted yet. Accepted recommendations appear here with their realized uplift so far, "
+        "day by day up to the 28 days the uplift is predicted over."
     )
 else:
-    shown_outcomes = outcomes.with_columns(
-        pl.when(pl.col("complete")).then(pl.lit("measured")).otherwise(pl.lit("in progress")).alias("outcome")
-    ).drop("complete")
-    done = shown_outcomes.filter(pl.col("outcome") == "measured")
-    if done.height:
-        fig = go.Figure(
-            go.Scatter(
-                x=done["predicted_uplift"],
-                y=done["realized_uplift"],
-                mode="markers",
-                text=done["entity_id"],
-                marker={"size": 9, "color": ui.PALETTE[0]},
-                hovertemplate="%{text}: predicted %{x:$,.0f}, realized %{y:$,.0f}<extra></extra>",
-            )
+    observed = outcomes.filter(pl.col("days_observed") > 0)
+    if observed.height:
+        fig = go.Figure()
+        for complete, label, color in (
+            (True, "complete (28 days)", ui.PALETTE[0]),
+            (False, "so far", ui.PALETTE[1]),
+        ):
+            part = observed.filter(pl.col("complete") == complete)
+            if part.height:
+                fig.add_scatter(
+                    x=part["predicted_so_far"],
+                    y=part["realized_uplift"],
+                    mode="markers",
+                    name=label,
+                    text=part["entity_id"],
+                    customdata=part["state"],
+                    marker={"size": 9, "color": color},
+                    hovertemplate="%{text} (%{customdata}): predicted %{x:$,.0f}, "
+                    "realized %{y:$,.0f}<extra></extra>",
+                )
+        top = max(
+            ui.as_float(observed["predicted_so_far"].max()), ui.as_float(observed["realized_uplift"].max())
         )
-        top = float(max(done["predicted_uplift"].max() or 0, done["realized_uplift"].max() or 0))
         fig.add_scatter(
             x=[0, top], y=[0, top], mode="lines", line={"dash": "dot", "color": "#999"}, name="y = x"
         )
         fig.update_layout(
-            title="Realized (28 days after vs before) against predicted uplift",
-            xaxis_title="predicted",
-            yaxis_title="realized",
+            title="Realized against predicted uplift, over the days observed so far",
+            xaxis_title="predicted so far",
+            yaxis_title="realized so far",
         )
-        ui.chart(
-            ui.style(fig, height=320, y_format="$,.0f", x_format="$,.0f", legend=False), key="sb_outcomes"
-        )
+        ui.chart(ui.style(fig, height=320, y_format="$,.0f", x_format="$,.0f"), key="sb_outcomes")
     ui.table(
-        shown_outcomes,
+        outcomes.drop("complete"),
         key="sb_outcomes_table",
         export_name="accepted_outcomes",
         height=260,
         hide=("action_id",),
     )
     st.caption(
-        "Realized = GMV in the 28 days from the start minus the 28 days before (daily facts); shown as "
-        "“in progress” until 28 days of data exist after the start."
+        "Realized so far = the entity's GMV in the days observed since the start (up to 28, to the "
+        "build's last day) minus its GMV in as many days before (daily facts; a before/after "
+        "difference, not a controlled estimate). Predicted so far = the 28-day prediction × days "
+        "observed / 28. The weekly review's follow-up uses the same figures."
     )

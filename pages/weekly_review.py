@@ -4,6 +4,8 @@ every format (built on click). The review itself is assembled by `reports.weekly
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from reports.charts import plotly_figure
@@ -60,9 +62,9 @@ def _render(section: Section, large: bool = False) -> None:
                 border=True,
             )
     if section.charts:
-        columns = st.columns(2 if len(section.charts) > 1 else 1)
+        chart_columns = st.columns(2 if len(section.charts) > 1 else 1)
         for i, chart in enumerate(section.charts):
-            with columns[i % len(columns)]:
+            with chart_columns[i % len(chart_columns)]:
                 st.plotly_chart(plotly_figure(chart), key=f"wr_{section.key}_{chart.key}", width="stretch")
     for table in section.tables:
         if section.kpis:
@@ -93,6 +95,11 @@ def _render(section: Section, large: bool = False) -> None:
             st.rerun()
 
 
+def _review_file(fmt: str) -> bytes:
+    """The review as a ``fmt`` file (built when its download button is clicked)."""
+    return render(_review(str(settings.home), build_id, week, user, user.username), fmt)
+
+
 if present:
     current = st.query_params.get("section", keys[0])
     index = keys.index(current) if current in keys else 0
@@ -119,9 +126,7 @@ with top[2], st.container(horizontal=True, gap="small"):
     for fmt in FORMATS:
         st.download_button(
             fmt.upper(),
-            data=lambda fmt=fmt: render(
-                _review(str(settings.home), build_id, week, user, user.username), fmt
-            ),
+            data=partial(_review_file, fmt),
             file_name=f"{report.slug}.{fmt}",
             mime=MIME_TYPES[fmt],
             key=f"wr_download_{fmt}",

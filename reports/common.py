@@ -19,7 +19,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from analytics.kpis import creator_totals, merchant_totals
-from core.access import User, scope_frame
+from core.access import User
 from core.config import Settings
 from core.metrics import METRICS, safe_ratio, with_metrics
 from datastore import db
@@ -113,12 +113,6 @@ def dimension(name: str, settings: Settings, ids: Sequence[str] | None = None) -
         key = {"creators": "creator_id", "merchants": "merchant_id", "products": "product_id"}[name]
         frame = frame.filter(pl.col(key).is_in(list(ids)))
     return frame
-
-
-def merchants_for(settings: Settings, user: User | None) -> pl.DataFrame:
-    """The merchants dimension restricted to ``user``."""
-    merchants = db.read_table("merchants", settings)
-    return merchants if user is None else scope_frame(merchants.lazy(), user, "merchants").collect()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -265,15 +259,6 @@ def trend_chart(weekly: pl.DataFrame, monthly: pl.DataFrame, week: date, name: s
         kind="line",
         y_format=name,
         note=note,
-    )
-
-
-def gmv_window(daily: pl.LazyFrame, key: str, start: date, end: date) -> pl.LazyFrame:
-    """GMV per ``key`` in ``start``..``end`` inclusive (zero-free: only keys with rows)."""
-    return (
-        daily.filter(pl.col("date").is_between(start, end))
-        .group_by(key)
-        .agg(pl.col("gmv").sum().alias("gmv"))
     )
 
 

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 
 from analytics import movers as movers_lib
-from core.access import User
+from core.access import User, scope_frame
 from core.config import Settings
 from reports.common import (
     complete_weeks,
@@ -49,6 +49,7 @@ from reports.common import (
 from reports.model import Chart, NoReportData, Report, ReportError, Section, Table, kpi_table
 from reports.notes import read_notes
 from strategies.catalog import load_catalog
+from strategies.outcomes import WINDOW_DAYS, followed_up_actions, realized_uplift
 from strategies.store import read_actions
 
 HEADLINE_METRICS: tuple[str, ...] = (
@@ -63,7 +64,7 @@ HEADLINE_METRICS: tuple[str, ...] = (
 )
 VOLUME_METRICS = HEADLINE_METRICS[:4]
 ACTIVITY_METRICS = HEADLINE_METRICS[4:]
-FOLLOW_UP_DAYS = 28
+FOLLOW_UP_DAYS = WINDOW_DAYS
 """Uplift is predicted over 28 days; a follow-up is "so far" until that many days have passed."""
 MOVERS_SHOWN = 15
 RECOMMENDATIONS_SHOWN = 20
@@ -491,107 +492,61 @@ def follow_up_frame(
 ) -> pl.DataFrame:
     """Accepted recommendations started by ``sunday``: predicted against realized uplift so far.
 
-    Realized uplift of an action started on day S after d days (d = days from S to ``sunday`` and the
-    last day of data, at most 28) is the entity's GMV in S..S+d-1 minus its GMV in the d days before
-    S — a before/after difference, not a controlled estimate. Predicted so far is the 28-day
-    prediction times d/28. Rows are "so far" until 28 days have passed.
+    The figures are `strategies.outcomes.realized_uplift` (the strategy board's too) as of the end of
+    the reviewed week, or of the data when that is earlier: over the d days observed since the start
+    (at most 28), the entity's GMV minus its GMV in the d days before — a before/after difference, not
+    a controlled estimate — against the 28-day prediction × d / 28. Rows are "so far" until 28 days
+    have passed.
     """
-    actions = read_actions(settings)
-    schema = {
-        "entity_kind": pl.String,
-        "entity_id": pl.String,
-        "name": pl.String,
-        "strategy": pl.String,
-        "status": pl.String,
-        "owner": pl.String,
-        "started_on": pl.Date,
-        "days": pl.Int64,
-        "predicted_uplift": pl.Float64,
-        "predicted_so_far": pl.Float64,
-        "gmv_before": pl.Float64,
-        "gmv_since": pl.Float64,
-        "realized_so_far": pl.Float64,
-        "state": pl.String,
-    }
-    if actions.height == 0:
-        return pl.DataFrame(schema=schema)
-    actions = actions.with_columns(pl.col("started_on").cast(pl.Date, strict=False)).filter(
-        pl.col("status").is_in(["accepted", "in_progress", "done"])
-        & pl.col("started_on").is_not_null()
-        & (pl.col("started_on") <= sunday)
+    manifest = manifest_or_raise(settings)
+    build_as_of = date.fromisoformat(str(manifest["as_of"]))
+    actions = followed_up_actions(read_actions(settings), started_by=sunday)
+    if user is not None:
+        actions = scope_frame(actions.lazy(), user, "actions").collect()
+    outcomes = realized_uplift(
+        actions.sort("started_on", "entity_id"),
+        creator_daily,
+        merchant_daily,
+        min(sunday + timedelta(days=1), build_as_of),
+        window_days=FOLLOW_UP_DAYS,
     )
-    if user is not None and user.merchant_ids is not None:
-        actions = actions.filter(
-            (pl.col("entity_kind") == "merchant") & pl.col("entity_id").is_in(sorted(user.merchant_ids))
-        )
-    if actions.height == 0:
-        return pl.DataFrame(schema=schema)
-    last_day = merchant_daily.select(pl.col("date").max()).collect().item()
-    horizon_end = min(sunday, last_day) if last_day else sunday
-    rows = []
-    sources = {"merchant": (merchant_daily, "merchant_id")}
-    if creator_daily is not None:
-        sources["creator"] = (creator_daily, "creator_id")
-    for action in actions.sort("started_on", "entity_id").iter_rows(named=True):
-        if action["entity_kind"] not in sources:
-            continue
-        daily, key = sources[action["entity_kind"]]
-        started: date = action["started_on"]
-        days = max(0, min(FOLLOW_UP_DAYS, (horizon_end - started).days + 1))
-        totals = (
-            (
-                daily.filter(
-                    (pl.col(key) == action["entity_id"])
-                    & pl.col("date").is_between(
-                        started - timedelta(days=days), started + timedelta(days=days - 1)
-                    )
-                )
-                .select(
-                    pl.col("gmv").filter(pl.col("date") < started).sum().alias("before"),
-                    pl.col("gmv").filter(pl.col("date") >= started).sum().alias("since"),
-                )
-                .collect()
-                .row(0, named=True)
-            )
-            if days
-            else {"before": 0.0, "since": 0.0}
-        )
-        predicted = float(action["predicted_uplift"])
-        rows.append(
-            {
-                "entity_kind": action["entity_kind"],
-                "entity_id": action["entity_id"],
-                "name": None,
-                "strategy": action["strategy"],
-                "status": action["status"],
-                "owner": action["owner"],
-                "started_on": started,
-                "days": days,
-                "predicted_uplift": predicted,
-                "predicted_so_far": predicted * days / FOLLOW_UP_DAYS,
-                "gmv_before": float(totals["before"] or 0.0),
-                "gmv_since": float(totals["since"] or 0.0),
-                "realized_so_far": float(totals["since"] or 0.0) - float(totals["before"] or 0.0),
-                "state": "complete (28 days)" if days >= FOLLOW_UP_DAYS else f"so far ({days} of 28 days)",
-            }
-        )
-    frame = pl.DataFrame(rows, schema=schema)
     names = pl.concat(
         [
             dimension(
-                "creators", settings, frame.filter(pl.col("entity_kind") == "creator")["entity_id"].to_list()
-            ).select(pl.col("creator_id").alias("entity_id"), pl.col("handle").alias("entity_name")),
+                "creators",
+                settings,
+                outcomes.filter(pl.col("entity_kind") == "creator")["entity_id"].to_list(),
+            ).select(
+                pl.lit("creator").alias("entity_kind"),
+                pl.col("creator_id").alias("entity_id"),
+                pl.col("handle").alias("name"),
+            ),
             dimension(
                 "merchants",
                 settings,
-                frame.filter(pl.col("entity_kind") == "merchant")["entity_id"].to_list(),
-            ).select(pl.col("merchant_id").alias("entity_id"), pl.col("name").alias("entity_name")),
+                outcomes.filter(pl.col("entity_kind") == "merchant")["entity_id"].to_list(),
+            ).select(
+                pl.lit("merchant").alias("entity_kind"),
+                pl.col("merchant_id").alias("entity_id"),
+                "name",
+            ),
         ]
     )
-    return (
-        frame.join(names, on="entity_id", how="left", maintain_order="left")
-        .with_columns(pl.col("entity_name").alias("name"))
-        .drop("entity_name")
+    return outcomes.join(names, on=["entity_kind", "entity_id"], how="left", maintain_order="left").select(
+        "entity_kind",
+        "entity_id",
+        "name",
+        "strategy",
+        "status",
+        "owner",
+        "started_on",
+        "days_observed",
+        "predicted_uplift",
+        "predicted_so_far",
+        "gmv_before",
+        "gmv_since",
+        "realized_uplift",
+        "state",
     )
 
 
@@ -611,8 +566,8 @@ def _follow_up(
     frame = frame.with_columns(pl.col("strategy").replace(_strategy_names()))
     if frame.height:
         predicted = float(frame["predicted_so_far"].sum())
-        realized = float(frame["realized_so_far"].sum())
-        running = int((frame["days"] < FOLLOW_UP_DAYS).sum())
+        realized = float(frame["realized_uplift"].sum())
+        running = int((frame["days_observed"] < FOLLOW_UP_DAYS).sum())
         summary: tuple[str, ...] = (
             f"{frame.height} accepted recommendation(s) followed up, {running} still within their 28 days.",
             f"Predicted uplift so far ${predicted:,.0f}; realized so far ${realized:,.0f} "
@@ -644,7 +599,7 @@ def _follow_up(
                             )
                             for column, label in (
                                 ("predicted_so_far", "predicted so far"),
-                                ("realized_so_far", "realized so far"),
+                                ("realized_uplift", "realized so far"),
                             )
                         ]
                     ).head(40),
@@ -668,16 +623,17 @@ def _follow_up(
                     "predicted_so_far": "Predicted so far",
                     "gmv_before": "GMV before",
                     "gmv_since": "GMV since",
-                    "realized_so_far": "Realized so far",
+                    "realized_uplift": "Realized so far",
+                    "days_observed": "Days",
                 },
                 formats={
                     "started_on": "date",
-                    "days": "int",
+                    "days_observed": "int",
                     "predicted_uplift": "usd",
                     "predicted_so_far": "usd",
                     "gmv_before": "usd",
                     "gmv_since": "usd",
-                    "realized_so_far": "usd",
+                    "realized_uplift": "usd",
                 },
                 print_rows=40,
                 widths={"name": 1.6, "strategy": 1.6, "state": 1.5},
@@ -686,7 +642,7 @@ def _follow_up(
                     "name",
                     "strategy",
                     "predicted_so_far",
-                    "realized_so_far",
+                    "realized_uplift",
                     "state",
                     "started_on",
                 ),

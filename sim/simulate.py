@@ -1,19 +1,26 @@
 """A seeded, deterministic creator-commerce marketplace with known strategy effects.
 
 The simulator generates every canonical table of `core.schema` at a named scale, writes them as
-ordinary input files under ``$LIFTBOARD_HOME/incoming/<scale>-<seed>/`` and loads them through the same
-ingest path as real data. Alongside, it writes the *truth* (never read by models, only by evaluation)
-under ``$LIFTBOARD_HOME/truth/``. GMV here is the metric dictionary's: the value of orders that were not
-cancelled (refunded orders included; net GMV subtracts them).
+ordinary input files under ``$LIFTBOARD_HOME/incoming/<scale>-<seed>[-<world>]/`` and loads them through
+the same ingest path as real data. What the strategies do is an *effect world* (`sim.worlds`): the
+channel each effect works through (conversion, traffic, order value, refunds, retention), how it scales
+with size, what drives it, who it harms, how large the pilots are and how confounded the rollouts.
+``demo`` is the original world (every effect multiplies conversion) and the default.
 
-- ``effects.parquet``: for every creator and merchant and every strategy of its kind, the true relative
-  GMV lift (``true_lift``), the entity's expected untreated GMV over the last 28 days of the
-  data (``baseline_gmv_28d``) and the product of the two (``true_uplift_gmv_28d``), the 28-day
-  incremental GMV the strategy would bring if started at the end of the data;
-- ``interventions.parquet``: for every intervention (treated or control) the true lift, the expected
-  GMV of the entity in the 28 days from ``assigned_on`` without the intervention, and the
-  expected incremental GMV the treatment brings (or would have brought, for a control);
-- ``entities.parquet``: the latent traits behind the effects (documentation and tests only).
+Alongside the inputs it writes the *truth* (never read by models, only by evaluation) under
+``$LIFTBOARD_HOME/truth/``, from the simulator's expected values with and without each treatment, in two
+metrics: GMV (orders not cancelled, refunded ones included: ``true_lift``, ``baseline_gmv_28d``,
+``true_uplift_gmv_28d``) and net GMV (orders neither cancelled nor refunded: ``true_lift_net``,
+``baseline_net_gmv_28d``, ``true_uplift_net_gmv_28d``).
+
+- ``effects.parquet``: for every creator and merchant and every strategy of its kind, the 28-day lift,
+  baseline (the last 28 days of the data) and incremental GMV the strategy would bring if started at the
+  end of the data;
+- ``interventions.parquet``: for every intervention (treated or control) the expected GMV of the entity
+  in the 28 days from ``assigned_on`` without the intervention, and the incremental GMV the treatment
+  brings (or would have brought, for a control);
+- ``entities.parquet``: the latent traits behind the effects (documentation and tests only);
+- ``world.parquet``: the effect world's declaration.
 
 How the marketplace works (see docs/simulator.md for the full story):
 
@@ -27,16 +34,17 @@ How the marketplace works (see docs/simulator.md for the full story):
 - each piece of content features showcase products; engagement (impressions → views → clicks → add to
   carts) follows followers, content kind, weekday, day since publishing and mega-sale days; orders are
   binomial draws on clicks with a conversion that depends on skill, product appeal, price fit, region,
-  merchant quality and **the active interventions**: a treated entity's conversion is multiplied by
-  ``1 + true_lift`` for 28 days, so the effect flows through the generated orders;
-- interventions are assigned twice: randomized pilots (weeks 7-9, 50/50 arms) and targeted rollouts
-  (weeks 16-18) whose treatment probability rises with the entity's size and with an observable signal
-  of the effect (confounding), bounded in [0.1, 0.9] so that both arms exist everywhere.
+  merchant quality and **the active interventions**, which act for 28 days through their channel, so
+  the effects flow through the generated data;
+- interventions are assigned in randomized pilots (weeks 4-5 and 11-12, 50/50 arms) and a targeted
+  rollout (weeks 18-19) whose treatment probability rises with the entity's size and with an observable
+  signal of the effect (confounding), bounded in [0.1, 0.9] so that both arms exist everywhere.
 """
 
 from __future__ import annotations
 
 import shutil
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -47,6 +55,7 @@ import polars as pl
 
 from core.config import Settings
 from core.schema import CREATOR_STRATEGIES, MERCHANT_STRATEGIES, TABLES
+from sim.worlds import CHANNELS, DEFAULT_WORLD, EffectWorld, effect_world, world_split
 
 Progress = Callable[[str, int, int], None]
 
@@ -486,14 +495,21 @@ def build_world(scale: Scale, seed: int) -> World:
     )
 
 
-def creator_activity(world: World, day: np.ndarray | int) -> np.ndarray:
+def creator_activity(
+    world: World, day: np.ndarray | int, clock: np.ndarray | float | None = None
+) -> np.ndarray:
     """Each creator's activity level on a day: 0 before joining and after churn, ramping up over the
-    first weeks, 1 on the plateau, decaying after the decline day."""
+    first weeks, 1 on the plateau, decaying after the decline day.
+
+    ``clock`` is the lifecycle clock that decline and churn follow (default: the day itself); a retention
+    effect slows it down, a harmful one speeds it up.
+    """
     day = np.asarray(day)
+    clock = day if clock is None else np.asarray(clock)
     tenure_weeks = (day - world.c_join) / 7.0
     ramp = np.clip((tenure_weeks + 1) / world.c_ramp_weeks, 0.0, 1.0)
-    decline = np.where(day < world.c_decline, 1.0, np.exp(-(day - world.c_decline) / 45.0))
-    alive = (day >= world.c_join) & (day < world.c_churn)
+    decline = np.where(clock < world.c_decline, 1.0, np.exp(-(clock - world.c_decline) / 45.0))
+    alive = (day >= world.c_join) & (clock < world.c_churn)
     return ramp * decline * alive
 
 
@@ -558,6 +574,143 @@ def merchant_lifts(world: World) -> dict[str, np.ndarray]:
     }
 
 
+def creator_lifts_alternate(world: World) -> dict[str, np.ndarray]:
+    """Another observable pattern of creator gains (the ``alternate`` traits of some worlds): other
+    traits, other segments than `creator_lifts`."""
+    tier = tier_of(world.c_followers)
+    some_live = (world.c_live >= 0.12) & (world.c_live <= 0.5)
+    region_spend = np.array([REGIONS[r]["spend"] for r in REGION_NAMES])[world.c_region]
+    live_coaching = np.where(some_live, 0.45, np.where(world.c_live > 0.5, 0.1, -0.05)) * np.where(
+        region_spend >= 1.05, 1.3, 1.0
+    )
+    cat_commission = np.array([CATEGORIES[c]["commission"] for c in CATEGORY_NAMES])
+    thin_margin = cat_commission[world.c_category] < 0.1
+    commission_boost = np.where(thin_margin, np.where(tier >= 2, 0.4, 0.15), np.where(tier == 0, -0.05, 0.03))
+    showcase_size = np.bincount(world.s_creator, minlength=world.scale.creators)
+    drifted = world.c_drift < world.scale.days
+    matched_product = np.where(showcase_size >= 15, 0.35, 0.05) - 0.12 * drifted
+    posting = 0.45 * world.c_regularity**2 + 0.2 * (world.c_post_rate > 1.5) - 0.08
+    return {
+        "live_coaching": live_coaching,
+        "commission_boost": commission_boost,
+        "matched_product_showcase": matched_product,
+        "posting_schedule_advice": posting,
+    }
+
+
+def merchant_lifts_alternate(world: World) -> dict[str, np.ndarray]:
+    """Another observable pattern of merchant gains (the ``alternate`` traits of some worlds)."""
+    catalog = np.bincount(world.p_merchant, minlength=world.scale.merchants)
+    big = catalog > np.median(catalog)
+    to_median = np.where(big, 0.3, -0.04) * np.where(world.m_rating >= 3.5, 1.0, 0.5)
+    rich = np.isin(world.m_region, [REGION_NAMES.index(r) for r in ("US", "UK", "DE")])
+    recruitment = np.where(world.m_rating < 3.8, 0.35, 0.05) + 0.1 * rich - 0.06
+    sample_friendly = np.isin(
+        world.m_category, [CATEGORY_NAMES.index(c) for c in ("electronics", "fashion", "jewelry", "toys")]
+    )
+    samples = np.where(sample_friendly, np.where(world.m_rating >= 3.5, 0.35, -0.1), 0.04)
+    fulfilment = np.where(world.m_ships <= 3.0, 0.25, 0.02) - 0.03
+    return {
+        "commission_to_category_median": to_median,
+        "matched_creator_recruitment": recruitment,
+        "free_samples": samples,
+        "fulfilment_fix": fulfilment,
+    }
+
+
+def trait_patterns(world: World, traits: str = "planted") -> dict[str, dict[str, np.ndarray]]:
+    """The observable lift pattern of every strategy, per entity kind."""
+    if traits == "planted":
+        return {"creator": creator_lifts(world), "merchant": merchant_lifts(world)}
+    return {"creator": creator_lifts_alternate(world), "merchant": merchant_lifts_alternate(world)}
+
+
+# Bounds of a planted lift in each channel's unit (see sim.worlds): relative change of conversion, content
+# volume or impressions, order value; reduction of the cancel + refund rate; change of the lifecycle
+# clock's speed, which runs at 1 / (1 + lift).
+LIFT_BOUNDS: dict[str, tuple[float, float]] = {
+    "conversion": (-0.8, 4.0),
+    "traffic": (-0.8, 4.0),
+    "order_value": (-0.8, 4.0),
+    "refunds": (-0.7, 0.9),
+    "retention": (-0.6, 9.0),
+}
+SIZE_FLOOR_QUANTILE = 0.05  # concave and flat effects: smaller recent sales count as this quantile's
+LATENT_SHARE = 0.75  # latent drivers: share of the lift's variance from a trait the data does not show
+SEGMENT_QUANTILE = 0.25  # sign 'segment': at least this least receptive share of entities is harmed
+SIZE_EXPONENT = {"proportional": 1.0, "concave": 0.5, "flat": 0.0}  # uplift grows as size ** exponent
+
+
+def size_factor(size: np.ndarray, exponent: float) -> np.ndarray:
+    """``(size / median size) ** (exponent - 1)``: what a relative lift is multiplied by so that the
+    uplift grows as ``size ** exponent``. Medians and floors are over entities that sold anything; sizes
+    below the floor (the 5th percentile) count as the floor, so a new entity's lift stays finite."""
+    positive = size[size > 0]
+    if len(positive) == 0:
+        return np.ones(len(size))
+    floor, median = np.quantile(positive, SIZE_FLOOR_QUANTILE), np.median(positive)
+    return (np.maximum(size, floor) / median) ** (exponent - 1.0)
+
+
+@dataclass(frozen=True)
+class PlantedEffect:
+    """One strategy's true effect on every entity of its kind, in its channel's unit (see LIFT_BOUNDS)."""
+
+    channel: str
+    scaling: str
+    base: np.ndarray  # the lift of every entity as if it had the median size
+    latent: np.ndarray | None  # the latent trait behind it (latent drivers only)
+
+    def lift(self, size: np.ndarray | None = None) -> np.ndarray:
+        """The planted lift of every entity. Concave and flat effects are sized against ``size``, each
+        entity's expected GMV over 28 days shortly before the effect starts (the last 28 days of data for
+        the end-of-data truth); proportional ones ignore it."""
+        lift = self.base
+        if self.scaling != "proportional":
+            if size is None:
+                raise ValueError(f"a {self.scaling} effect needs the entities' recent GMV")
+            lift = lift * size_factor(size, SIZE_EXPONENT[self.scaling])
+        return np.clip(lift, *LIFT_BOUNDS[self.channel])
+
+
+def planted_effects(spec: EffectWorld, world: World, seed: int) -> dict[str, dict[str, PlantedEffect]]:
+    """Every strategy's planted effect for every entity, as the effect world declares it.
+
+    The observable trait pattern (`trait_patterns`) is mixed with a latent trait (driver ``latent``) or
+    replaced by its mean (``none``), shifted so that nobody loses (sign ``none``) or the least receptive
+    quarter clearly loses (``segment``) and multiplied by the magnitude; `PlantedEffect.lift` then sizes
+    concave and flat effects against the entity's recent GMV.
+    """
+    patterns = trait_patterns(world, spec.traits)
+    out: dict[str, dict[str, PlantedEffect]] = {}
+    for kind_index, (kind, strategies) in enumerate(
+        (("creator", CREATOR_STRATEGIES), ("merchant", MERCHANT_STRATEGIES))
+    ):
+        out[kind] = {}
+        for k, strategy in enumerate(strategies):
+            effect = spec.effect(strategy)
+            pattern = patterns[kind][strategy].astype(float)
+            latent = None
+            if effect.driver == "observable":
+                x = pattern
+            elif effect.driver == "latent":
+                rng = np.random.default_rng(
+                    np.random.SeedSequence([seed, 31, zlib.crc32(spec.name.encode()), kind_index, k])
+                )
+                latent = rng.standard_normal(len(pattern))
+                mean, sd = pattern.mean(), pattern.std()
+                observed = (pattern - mean) / sd if sd > 0 else np.zeros_like(pattern)
+                x = mean + sd * (np.sqrt(1 - LATENT_SHARE) * observed + np.sqrt(LATENT_SHARE) * latent)
+            else:
+                x = np.full(len(pattern), pattern.mean())
+            if effect.sign == "none":
+                x = np.maximum(x, 0.0)
+            elif effect.sign == "segment":
+                x = x - (np.quantile(x, SEGMENT_QUANTILE, method="higher") + 0.5 * x.std())
+            out[kind][strategy] = PlantedEffect(effect.channel, effect.scaling, effect.scale * x, latent)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------
 # Interventions
 # ---------------------------------------------------------------------------------------------------
@@ -584,12 +737,25 @@ def _observable_signal(world: World, kind: str, strategy: str) -> np.ndarray:
     return signals[strategy]
 
 
-def assign_interventions(world: World, seed: int) -> pl.DataFrame:
+def _targeting_signal(world: World, kind: str, strategy: str, traits: str) -> np.ndarray:
+    """The observable signal a targeted rollout follows: the demo's proxies for the planted traits, the
+    pattern itself (scaled to [0, 1]) for the alternate ones."""
+    if traits == "planted":
+        return _observable_signal(world, kind, strategy)
+    pattern = trait_patterns(world, traits)[kind][strategy]
+    span = pattern.max() - pattern.min()
+    return (pattern - pattern.min()) / span if span > 0 else np.zeros_like(pattern)
+
+
+def assign_interventions(world: World, seed: int, spec: EffectWorld | None = None) -> pl.DataFrame:
     """Randomized pilots and targeted rollouts for creators and merchants.
 
     Each enrolled entity gets one strategy of its kind per wave; waves are 9 weeks apart so that a
-    28-day outcome window never overlaps the next wave's.
+    28-day outcome window never overlaps the next wave's. The effect world sets the share of entities
+    enrolled in the pilots and how strongly the rollout targets size and the observable signal.
     """
+    spec = spec or effect_world(DEFAULT_WORLD)
+    size_weight, signal_weight = 0.9 * spec.target_on_size, 1.6 * spec.target_on_signal
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     frames = []
     for kind, strategies, n, join, churn, size in (
@@ -617,15 +783,18 @@ def assign_interventions(world: World, seed: int) -> pl.DataFrame:
         ]
         waves.append(("targeted", rng.integers(7 * ROLLOUT_WEEKS[0], 7 * ROLLOUT_WEEKS[1], n)))
         for assignment, day in waves:
-            eligible = (day >= 0) & (join <= day - 28) & (churn > day + 7) & (rng.random(n) < PARTICIPATION)
+            share = spec.pilot_share if assignment == "randomized" else PARTICIPATION
+            eligible = (day >= 0) & (join <= day - 28) & (churn > day + 7) & (rng.random(n) < share)
             strategy = rng.integers(0, len(strategies), n)
             if assignment == "randomized":
                 p_treat = np.full(n, 0.5)
             else:
                 signal = np.zeros(n)
                 for k, name in enumerate(strategies):
-                    signal = np.where(strategy == k, _observable_signal(world, kind, name), signal)
-                p_treat = np.clip(_sigmoid(-0.9 + 0.9 * size_z + 1.6 * signal), 0.1, 0.9)
+                    signal = np.where(
+                        strategy == k, _targeting_signal(world, kind, name, spec.traits), signal
+                    )
+                p_treat = np.clip(_sigmoid(-0.9 + size_weight * size_z + signal_weight * signal), 0.1, 0.9)
             treated = rng.random(n) < p_treat
             idx = np.flatnonzero(eligible)
             frames.append(
@@ -793,45 +962,190 @@ def dimension_tables(world: World, interventions: pl.DataFrame, seed: int) -> di
 
 @dataclass(frozen=True)
 class WeekFacts:
-    """One simulated week of fact rows, plus the expected untreated GMV used to write the truth."""
+    """One simulated week of fact rows, plus the expected GMV used to write the truth."""
 
     content: pl.DataFrame
     engagement: pl.DataFrame
     orders: pl.DataFrame
-    expected: pl.DataFrame  # entity_kind, entity_index, day, expected_gmv (without that entity's treatment)
+    expected: pl.DataFrame  # entity_kind, entity_index, day and the EXPECTED_COLUMNS
 
 
-def _treatment_multipliers(
-    interventions: pl.DataFrame,
-    lifts: dict[str, dict[str, np.ndarray]],
-    kind: str,
-    n: int,
-    day_lo: int,
-    day_hi: int,
-) -> np.ndarray:
-    """(n, day_hi - day_lo) array of conversion multipliers from treatments active on each day."""
-    mult = np.ones((n, day_hi - day_lo))
-    treated = interventions.filter(
-        (pl.col("entity_kind") == kind)
-        & (pl.col("arm") == "treatment")
-        & (pl.col("assigned_day") < day_hi)
-        & (pl.col("assigned_day") + TRUTH_DAYS > day_lo)
+EXPECTED_COLUMNS = ("all_untreated", "gmv_untreated", "net_untreated", "gmv_treated", "net_treated")
+"""Expected values per entity and day, from the simulator's probabilities (not from drawn orders):
+the value of all orders (cancelled ones included), GMV (orders not cancelled, refunds included) and net
+GMV (orders neither cancelled nor refunded), without the entity's own treatment; and GMV and net GMV
+with the entity's intervention of that day applied (the actual treatment, or the one a control was
+denied). Outside intervention windows treated equals untreated. The other kind's treatments stay as
+they were."""
+
+CHANNEL_CODE = {channel: code for code, channel in enumerate(CHANNELS)}
+CONTENT_CHANNELS = ("traffic", "retention")  # creator effects that change how much content is published
+
+
+@dataclass(frozen=True)
+class TreatmentWindows:
+    """The 28-day windows of every intervention of one entity kind (both arms), sorted by entity and start
+    day, each with its strategy's channel and planted lift for that entity.
+
+    An entity has at most one window on any day: waves are further apart than a window is long. The lifts
+    of concave and flat effects are unknown (NaN) until `size_windows` sizes them against the entity's
+    recent GMV, a week before the week the window starts in (`iter_weeks`).
+    """
+
+    intervention_id: np.ndarray
+    entity: np.ndarray
+    start: np.ndarray
+    strategy: np.ndarray
+    channel: np.ndarray  # code in CHANNEL_CODE
+    lift: np.ndarray  # filled in place by size_windows
+    treated: np.ndarray  # True: treatment arm (the effect happens); False: control (it is hypothetical)
+    effects: dict[str, PlantedEffect]
+
+    @classmethod
+    def of(
+        cls, interventions: pl.DataFrame, effects: dict[str, dict[str, PlantedEffect]], kind: str
+    ) -> TreatmentWindows:
+        rows = interventions.filter(pl.col("entity_kind") == kind).sort("entity_index", "assigned_day")
+        entity = rows["entity_index"].to_numpy().astype(np.int64)
+        start = rows["assigned_day"].to_numpy().astype(np.int64)
+        strategy = rows["strategy"].to_numpy()
+        lift, channel = np.full(len(entity), np.nan), np.zeros(len(entity), dtype=np.int64)
+        for name, effect in effects[kind].items():
+            on = strategy == name
+            channel[on] = CHANNEL_CODE[effect.channel]
+            if effect.scaling == "proportional":
+                lift[on] = effect.lift()[entity[on]]
+        if ((entity[1:] == entity[:-1]) & (start[1:] < start[:-1] + TRUTH_DAYS)).any():
+            raise ValueError(f"two {kind} intervention windows of one entity overlap")
+        treated = (rows["arm"] == "treatment").to_numpy()
+        return cls(
+            rows["intervention_id"].to_numpy(), entity, start, strategy, channel, lift, treated, effects[kind]
+        )
+
+    def unsized(self, day_lo: int, day_hi: int) -> bool:
+        """Whether a window starting in [day_lo, day_hi) still waits for its size."""
+        return bool(np.isnan(self.lift[(self.start >= day_lo) & (self.start < day_hi)]).any())
+
+    def size_windows(self, day_lo: int, day_hi: int, recent_gmv: np.ndarray) -> None:
+        """Set the lifts of the concave and flat effects whose windows start in [day_lo, day_hi), sized
+        against ``recent_gmv`` (every entity's expected untreated GMV over the 28 days before)."""
+        starting = (self.start >= day_lo) & (self.start < day_hi) & np.isnan(self.lift)
+        for name, effect in self.effects.items():
+            on = starting & (self.strategy == name)
+            if on.any():
+                self.lift[on] = effect.lift(recent_gmv)[self.entity[on]]
+
+    def planted(self) -> pl.DataFrame:
+        """intervention_id and the planted lift of its window."""
+        return pl.DataFrame(
+            {"intervention_id": self.intervention_id, "planted_lift": self.lift},
+            schema={"intervention_id": pl.String, "planted_lift": pl.Float64},
+        )
+
+    def uses(self, *channels: str) -> bool:
+        """Whether any window acts through one of these channels."""
+        return bool(np.isin(self.channel, [CHANNEL_CODE[c] for c in channels]).any())
+
+    def latest(self, entity: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Index of each entity's last window starting on or before ``day`` (-1: none)."""
+        if len(self.entity) == 0:
+            return np.full(len(entity), -1)
+        span = 1_000_000  # > any day number: (entity, day) pairs sort as one integer key
+        pos = (
+            np.searchsorted(self.entity * span + self.start, entity.astype(np.int64) * span + day, "right")
+            - 1
+        )
+        return np.where((pos >= 0) & (self.entity[np.maximum(pos, 0)] == entity), pos, -1)
+
+    def active(self, entity: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """Index of the window covering each (entity, day), -1 where none does."""
+        window = self.latest(entity, day)
+        found = np.maximum(window, 0)
+        if len(self.entity) == 0:
+            return window
+        return np.where((window >= 0) & (day < self.start[found] + TRUTH_DAYS), window, -1)
+
+    def in_treatment_arm(self, window: np.ndarray) -> np.ndarray:
+        """Whether each row's window exists and belongs to the treatment arm."""
+        if len(self.entity) == 0:
+            return np.zeros(len(window), dtype=bool)
+        return (window >= 0) & self.treated[np.maximum(window, 0)]
+
+    def acts_through(self, window: np.ndarray, channel: str) -> np.ndarray:
+        """Whether each row's window exists and acts through ``channel``."""
+        if len(self.entity) == 0:
+            return np.zeros(len(window), dtype=bool)
+        return (window >= 0) & (self.channel[np.maximum(window, 0)] == CHANNEL_CODE[channel])
+
+    def factors(self, window: np.ndarray, channel: str, sign: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the multiplier ``1 + sign * lift`` of a window acting through ``channel`` (1 elsewhere):
+        as if treated, and as it actually happened (only the treatment arm is treated)."""
+        on = self.acts_through(window, channel)
+        if not on.any():
+            return np.ones(len(window)), np.ones(len(window))
+        found = np.maximum(window, 0)
+        treated = np.where(on, 1.0 + sign * self.lift[found], 1.0)
+        return treated, np.where(on & self.treated[found], treated, 1.0)
+
+    def slowed_clock(self, window: np.ndarray, day: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows whose window acts through retention, and the lifecycle clock as if treated: it runs at
+        ``1 / (1 + lift)`` from the window's start (the plain day elsewhere)."""
+        on = self.acts_through(window, "retention")
+        day = np.broadcast_to(np.asarray(day, dtype=float), window.shape)
+        if not on.any():
+            return on, day
+        found = np.maximum(window, 0)
+        start = self.start[found]
+        return on, np.where(on, start + (day - start) / (1.0 + self.lift[found]), day)
+
+
+@dataclass(frozen=True)
+class ContentLevels:
+    """Creators' publishing levels in one week when some effects act on content volume.
+
+    Content is drawn at the ``peak`` level (the larger of untreated and treated) and each piece is
+    published with probability ``actual / peak``. In the expected values, a published piece counts once
+    in the world as it happened and ``other / actual`` times in the other world (with or without the
+    treatment); a piece that could not be published counts ``other / peak`` times. Exact in expectation,
+    also for content that only one of the two worlds would have.
+    """
+
+    untreated: np.ndarray  # (creators,) the activity level
+    treated: np.ndarray  # (creators, 7) per weekday, with the creator's window applied
+    actual: np.ndarray  # (creators, 7)
+    peak: np.ndarray  # (creators,)
+
+
+def content_levels(world: World, windows: TreatmentWindows, day0: int, activity: np.ndarray) -> ContentLevels:
+    """Publishing levels of the week starting on ``day0``: a traffic effect multiplies the level on the
+    days its window covers; a retention effect slows the lifecycle clock at mid-week."""
+    creators = np.arange(world.scale.creators)
+    mid = day0 + 3
+    window = windows.latest(creators, np.full(len(creators), day0 + 6))
+    found = np.maximum(window, 0)
+    start = windows.start[found] if len(windows.entity) else np.zeros(len(creators), dtype=np.int64)
+    in_week = (window >= 0) & (start + TRUTH_DAYS > day0)
+    window = np.where(in_week, window, -1)
+    covers_mid = in_week & (mid >= start) & (mid < start + TRUTH_DAYS)
+    retained, clock = windows.slowed_clock(np.where(covers_mid, window, -1), mid)
+    level = np.where(retained, creator_activity(world, mid, clock), activity)
+    days = day0 + np.arange(7)
+    traffic = (
+        windows.acts_through(window, "traffic")[:, None]
+        & (days[None, :] >= start[:, None])
+        & (days[None, :] < start[:, None] + TRUTH_DAYS)
     )
-    if treated.height:
-        entity = treated["entity_index"].to_numpy()
-        assigned = treated["assigned_day"].to_numpy()
-        factor = 1.0 + np.array([lifts[kind][s][i] for s, i in zip(treated["strategy"], entity, strict=True)])
-        day = np.arange(day_lo, day_hi)
-        active = (day[None, :] >= assigned[:, None]) & (day[None, :] < assigned[:, None] + TRUTH_DAYS)
-        np.multiply.at(mult, entity, np.where(active, factor[:, None], 1.0))
-    return mult
+    lift = windows.lift[found] if len(windows.entity) else np.zeros(len(creators))
+    treated = level[:, None] * np.where(traffic, 1.0 + lift[:, None], 1.0)
+    actual = np.where(windows.in_treatment_arm(window)[:, None], treated, activity[:, None])
+    return ContentLevels(activity, treated, actual, np.maximum(activity, treated.max(axis=1)))
 
 
 def simulate_week(
     world: World,
     week: int,
     interventions: pl.DataFrame,
-    lifts: dict[str, dict[str, np.ndarray]],
+    windows: dict[str, TreatmentWindows],
     seed: int,
     content_offset: int,
     order_offset: int,
@@ -843,11 +1157,18 @@ def simulate_week(
     start = scale.start_date
     mid_week = day0 + 3
     activity = creator_activity(world, mid_week)
+    creator_windows, merchant_windows = windows["creator"], windows["merchant"]
 
     # Content ----------------------------------------------------------------------------------------
+    levels = (
+        content_levels(world, creator_windows, day0, activity)
+        if creator_windows.uses(*CONTENT_CHANNELS)
+        else None
+    )
+    level = activity if levels is None else levels.peak
     burst = rng.gamma(2.0 + 8.0 * world.c_regularity, 1.0 / (2.0 + 8.0 * world.c_regularity))
-    n_videos = rng.poisson(scale.content_rate * world.c_post_rate * (1 - world.c_live) * activity * burst)
-    n_lives = rng.poisson(scale.content_rate * 0.6 * world.c_post_rate * world.c_live * activity * burst)
+    n_videos = rng.poisson(scale.content_rate * world.c_post_rate * (1 - world.c_live) * level * burst)
+    n_lives = rng.poisson(scale.content_rate * 0.6 * world.c_post_rate * world.c_live * level * burst)
     creator = np.concatenate(
         [np.repeat(np.arange(scale.creators), n_videos), np.repeat(np.arange(scale.creators), n_lives)]
     )
@@ -855,6 +1176,27 @@ def simulate_week(
     n_content = len(creator)
     weekday = rng.choice(7, n_content, p=WEEKDAY_POSTING)
     pub_day = day0 + weekday
+    # whether each piece is published, and its weight in the expected values without and with the
+    # creator's treatment and as it happened (see ContentLevels); every piece is published, with weight 1,
+    # when no effect acts on content
+    w_untreated: np.ndarray | float = 1.0
+    w_treated: np.ndarray | float = 1.0
+    w_actual: np.ndarray | float = 1.0
+    published = np.ones(n_content, dtype=bool)
+    if levels is not None:
+        peak = levels.peak[creator]
+        keep = levels.actual[creator, weekday] / peak
+        coin = np.random.default_rng(np.random.SeedSequence([seed, 3000 + week])).random(n_content)
+        published = coin < keep
+        # published pieces stand for the world as it happened: a piece's weight in another world is the
+        # ratio of the two worlds' levels (unbiased, and exact for what was published); pieces that
+        # could not be published (level 0 as it happened) count with their level in the other world
+        possible = keep > 0
+        w_actual = published.astype(float)
+        w_untreated, w_treated = (
+            np.where(possible, published * level / np.where(possible, keep, 1.0), level)
+            for level in (levels.untreated[creator] / peak, levels.treated[creator, weekday] / peak)
+        )
     hour = np.where(is_live, rng.integers(18, 23, n_content), rng.integers(7, 23, n_content))
     seconds = hour * 3600 + rng.integers(0, 3600, n_content)
     duration = np.where(
@@ -896,6 +1238,8 @@ def simulate_week(
     row_pair, offset, row_content, row_product, row_creator, row_merchant, row_day = (
         a[inside] for a in (row_pair, offset, row_content, row_product, row_creator, row_merchant, row_day)
     )
+    c_window = creator_windows.active(row_creator, row_day)
+    m_window = merchant_windows.active(row_merchant, row_day)
     row_live = is_live[row_content]
     weekday_of = (np.array([start.weekday()]) + row_day) % 7
     sale = np.isin(row_day, [(d - start).days for d in MEGA_SALE_DAYS])
@@ -906,7 +1250,8 @@ def simulate_week(
         * np.where(sale, 1.6, 1.0)
     )
     imp_mean = 1.5 * world.c_followers[row_creator] ** 0.8 * reach / np.sqrt(n_in_content[row_content])
-    impressions = rng.poisson(imp_mean * rng.lognormal(-0.08, 0.4, len(row_day)))
+    m_traffic_treated, m_traffic = merchant_windows.factors(m_window, "traffic")
+    impressions = rng.poisson(imp_mean * m_traffic * rng.lognormal(-0.08, 0.4, len(row_day)))
     views = rng.binomial(impressions, np.where(row_live, 0.15, 0.38))
     ctr = np.clip(
         0.022
@@ -923,7 +1268,7 @@ def simulate_week(
     fit = np.exp(-0.5 * (np.log(price / world.c_price_pref[row_creator]) / 0.9) ** 2)
     region_spend = np.array([REGIONS[r]["spend"] for r in REGION_NAMES])[world.c_region[row_creator]]
     quality = world.m_quality[row_merchant]
-    base_p = (
+    base_p = (  # conversion before the merchant's selling level
         0.055
         * world.c_skill[row_creator]
         * world.p_appeal[row_product] ** 0.3
@@ -932,53 +1277,117 @@ def simulate_week(
         * np.where(row_live, 1.5, 1.0)
         * np.where(sale, 1.8, 1.0)
         * (0.6 + 0.6 * quality)
-        * _merchant_activity_rows(world, row_merchant, row_day)
     )
-    lo_day, hi_day = day0, min(day0 + 7 + len(VIDEO_DECAY), scale.days)
-    c_mult = _treatment_multipliers(interventions, lifts, "creator", scale.creators, lo_day, hi_day)[
-        row_creator, row_day - lo_day
-    ]
-    m_mult = _treatment_multipliers(interventions, lifts, "merchant", scale.merchants, lo_day, hi_day)[
-        row_merchant, row_day - lo_day
-    ]
-    p_order = np.clip(base_p * c_mult * m_mult, 0.0, 1.0)
+    m_level = _merchant_activity_rows(world, row_merchant, row_day)
+    m_retained, m_clock = merchant_windows.slowed_clock(m_window, row_day)
+    m_level_treated = np.where(
+        m_retained, _merchant_activity_rows(world, row_merchant, row_day, m_clock), m_level
+    )
+    m_level_actual = np.where(
+        m_retained & merchant_windows.in_treatment_arm(m_window), m_level_treated, m_level
+    )
+    c_conv_treated, c_conv = creator_windows.factors(c_window, "conversion")
+    m_conv_treated, m_conv = merchant_windows.factors(m_window, "conversion")
+    p_order = np.clip(base_p * m_level_actual * c_conv * m_conv, 0.0, 1.0)
     n_orders = rng.binomial(clicks, p_order)
+    shown = published[row_content]
+    if levels is not None:
+        n_orders = np.where(shown, n_orders, 0)
 
     p_cancel = 0.015 + 0.05 * (1 - quality)
     cat_refund = np.array([CATEGORIES[c]["refund"] for c in CATEGORY_NAMES])[world.p_category[row_product]]
     p_refund = cat_refund + 0.1 * (1 - quality) + 0.02 * (world.m_ships[row_merchant] > 7)
-    p_kept = 1 - p_cancel  # GMV counts every order not cancelled (refunds included: net GMV removes them)
-    value = clicks * price * EXPECTED_QUANTITY * p_kept
-    expected = (
+    c_value_treated, c_value = creator_windows.factors(c_window, "order_value")
+    m_value_treated, m_value = merchant_windows.factors(m_window, "order_value")
+    c_bad_treated, c_bad = creator_windows.factors(c_window, "refunds", sign=-1.0)
+    m_bad_treated, m_bad = merchant_windows.factors(m_window, "refunds", sign=-1.0)
+    cw = (w_untreated, w_treated, w_actual)
+    if isinstance(w_untreated, np.ndarray):
+        cw = tuple(np.asarray(w)[row_content] for w in cw)  # type: ignore[assignment]
+    per_click = clicks * price * EXPECTED_QUANTITY
+
+    def expected(
+        content: np.ndarray | float,
+        c_conversion: np.ndarray,
+        c_order_value: np.ndarray,
+        c_bad_rate: np.ndarray,
+        m_impressions: np.ndarray,
+        m_conversion: np.ndarray,
+        m_order_value: np.ndarray,
+        m_bad_rate: np.ndarray,
+        m_selling: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Expected value of all orders, GMV and net GMV of each row in one state of the treatments."""
+        p = np.clip(base_p * m_selling * c_conversion * m_conversion, 0.0, 1.0)
+        bad = c_bad_rate * m_bad_rate
+        cancel, refund = p_cancel * bad, p_refund * bad
+        factor = p * content * (m_impressions / m_traffic) * c_order_value * m_order_value
+        return (
+            per_click * factor,
+            per_click * (1 - cancel) * factor,
+            per_click * (1 - cancel - refund) * factor,
+        )
+
+    one = np.ones(len(row_day))
+    c_untreated = expected(cw[0], one, one, one, m_traffic, m_conv, m_value, m_bad, m_level_actual)
+    c_treated = expected(
+        cw[1],
+        c_conv_treated,
+        c_value_treated,
+        c_bad_treated,
+        m_traffic,
+        m_conv,
+        m_value,
+        m_bad,
+        m_level_actual,
+    )
+    m_untreated = expected(cw[2], c_conv, c_value, c_bad, one, one, one, one, m_level)
+    m_treated = expected(
+        cw[2],
+        c_conv,
+        c_value,
+        c_bad,
+        m_traffic_treated,
+        m_conv_treated,
+        m_value_treated,
+        m_bad_treated,
+        m_level_treated,
+    )
+    expected_frame = (
         pl.concat(
             [
                 pl.DataFrame(
                     {
-                        "entity_kind": "creator",
-                        "entity_index": row_creator,
+                        "entity_kind": kind,
+                        "entity_index": entity,
                         "day": row_day,
-                        "expected_gmv": value * np.clip(base_p * m_mult, 0, 1),
+                        **dict(zip(EXPECTED_COLUMNS, (*untreated, *treated[1:]), strict=True)),
                     }
-                ),
-                pl.DataFrame(
-                    {
-                        "entity_kind": "merchant",
-                        "entity_index": row_merchant,
-                        "day": row_day,
-                        "expected_gmv": value * np.clip(base_p * c_mult, 0, 1),
-                    }
-                ),
+                )
+                for kind, entity, untreated, treated in (
+                    ("creator", row_creator, c_untreated, c_treated),
+                    ("merchant", row_merchant, m_untreated, m_treated),
+                )
             ]
         )
         .group_by("entity_kind", "entity_index", "day")
-        .agg(pl.col("expected_gmv").sum())
+        .agg(pl.col(EXPECTED_COLUMNS).sum())
     )
 
     # Orders -----------------------------------------------------------------------------------------
     o_row = np.repeat(np.arange(len(row_day)), n_orders)
     n_o = len(o_row)
-    quantity = 1 + rng.poisson(0.25, n_o)
     o_price = price[o_row]
+    if creator_windows.uses("order_value") or merchant_windows.uses("order_value"):
+        # bigger baskets where order value rises (E[quantity] = 1.25 x factor), a lower price where it falls
+        value_factor = (c_value * m_value)[o_row]
+        basket = np.where(
+            value_factor >= 1.0, EXPECTED_QUANTITY * value_factor - 1.0, EXPECTED_QUANTITY - 1.0
+        )
+        quantity = 1 + rng.poisson(basket)
+        o_price = o_price * np.minimum(value_factor, 1.0)
+    else:
+        quantity = 1 + rng.poisson(0.25, n_o)
     gmv = np.round(o_price * quantity, 2)
     o_creator = row_creator[o_row]
     commission_rate = world.p_commission[row_product[o_row]]
@@ -986,11 +1395,9 @@ def simulate_week(
     boosted = _commission_boosted(interventions, o_creator, row_day[o_row])
     commission = np.round(gmv * (commission_rate + 0.05 * boosted), 2)
     u = rng.random(n_o)
-    status = np.where(
-        u < p_cancel[o_row],
-        "cancelled",
-        np.where(u < p_cancel[o_row] + p_refund[o_row], "refunded", "completed"),
-    )
+    o_bad = (c_bad * m_bad)[o_row]
+    o_cancel, o_refund = p_cancel[o_row] * o_bad, p_refund[o_row] * o_bad
+    status = np.where(u < o_cancel, "cancelled", np.where(u < o_cancel + o_refund, "refunded", "completed"))
     o_live = row_live[o_row]
     o_content = row_content[o_row]
     o_seconds = np.where(
@@ -1001,7 +1408,9 @@ def simulate_week(
     storefront = rng.random(n_o) < 0.07  # orders through the creator's showcase, not a piece of content
     buyer = (scale.buyers * rng.random(n_o) ** 2.5).astype(np.int64)  # returning buyers: a skewed pool
 
-    content_ids = pl.Series((np.arange(n_content) + content_offset + 1).astype(np.int64))
+    # only published content, numbered in publishing order, goes into the tables
+    number = np.cumsum(published) - 1
+    content_ids = pl.Series((np.arange(int(published.sum())) + content_offset + 1).astype(np.int64))
     content = pl.DataFrame(
         {
             "content_index": np.arange(n_content),
@@ -1016,18 +1425,18 @@ def simulate_week(
             "opener": rng.integers(0, len(CAPTION_OPENERS), n_content),
             "has_products": n_in_content > 0,
         }
-    )
+    ).filter(pl.Series(published))
     facts = WeekFacts(
         content=_content_table(content, content_ids, start),
         engagement=_engagement_table(
             start,
-            row_day,
-            content_offset + row_content,
-            row_product,
-            impressions,
-            views,
-            clicks,
-            add_to_carts,
+            row_day[shown],
+            content_offset + number[row_content[shown]],
+            row_product[shown],
+            impressions[shown],
+            views[shown],
+            clicks[shown],
+            add_to_carts[shown],
         ),
         orders=_orders_table(
             start,
@@ -1036,7 +1445,7 @@ def simulate_week(
             o_seconds,
             buyer,
             o_creator,
-            np.where(storefront, -1, content_offset + o_content),
+            np.where(storefront, -1, content_offset + number[o_content]),
             row_product[o_row],
             row_merchant[o_row],
             quantity,
@@ -1044,14 +1453,18 @@ def simulate_week(
             commission,
             status,
         ),
-        expected=expected,
+        expected=expected_frame,
     )
     return facts
 
 
-def _merchant_activity_rows(world: World, merchant: np.ndarray, day: np.ndarray) -> np.ndarray:
+def _merchant_activity_rows(
+    world: World, merchant: np.ndarray, day: np.ndarray | int, clock: np.ndarray | None = None
+) -> np.ndarray:
+    """Each merchant's selling level on a day (``clock``: the lifecycle clock churn follows)."""
     ramp = np.clip((day - world.m_join[merchant] + 7) / 28.0, 0.0, 1.0)
-    return ramp * ((day >= world.m_join[merchant]) & (day < world.m_churn[merchant]))
+    churn_clock = day if clock is None else clock
+    return ramp * ((day >= world.m_join[merchant]) & (churn_clock < world.m_churn[merchant]))
 
 
 def _commission_boosted(interventions: pl.DataFrame, creator: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -1194,14 +1607,56 @@ def _orders_table(
     )
 
 
-def iter_weeks(world: World, interventions: pl.DataFrame, seed: int) -> Iterator[WeekFacts]:
-    """Every week's facts, in order (content and order ids run on across weeks)."""
-    lifts = {"creator": creator_lifts(world), "merchant": merchant_lifts(world)}
+def treatment_windows(
+    interventions: pl.DataFrame, effects: dict[str, dict[str, PlantedEffect]]
+) -> dict[str, TreatmentWindows]:
+    """Every intervention's window, per entity kind."""
+    return {kind: TreatmentWindows.of(interventions, effects, kind) for kind in ("creator", "merchant")}
+
+
+def _recent_gmv(parts: list[pl.DataFrame], kind: str, n: int, day_lo: int, day_hi: int) -> np.ndarray:
+    """Every entity's expected untreated GMV over [day_lo, day_hi), from the weeks simulated so far."""
+    gmv = np.zeros(n)
+    if parts:
+        sums = (
+            pl.concat(parts[-6:])  # rows of a day come from content at most 3 days older
+            .filter((pl.col("entity_kind") == kind) & pl.col("day").is_between(day_lo, day_hi - 1))
+            .group_by("entity_index")
+            .agg(pl.col("gmv_untreated").sum())
+        )
+        gmv[sums["entity_index"].to_numpy()] = sums["gmv_untreated"].to_numpy()
+    return gmv
+
+
+def iter_weeks(
+    world: World,
+    interventions: pl.DataFrame,
+    seed: int,
+    effects: dict[str, dict[str, PlantedEffect]] | None = None,
+    windows: dict[str, TreatmentWindows] | None = None,
+) -> Iterator[WeekFacts]:
+    """Every week's facts, in order (content and order ids run on across weeks).
+
+    ``effects`` defaults to the demo world's; ``windows`` (built from them by default) get the lifts of
+    their concave and flat effects a week before the week they start in, sized against the entity's
+    expected GMV over the 28 days before that week.
+    """
+    effects = effects or planted_effects(effect_world(DEFAULT_WORLD), world, seed)
+    windows = windows or treatment_windows(interventions, effects)
+    sizes = {"creator": world.scale.creators, "merchant": world.scale.merchants}
     content_offset = order_offset = 0
+    parts: list[pl.DataFrame] = []
     for week in range(world.scale.weeks):
-        facts = simulate_week(world, week, interventions, lifts, seed, content_offset, order_offset)
+        # a week's rows reach 3 days into the next week: size the windows of this week and the next
+        day0 = 7 * week
+        for kind, kind_windows in windows.items():
+            if kind_windows.unsized(day0, day0 + 14):
+                recent = _recent_gmv(parts, kind, sizes[kind], day0 - TRUTH_DAYS, day0)
+                kind_windows.size_windows(day0, day0 + 14, recent)
+        facts = simulate_week(world, week, interventions, windows, seed, content_offset, order_offset)
         content_offset += facts.content.height
         order_offset += facts.orders.height
+        parts = [*parts[-5:], facts.expected]
         yield facts
 
 
@@ -1209,24 +1664,74 @@ def iter_weeks(world: World, interventions: pl.DataFrame, seed: int) -> Iterator
 # Truth
 # ---------------------------------------------------------------------------------------------------
 
+MULTIPLICATIVE_CHANNELS = ("conversion", "traffic", "order_value")  # GMV moves by the planted lift itself
+
+
+def retention_projection(world: World, kind: str, lift: np.ndarray) -> np.ndarray:
+    """Relative GMV change of starting a retention effect at the end of the data: the extra selling level
+    over the next 28 days (the clock slowed by ``1 / (1 + lift)``) over the level of the last 28 days."""
+    end = world.scale.days
+    entities = np.arange(len(lift))
+
+    def level(day: int, clock: np.ndarray | None = None) -> np.ndarray:
+        if kind == "creator":
+            return creator_activity(world, day, clock)
+        return _merchant_activity_rows(world, entities, day, clock)
+
+    past = sum((level(day) for day in range(end - TRUTH_DAYS, end)), np.zeros(len(lift)))
+    gain = sum(
+        (level(day, end + (day - end) / (1.0 + lift)) - level(day) for day in range(end, end + TRUTH_DAYS)),
+        np.zeros(len(lift)),
+    )
+    return np.where(past > 0, gain / np.where(past > 0, past, 1.0), 0.0)
+
+
+def _relative(uplift: pl.Expr, baseline: pl.Expr) -> pl.Expr:
+    """uplift / baseline; where the baseline is 0, the planted lift for multiplicative channels, else 0."""
+    fallback = pl.when(pl.col("channel").is_in(MULTIPLICATIVE_CHANNELS)).then(pl.col("planted_lift"))
+    return pl.when(baseline > 0).then(uplift / baseline).otherwise(fallback.otherwise(0.0))
+
 
 def truth_tables(
-    world: World, interventions: pl.DataFrame, expected: pl.DataFrame
+    world: World,
+    interventions: pl.DataFrame,
+    expected: pl.DataFrame,
+    spec: EffectWorld | None = None,
+    effects: dict[str, dict[str, PlantedEffect]] | None = None,
+    windows: dict[str, TreatmentWindows] | None = None,
 ) -> dict[str, pl.DataFrame]:
-    """The true effects: per entity–strategy pair at the end of the data, and per intervention."""
+    """The true effects: per entity–strategy pair at the end of the data, and per intervention.
+
+    Two metrics, from the simulator's expected values: GMV (orders not cancelled, refunds included:
+    ``true_lift``, ``baseline_gmv_28d``, ``true_uplift_gmv_28d``) and net GMV (orders neither cancelled nor
+    refunded: ``true_lift_net``, ``baseline_net_gmv_28d``, ``true_uplift_net_gmv_28d``). ``effects`` and
+    ``windows`` must be the ones the facts were simulated with (by default the demo world's, which has
+    neither latent draws nor sized windows).
+    """
     scale = world.scale
-    lifts = {"creator": creator_lifts(world), "merchant": merchant_lifts(world)}
+    spec = spec or effect_world(DEFAULT_WORLD)
+    effects = effects or planted_effects(spec, world, 0)
+    windows = windows or treatment_windows(interventions, effects)
     last_28 = (
         expected.filter(pl.col("day") >= scale.days - TRUTH_DAYS)
         .group_by("entity_kind", "entity_index")
-        .agg(baseline_gmv_28d=pl.col("expected_gmv").sum())
+        .agg(
+            baseline_gmv_28d=pl.col("gmv_untreated").sum(),
+            baseline_net_gmv_28d=pl.col("net_untreated").sum(),
+            baseline_all_28d=pl.col("all_untreated").sum(),
+        )
     )
     effect_frames = []
     for kind, n, ids in (
         ("creator", scale.creators, creator_ids),
         ("merchant", scale.merchants, merchant_ids),
     ):
-        for strategy, lift in lifts[kind].items():
+        recent = np.zeros(n)
+        kind_28 = last_28.filter(pl.col("entity_kind") == kind)
+        recent[kind_28["entity_index"].to_numpy()] = kind_28["baseline_gmv_28d"].to_numpy()
+        for strategy, effect in effects[kind].items():
+            lift = effect.lift(recent)
+            projection = retention_projection(world, kind, lift) if effect.channel == "retention" else None
             effect_frames.append(
                 pl.DataFrame(
                     {
@@ -1234,31 +1739,85 @@ def truth_tables(
                         "entity_index": np.arange(n),
                         "entity_id": ids(n),
                         "strategy": strategy,
-                        "true_lift": lift.astype(float),
-                    }
+                        "channel": effect.channel,
+                        "planted_lift": lift.astype(float),
+                        "latent_trait": effect.latent,
+                        "retention_lift": projection,
+                    },
+                    schema_overrides={"latent_trait": pl.Float64, "retention_lift": pl.Float64},
                 )
             )
-    effects = (
-        pl.concat(effect_frames)
-        .join(last_28, on=["entity_kind", "entity_index"], how="left")
-        .with_columns(pl.col("baseline_gmv_28d").fill_null(0.0))
-        .with_columns(true_uplift_gmv_28d=pl.col("true_lift") * pl.col("baseline_gmv_28d"))
-        .drop("entity_index")
+    planted = pl.concat(effect_frames)
+    channel = pl.col("channel")
+    gmv, net, every = (pl.col(c) for c in ("baseline_gmv_28d", "baseline_net_gmv_28d", "baseline_all_28d"))
+    refunds_uplift_gmv = pl.col("planted_lift") * (every - gmv)
+    refunds_uplift_net = pl.col("planted_lift") * (every - net)
+    effects_table = (
+        planted.join(last_28, on=["entity_kind", "entity_index"], how="left")
+        .with_columns(pl.col("^baseline_.*$").fill_null(0.0))
+        .with_columns(
+            true_lift=pl.when(channel.is_in(MULTIPLICATIVE_CHANNELS))
+            .then(pl.col("planted_lift"))
+            .when(channel == "retention")
+            .then(pl.col("retention_lift"))
+            .otherwise(_relative(refunds_uplift_gmv, gmv)),
+            true_lift_net=pl.when(channel.is_in(MULTIPLICATIVE_CHANNELS))
+            .then(pl.col("planted_lift"))
+            .when(channel == "retention")
+            .then(pl.col("retention_lift"))
+            .otherwise(_relative(refunds_uplift_net, net)),
+        )
+        .with_columns(
+            true_uplift_gmv_28d=pl.col("true_lift") * gmv,
+            true_uplift_net_gmv_28d=pl.col("true_lift_net") * net,
+        )
+        .select(
+            "entity_kind",
+            "entity_id",
+            "strategy",
+            "true_lift",
+            "baseline_gmv_28d",
+            "true_uplift_gmv_28d",
+            "true_lift_net",
+            "baseline_net_gmv_28d",
+            "true_uplift_net_gmv_28d",
+            "channel",
+            "planted_lift",
+            "latent_trait",
+            world=pl.lit(spec.name),
+        )
     )
-    windows = (
-        interventions.join(expected, on=["entity_kind", "entity_index"], how="left")
-        .filter(
-            (pl.col("day") >= pl.col("assigned_day")) & (pl.col("day") < pl.col("assigned_day") + TRUTH_DAYS)
+    window_days = interventions.select(
+        "intervention_id",
+        "entity_kind",
+        "entity_index",
+        day=pl.int_ranges("assigned_day", pl.col("assigned_day") + TRUTH_DAYS),
+    ).explode("day")
+    window_sums = (
+        window_days.join(
+            expected.with_columns(pl.col("day").cast(pl.Int64)),
+            on=["entity_kind", "entity_index", "day"],
         )
         .group_by("intervention_id")
-        .agg(baseline_gmv_28d=pl.col("expected_gmv").sum())
+        .agg(
+            baseline_gmv_28d=pl.col("gmv_untreated").sum(),
+            baseline_net_gmv_28d=pl.col("net_untreated").sum(),
+            true_uplift_gmv_28d=(pl.col("gmv_treated") - pl.col("gmv_untreated")).sum(),
+            true_uplift_net_gmv_28d=(pl.col("net_treated") - pl.col("net_untreated")).sum(),
+        )
     )
-    lift_lookup = pl.concat(effect_frames).select("entity_kind", "entity_index", "strategy", "true_lift")
+    channel_of = {
+        name: effect.channel for kind_effects in effects.values() for name, effect in kind_effects.items()
+    }
     per_intervention = (
-        interventions.join(lift_lookup, on=["entity_kind", "entity_index", "strategy"], how="left")
-        .join(windows, on="intervention_id", how="left")
-        .with_columns(pl.col("baseline_gmv_28d").fill_null(0.0))
-        .with_columns(true_uplift_gmv_28d=pl.col("true_lift") * pl.col("baseline_gmv_28d"))
+        interventions.join(pl.concat(w.planted() for w in windows.values()), on="intervention_id", how="left")
+        .with_columns(channel=pl.col("strategy").replace_strict(channel_of, return_dtype=pl.String))
+        .join(window_sums, on="intervention_id", how="left")
+        .with_columns(pl.col("^baseline_.*$", "^true_uplift_.*$").fill_null(0.0))
+        .with_columns(
+            true_lift=_relative(pl.col("true_uplift_gmv_28d"), pl.col("baseline_gmv_28d")),
+            true_lift_net=_relative(pl.col("true_uplift_net_gmv_28d"), pl.col("baseline_net_gmv_28d")),
+        )
         .select(
             "intervention_id",
             "entity_kind",
@@ -1269,6 +1828,12 @@ def truth_tables(
             "true_lift",
             "baseline_gmv_28d",
             "true_uplift_gmv_28d",
+            "true_lift_net",
+            "baseline_net_gmv_28d",
+            "true_uplift_net_gmv_28d",
+            "channel",
+            "planted_lift",
+            world=pl.lit(spec.name),
         )
     )
     tiers = np.array(TIER_NAMES)
@@ -1306,8 +1871,40 @@ def truth_tables(
             ),
         ],
         how="vertical_relaxed",
-    )
-    return {"effects": effects, "interventions": per_intervention, "entities": entities}
+    ).with_columns(world=pl.lit(spec.name))
+    return {
+        "effects": effects_table,
+        "interventions": per_intervention,
+        "entities": entities,
+        "world": world_table(spec),
+    }
+
+
+def world_table(spec: EffectWorld) -> pl.DataFrame:
+    """The effect world's declaration, one row per strategy (written to ``truth/world.parquet``)."""
+    group = world_split().get(spec.name)
+    rows = []
+    for kind, strategies in (("creator", CREATOR_STRATEGIES), ("merchant", MERCHANT_STRATEGIES)):
+        for strategy in strategies:
+            effect = spec.effect(strategy)
+            rows.append(
+                {
+                    "world": spec.name,
+                    "group": group,
+                    "entity_kind": kind,
+                    "strategy": strategy,
+                    "channel": effect.channel,
+                    "scaling": effect.scaling,
+                    "driver": effect.driver,
+                    "sign": effect.sign,
+                    "magnitude": effect.scale,
+                    "traits": spec.traits,
+                    "pilot_share": spec.pilot_share,
+                    "target_on_size": spec.target_on_size,
+                    "target_on_signal": spec.target_on_signal,
+                }
+            )
+    return pl.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1325,17 +1922,28 @@ class SimulationResult:
     truth_dir: Path
     rows: dict[str, int]
     ingest_report: object | None
+    world: str = DEFAULT_WORLD
 
 
 def write_inputs(
-    scale_name: str, seed: int, out_dir: Path, progress: Progress | None = None
+    scale_name: str | Scale,
+    seed: int,
+    out_dir: Path,
+    progress: Progress | None = None,
+    world: str | EffectWorld = DEFAULT_WORLD,
 ) -> tuple[dict[str, int], dict[str, pl.DataFrame]]:
-    """Generate the marketplace and write it as input files (one Parquet per dimension, one per week for
-    facts) plus the truth tables; returns row counts and the truth."""
-    scale = SCALES[scale_name]
-    world = build_world(scale, seed)
-    interventions = assign_interventions(world, seed)
-    dims = dimension_tables(world, interventions, seed)
+    """Generate the marketplace of one effect world and write it as input files (one Parquet per
+    dimension, one per week for facts) plus the truth tables; returns row counts and the truth.
+
+    ``scale_name`` names one of SCALES (or is a `Scale`, for tests); ``world`` names one of
+    `sim.worlds.EFFECT_WORLDS` (or is an `EffectWorld`, for tests and one-off experiments).
+    """
+    scale = scale_name if isinstance(scale_name, Scale) else SCALES[scale_name]
+    spec = world if isinstance(world, EffectWorld) else effect_world(world)
+    population = build_world(scale, seed)
+    interventions = assign_interventions(population, seed, spec)
+    effects = planted_effects(spec, population, seed)
+    dims = dimension_tables(population, interventions, seed)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -1345,7 +1953,8 @@ def write_inputs(
         rows[name] = frame.height
     expected_parts = []
     rows.update(content=0, engagement=0, orders=0)
-    for week, facts in enumerate(iter_weeks(world, interventions, seed)):
+    windows = treatment_windows(interventions, effects)
+    for week, facts in enumerate(iter_weeks(population, interventions, seed, effects, windows)):
         for name in ("content", "engagement", "orders"):
             part: pl.DataFrame = getattr(facts, name)
             part.write_parquet(out_dir / f"{name}-w{week:02d}.parquet")
@@ -1356,28 +1965,34 @@ def write_inputs(
     expected = (
         pl.concat(expected_parts)
         .group_by("entity_kind", "entity_index", "day")
-        .agg(pl.col("expected_gmv").sum())
+        .agg(pl.col(EXPECTED_COLUMNS).sum())
     )
-    truth = truth_tables(world, interventions, expected)
+    truth = truth_tables(population, interventions, expected, spec, effects, windows)
     return rows, truth
 
 
 def generate(
-    scale: str = "demo", seed: int = 42, settings: Settings | None = None, progress: Progress | None = None
+    scale: str = "demo",
+    seed: int = 42,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    world: str = DEFAULT_WORLD,
 ) -> SimulationResult:
-    """Generate a marketplace, load it through ingest, and write its truth under ``settings.truth``."""
+    """Generate the marketplace of one effect world, load it through ingest, and write its truth under
+    ``settings.truth`` (``world.parquet`` names the world and its axes)."""
     from datastore.ingest import ingest_files  # ingest depends on the DB layer; keep import local
 
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    effect_world(world)  # an unknown world fails before anything is written
     settings = settings or Settings.from_env()
-    input_dir = settings.incoming / f"{scale}-{seed}"
-    rows, truth = write_inputs(scale, seed, input_dir, progress)
+    suffix = "" if world == DEFAULT_WORLD else f"-{world}"
+    input_dir = settings.incoming / f"{scale}-{seed}{suffix}"
+    rows, truth = write_inputs(scale, seed, input_dir, progress, world)
     settings.truth.mkdir(parents=True, exist_ok=True)
     for name, frame in truth.items():
         frame.write_parquet(settings.truth / f"{name}.parquet")
     files = sorted(input_dir.glob("*.parquet"))
-    report = ingest_files(
-        files, settings, source=f"simulator scale={scale} seed={seed}", user="simulator", progress=progress
-    )
-    return SimulationResult(scale, seed, input_dir, settings.truth, rows, report)
+    source = f"simulator scale={scale} seed={seed}" + ("" if world == DEFAULT_WORLD else f" world={world}")
+    report = ingest_files(files, settings, source=source, user="simulator", progress=progress)
+    return SimulationResult(scale, seed, input_dir, settings.truth, rows, report, world)

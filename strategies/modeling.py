@@ -31,6 +31,8 @@ import numpy as np
 import polars as pl
 
 from strategies import evaluation
+from strategies.effects import NO_EFFECT, NO_HETEROGENEITY
+from strategies.evidence import ArmEvidence, fit_arm_evidence, net_baseline
 from strategies.learners import LEARNERS, AverageLearner, UpliftLearner
 from strategies.learners.average import MEMBERS as AVERAGE_MEMBERS
 from strategies.learners.base import regressor
@@ -57,6 +59,8 @@ NOT_FEATURES = frozenset(
         "features_as_of",
         "gmv_after",
         "gmv_before",
+        "net_gmv_after",
+        "net_gmv_before",
         "clicks_after",
         "clicks_before",
         "as_of",
@@ -113,6 +117,11 @@ class ModelConfig:
     # linear predictor on the randomized holdout (clipped to [0, 1]): with noisy outcomes most of what a
     # learner predicts beyond the mean is noise, and the holdout says how much of it is not.
     shrink: bool = True
+    # "learners" (the default): the per-strategy learner selection above. "evidence": each strategy's
+    # average effect on net GMV from its randomized pilots, scaled by the entity's net GMV, plus a
+    # learner's heterogeneity only where cross-fitted validation shows it (`strategies.evidence`); under
+    # evaluation on the simulator's worlds (bench/bench_worlds.py), not yet the default.
+    policy: str = "learners"
 
 
 @dataclass
@@ -276,6 +285,14 @@ class KindModel:
     shrinkage: dict[str, tuple[float, float]] = field(default_factory=dict)
     # strategy → its mean relative effect on clicks ("conversion" outcome; see `traffic_effect`)
     traffic: dict[str, float] = field(default_factory=dict)
+    # strategy → what its pilots establish ("evidence" policy; empty for "learners")
+    evidence: dict[str, ArmEvidence] = field(default_factory=dict)
+
+    def established(self) -> dict[str, bool]:
+        """Strategy → whether its average effect's sign is established (always True for "learners")."""
+        if not self.evidence:
+            return {arm: True for arm in self.arms}
+        return {arm: arm in self.evidence and self.evidence[arm].effect.established for arm in self.arms}
 
     def _conversion(self, arm: str, raw: np.ndarray) -> np.ndarray:
         """The learner's prediction shrunk towards its mean effect."""
@@ -293,8 +310,14 @@ class KindModel:
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """(n, K) expected 28-day incremental GMV (USD) of every arm, each from its strategy's learner."""
         x = self.encoder.transform(frame)
+        if self.evidence:
+            relative = np.column_stack([self._evidence(arm).relative(x) for arm in self.arms])
+            return relative * net_baseline(frame)[:, None]
         raw = np.column_stack([self._raw(x, arm) for arm in self.arms])
         return raw * _scale(frame, self.config)[:, None]
+
+    def _evidence(self, arm: str) -> ArmEvidence:
+        return self.evidence.get(arm) or ArmEvidence(NO_EFFECT, NO_HETEROGENEITY)
 
     def predict_interval(self, frame: pl.DataFrame, coverage: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """Bootstrap interval of :meth:`predict` (USD): the learner's bootstrap interval, moved with the
@@ -306,6 +329,13 @@ class KindModel:
         least).
         """
         x = self.encoder.transform(frame)
+        if self.evidence:
+            relative = [self._evidence(arm).relative_interval(x) for arm in self.arms]
+            baseline = net_baseline(frame)[:, None]
+            return (
+                np.column_stack([b[0] for b in relative]) * baseline,
+                np.column_stack([b[1] for b in relative]) * baseline,
+            )
         scale = _scale(frame, self.config)[:, None]
         low, high = np.zeros((len(x), len(self.arms))), np.zeros((len(x), len(self.arms)))
         for k, arm in enumerate(self.arms):
@@ -322,6 +352,8 @@ class KindModel:
     def explain(self, frame: pl.DataFrame, arm: str) -> np.ndarray:
         """Tree SHAP contributions (USD) of one arm's uplift, (n, features + 1); rows sum to predict()."""
         x = self.encoder.transform(frame)
+        if self.evidence:
+            return self._evidence(arm).contributions(x) * net_baseline(frame)[:, None]
         learner = self.learners.get(arm)
         if learner is None:
             return np.zeros((len(x), x.shape[1] + 1))
@@ -412,6 +444,228 @@ def _enough(frame: pl.DataFrame, minimum: int) -> bool:
     return treated >= minimum and frame.height - treated >= minimum
 
 
+@dataclass(frozen=True)
+class _Design:
+    """Some rows as the learners see them: features, treated (1/0), weighted target."""
+
+    x: np.ndarray
+    treated: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame, encoder: FeatureEncoder, cfg: ModelConfig) -> _Design:
+        y, weight = _target(frame, cfg)
+        return cls(encoder.transform(frame), frame["treated"].to_numpy(), y, weight)
+
+
+@dataclass(frozen=True)
+class _Holdout:
+    """What one strategy's learners are scored on: the randomized rows of the holdout entities (scores,
+    calibration, truth) and their targeted rows (against cross-fitted AIPW pseudo-outcomes)."""
+
+    randomized: pl.DataFrame
+    x: np.ndarray
+    change: np.ndarray
+    treated: np.ndarray  # bool
+    scorable: bool  # enough treated and control rows to score
+    calibration: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # target, weight, expected untreated
+    targeted: pl.DataFrame
+    x_targeted: np.ndarray | None  # None: too few targeted rows to score
+    psi_targeted: np.ndarray
+
+
+def _targeted_pseudo_outcomes(
+    data: pl.DataFrame, encoder: FeatureEncoder, in_holdout: pl.Expr, cfg: ModelConfig
+) -> np.ndarray:
+    """AIPW pseudo-outcomes of the USD change, cross-fitted over all the strategy's rows, of its targeted
+    holdout rows."""
+    psi_all = aipw_pseudo_outcomes(
+        encoder.transform(data),
+        data["treated"].to_numpy(),
+        _change(data),
+        1,
+        3,
+        cfg.seed,
+        lambda s: regressor(cfg.seed + s, cfg.n_estimators, cfg.max_depth, cfg.boosting),
+    )[:, 0]
+    return psi_all[
+        data.with_row_index("_i").filter(in_holdout & (pl.col("assignment") == "targeted"))["_i"].to_numpy()
+    ]
+
+
+def _holdout(
+    randomized: pl.DataFrame,
+    targeted: pl.DataFrame,
+    psi_targeted: np.ndarray,
+    encoder: FeatureEncoder,
+    fit: _Design,
+    cfg: ModelConfig,
+) -> _Holdout:
+    treated = randomized["treated"].to_numpy().astype(bool)
+    scorable = bool(treated.sum() >= 5 and (~treated).sum() >= 5)
+    x = encoder.transform(randomized)
+    calibration = None
+    if scorable and cfg.shrink:
+        # what the holdout outcome would be without the strategy (a covariate of the calibration)
+        y_held, w_held = _target(randomized, cfg)
+        outcome_model = regressor(cfg.seed + 50, cfg.n_estimators, cfg.max_depth, cfg.boosting).fit(
+            fit.x, fit.y, sample_weight=fit.weight
+        )
+        calibration = (y_held, w_held, np.asarray(outcome_model.predict(x)))
+    return _Holdout(
+        randomized=randomized,
+        x=x,
+        change=_change(randomized),
+        treated=treated,
+        scorable=scorable,
+        calibration=calibration,
+        targeted=targeted,
+        x_targeted=encoder.transform(targeted) if targeted.height >= 10 else None,
+        psi_targeted=psi_targeted,
+    )
+
+
+def _truth_row(
+    arm: str, score: np.ndarray, randomized: pl.DataFrame, truth: pl.DataFrame
+) -> dict[str, object]:
+    """Scores against the simulator's true effects of the strategy's own holdout rows (pooled controls
+    carry another strategy's truth); empty with too few rows."""
+    own = (randomized["strategy"] == arm).to_numpy()
+    if own.sum() <= 2:
+        return {}
+    true = randomized.filter(pl.Series(own)).join(truth, on="intervention_id", how="left")
+    scores = evaluation.truth_scores(score[own], true["true_uplift_gmv_28d"].to_numpy())
+    return {f"holdout_{key}": v for key, v in scores.as_dict().items()}
+
+
+def _learner_row(
+    arm: str,
+    name: str,
+    learner: UpliftLearner,
+    holdout: _Holdout,
+    fit: _Design,
+    fit_traffic: float,
+    truth: pl.DataFrame | None,
+    cfg: ModelConfig,
+) -> tuple[dict[str, object], np.ndarray, float]:
+    """One learner on the holdout: its metrics row, its (calibrated) holdout scores, its shrink slope."""
+    raw = learner.predict(holdout.x)[:, 0]
+    row: dict[str, object] = {"strategy": arm, "learner": name, "n_holdout": holdout.randomized.height}
+    slope = 1.0
+    if holdout.calibration is not None:
+        y_held, w_held, expected_held = holdout.calibration
+        treated = holdout.treated
+        calibration = evaluation.best_linear_predictor(
+            y_held, treated, np.full(len(raw), treated.mean()), raw, expected_held, w_held
+        )
+        row.update(calibration.as_dict())
+        if np.isfinite(calibration.slope):
+            slope = float(np.clip(calibration.slope, 0.0, 1.0))
+        center = float(np.average(learner.predict(fit.x)[:, 0], weights=fit.weight))
+        raw = center + slope * (raw - center)
+    row["shrink_slope"] = slope
+    score = combine(fit_traffic, raw) * _scale(holdout.randomized, cfg)
+    if holdout.scorable:
+        row.update(evaluation.holdout_scores(score, holdout.change, holdout.treated).as_dict())
+        intervals = evaluation.bootstrap_intervals(
+            score, holdout.change, holdout.treated, n_boot=100, seed=cfg.seed
+        )
+        for key, (lo, hi) in intervals.items():
+            row[f"{key}_ci_low"], row[f"{key}_ci_high"] = lo, hi
+    if holdout.x_targeted is not None:
+        pred_targeted = combine(fit_traffic, learner.predict(holdout.x_targeted)[:, 0]) * _scale(
+            holdout.targeted, cfg
+        )
+        row.update(evaluation.pseudo_outcome_scores(pred_targeted, holdout.psi_targeted))
+    if truth is not None:
+        row.update(_truth_row(arm, score, holdout.randomized, truth))
+    return row, score, slope
+
+
+@dataclass
+class _ArmFit:
+    """One strategy's share of a `KindModel` (no learner when the strategy has too few rows)."""
+
+    rows: list[dict[str, object]]
+    chosen: str
+    learner: UpliftLearner | None = None
+    shrinkage: tuple[float, float] = (0.0, 1.0)
+    traffic: float = 0.0
+    curves: pl.DataFrame | None = None
+    calibration: pl.DataFrame | None = None
+
+
+def _fit_arm(
+    train: pl.DataFrame,
+    arm: str,
+    encoder: FeatureEncoder,
+    in_holdout: pl.Expr,
+    truth: pl.DataFrame | None,
+    cfg: ModelConfig,
+) -> _ArmFit:
+    """Fit every learner on the strategy's training rows, calibrate and score them on the holdout, choose
+    one, refit it on all the strategy's rows."""
+    data = _arm_rows(train, arm)
+    fit_rows, held = data.filter(~in_holdout), data.filter(in_holdout)
+    randomized = held.filter(pl.col("assignment") == "randomized")
+    targeted = held.filter(pl.col("assignment") == "targeted")
+    if not _enough(fit_rows, MIN_ARM_ROWS):
+        return _ArmFit(
+            rows=[{"strategy": arm, "learner": _default(cfg), "n_holdout": randomized.height}],
+            chosen=_default(cfg),
+        )
+
+    psi_targeted = _targeted_pseudo_outcomes(data, encoder, in_holdout, cfg)
+    fit_traffic = traffic_effect(fit_rows, cfg)["traffic_effect"]  # the holdout is scored on this
+    fit = _Design.of(fit_rows, encoder, cfg)
+    holdout = _holdout(randomized, targeted, psi_targeted, encoder, fit, cfg)
+    rows: list[dict[str, object]] = []
+    scores: dict[str, np.ndarray] = {}
+    slopes: dict[str, float] = {}
+    fitted: dict[str, UpliftLearner] = {}
+    for name in cfg.learners:
+        learner = fitted[name] = _fit_for_selection(name, cfg, fitted, fit.x, fit.treated, fit.y, fit.weight)
+        row, scores[name], slopes[name] = _learner_row(
+            arm, name, learner, holdout, fit, fit_traffic, truth, cfg
+        )
+        rows.append(row)
+
+    result = _ArmFit(rows=rows, chosen=_default(cfg))
+    if holdout.scorable:
+        result.chosen, wins = _select(scores, holdout.change, holdout.treated, cfg)
+        for row in rows:
+            row["beats_default_share"] = wins[str(row["learner"])]
+        score = scores[result.chosen]
+        strategy = pl.lit(arm)
+        result.curves = evaluation.curves_frame(score, holdout.change, holdout.treated).with_columns(
+            strategy=strategy
+        )
+        result.calibration = evaluation.calibration_by_decile(
+            score, holdout.change, holdout.treated
+        ).with_columns(strategy=strategy)
+    everything = _Design.of(data, encoder, cfg)
+    result.learner = _make(result.chosen, cfg, cfg.n_bootstrap).fit(
+        everything.x, everything.treated, everything.y, sample_weight=everything.weight
+    )
+    center = float(np.average(result.learner.predict(everything.x)[:, 0], weights=everything.weight))
+    result.shrinkage = (center, slopes[result.chosen])
+    effect = traffic_effect(data, cfg)
+    result.traffic = effect["traffic_effect"]
+    for row in rows:
+        row.update(effect)
+    return result
+
+
+def _subsample_entities(train: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
+    """At most about ``cfg.max_training_rows`` rows: a seeded sample of entities, all their rows kept."""
+    if train.height <= cfg.max_training_rows:
+        return train
+    share = cfg.max_training_rows / train.height
+    keep = train["entity_id"].unique().sort().sample(fraction=share, seed=cfg.seed)
+    return train.filter(pl.col("entity_id").is_in(keep.implode()))
+
+
 def fit_kind(
     train: pl.DataFrame, kind: str, cfg: ModelConfig | None = None, truth: pl.DataFrame | None = None
 ) -> KindModel:
@@ -421,131 +675,21 @@ def fit_kind(
     ``truth`` (intervention_id, true_uplift_gmv_28d) adds truth-based metrics (simulator only, never used
     to fit or choose)."""
     cfg = cfg or ModelConfig()
+    if cfg.policy == "evidence":
+        return fit_kind_evidence(train, kind, cfg, truth)
     arms = ARMS[kind]
-    if train.height > cfg.max_training_rows:
-        share = cfg.max_training_rows / train.height
-        keep = train["entity_id"].unique().sort().sample(fraction=share, seed=cfg.seed)
-        train = train.filter(pl.col("entity_id").is_in(keep.implode()))
+    train = _subsample_entities(train, cfg)
     encoder = FeatureEncoder.fit(train)
     holdout_ids = holdout_entities(train, cfg.holdout_share, cfg.seed)
     in_holdout = pl.col("entity_id").is_in(holdout_ids.implode())
     truth_map = truth.select("intervention_id", "true_uplift_gmv_28d") if truth is not None else None
+    fits = {arm: _fit_arm(train, arm, encoder, in_holdout, truth_map, cfg) for arm in arms}
 
-    rows: list[dict[str, object]] = []
-    chosen: dict[str, str] = {}
-    final: dict[str, UpliftLearner] = {}
-    shrinkage: dict[str, tuple[float, float]] = {}
-    traffic: dict[str, float] = {}
-    curves, calibration = [], []
-    for arm in arms:
-        data = _arm_rows(train, arm)
-        fit_rows, held = data.filter(~in_holdout), data.filter(in_holdout)
-        randomized = held.filter(pl.col("assignment") == "randomized")
-        targeted = held.filter(pl.col("assignment") == "targeted")
-        if not _enough(fit_rows, MIN_ARM_ROWS):
-            rows.append({"strategy": arm, "learner": _default(cfg), "n_holdout": randomized.height})
-            chosen[arm] = _default(cfg)
-            continue
-
-        # AIPW pseudo-outcomes of the USD change over the strategy's rows (cross-fitted): targeted holdout
-        # rows are scored on them
-        psi_all = aipw_pseudo_outcomes(
-            encoder.transform(data),
-            data["treated"].to_numpy(),
-            _change(data),
-            1,
-            3,
-            cfg.seed,
-            lambda s: regressor(cfg.seed + s, cfg.n_estimators, cfg.max_depth, cfg.boosting),
-        )[:, 0]
-        psi_targeted = psi_all[
-            data.with_row_index("_i")
-            .filter(in_holdout & (pl.col("assignment") == "targeted"))["_i"]
-            .to_numpy()
-        ]
-        fit_traffic = traffic_effect(fit_rows, cfg)["traffic_effect"]  # the holdout is scored on this
-        x_fit, t_fit = encoder.transform(fit_rows), fit_rows["treated"].to_numpy()
-        y_fit, w_fit = _target(fit_rows, cfg)
-        x_rand, y_rand = encoder.transform(randomized), _change(randomized)
-        treated = randomized["treated"].to_numpy().astype(bool)
-        scorable = treated.sum() >= 5 and (~treated).sum() >= 5
-        if scorable and cfg.shrink:
-            # what the holdout outcome would be without the strategy (a covariate of the calibration)
-            y_held, w_held = _target(randomized, cfg)
-            outcome_model = regressor(cfg.seed + 50, cfg.n_estimators, cfg.max_depth, cfg.boosting).fit(
-                x_fit, y_fit, sample_weight=w_fit
-            )
-            expected_held = np.asarray(outcome_model.predict(x_rand))
-        scores: dict[str, np.ndarray] = {}
-        slopes: dict[str, float] = {}
-        fitted: dict[str, UpliftLearner] = {}
-        for name in cfg.learners:
-            learner = fitted[name] = _fit_for_selection(name, cfg, fitted, x_fit, t_fit, y_fit, w_fit)
-            raw = learner.predict(x_rand)[:, 0]
-            row: dict[str, object] = {"strategy": arm, "learner": name, "n_holdout": randomized.height}
-            slopes[name] = 1.0
-            if scorable and cfg.shrink:
-                calibration_ = evaluation.best_linear_predictor(
-                    y_held, treated, np.full(len(raw), treated.mean()), raw, expected_held, w_held
-                )
-                row.update(calibration_.as_dict())
-                if np.isfinite(calibration_.slope):
-                    slopes[name] = float(np.clip(calibration_.slope, 0.0, 1.0))
-                center = float(np.average(learner.predict(x_fit)[:, 0], weights=w_fit))
-                raw = center + slopes[name] * (raw - center)
-            row["shrink_slope"] = slopes[name]
-            score = combine(fit_traffic, raw) * _scale(randomized, cfg)
-            scores[name] = score
-            if scorable:
-                row.update(evaluation.holdout_scores(score, y_rand, treated).as_dict())
-                for key, (lo, hi) in evaluation.bootstrap_intervals(
-                    score, y_rand, treated, n_boot=100, seed=cfg.seed
-                ).items():
-                    row[f"{key}_ci_low"], row[f"{key}_ci_high"] = lo, hi
-            if targeted.height >= 10:
-                pred_targeted = combine(
-                    fit_traffic, learner.predict(encoder.transform(targeted))[:, 0]
-                ) * _scale(targeted, cfg)
-                row.update(evaluation.pseudo_outcome_scores(pred_targeted, psi_targeted))
-            own = (randomized["strategy"] == arm).to_numpy()  # pooled controls carry another strategy's truth
-            if truth_map is not None and own.sum() > 2:
-                true = randomized.filter(pl.Series(own)).join(truth_map, on="intervention_id", how="left")
-                row.update(
-                    {
-                        f"holdout_{key}": v
-                        for key, v in evaluation.truth_scores(
-                            score[own], true["true_uplift_gmv_28d"].to_numpy()
-                        )
-                        .as_dict()
-                        .items()
-                    }
-                )
-            rows.append(row)
-        chosen[arm] = _default(cfg)
-        if scorable:
-            chosen[arm], wins = _select(scores, y_rand, treated, cfg)
-            for row in rows:
-                if row["strategy"] == arm:
-                    row["beats_default_share"] = wins[str(row["learner"])]
-        if scorable:
-            score = scores[chosen[arm]]
-            curves.append(evaluation.curves_frame(score, y_rand, treated).with_columns(strategy=pl.lit(arm)))
-            calibration.append(
-                evaluation.calibration_by_decile(score, y_rand, treated).with_columns(strategy=pl.lit(arm))
-            )
-        y_all, w_all = _target(data, cfg)
-        x_all = encoder.transform(data)
-        final[arm] = _make(chosen[arm], cfg, cfg.n_bootstrap).fit(
-            x_all, data["treated"].to_numpy(), y_all, sample_weight=w_all
-        )
-        center = float(np.average(final[arm].predict(x_all)[:, 0], weights=w_all))
-        shrinkage[arm] = (center, slopes[chosen[arm]])
-        effect = traffic_effect(data, cfg)
-        traffic[arm] = effect["traffic_effect"]
-        for row in rows:
-            if row["strategy"] == arm:
-                row.update(effect)
-
+    chosen = {arm: fit.chosen for arm, fit in fits.items()}
+    final = {arm: fit.learner for arm, fit in fits.items() if fit.learner is not None}
+    curves = [fit.curves for fit in fits.values() if fit.curves is not None]
+    calibration = [fit.calibration for fit in fits.values() if fit.calibration is not None]
+    rows = [row for fit in fits.values() for row in fit.rows]
     metrics = pl.DataFrame(rows, infer_schema_length=None)
     if "qini_area" not in metrics.columns:
         metrics = metrics.with_columns(qini_area=pl.lit(None, pl.Float64))
@@ -566,6 +710,105 @@ def fit_kind(
         n_train=train.filter(~in_holdout).height,  # distinct rows (pooled controls serve several strategies)
         n_holdout=train.filter(in_holdout).height,
         config=cfg,
-        shrinkage=shrinkage,
-        traffic=traffic,
+        shrinkage={arm: fit.shrinkage for arm, fit in fits.items() if fit.learner is not None},
+        traffic={arm: fit.traffic for arm, fit in fits.items() if fit.learner is not None},
+    )
+
+
+def fit_kind_evidence(
+    train: pl.DataFrame, kind: str, cfg: ModelConfig | None = None, truth: pl.DataFrame | None = None
+) -> KindModel:
+    """The "evidence" policy (`strategies.evidence`): per strategy, the average effect of its pilots on
+    net GMV and, where cross-fitted validation shows it, the default learner's heterogeneity. Metrics,
+    Qini curves and calibration are those of the randomized rows' out-of-fold predictions. ``truth``
+    (intervention_id, true_uplift_gmv_28d) adds truth-based metrics (never used to fit or choose)."""
+    cfg = cfg or ModelConfig()
+    arms = ARMS[kind]
+    encoder = FeatureEncoder.fit(train)
+    truth_map = truth.select("intervention_id", "true_uplift_gmv_28d") if truth is not None else None
+    learner_name = _default(cfg)
+    rows: list[dict[str, object]] = []
+    evidence: dict[str, ArmEvidence] = {}
+    curves, calibration = [], []
+    for arm in arms:
+        data = _arm_rows(train, arm)
+        if data.height == 0:
+            continue
+        after = data["net_gmv_after"].to_numpy().astype(float)
+        before = data["net_gmv_before"].to_numpy().astype(float)
+        ev, held = fit_arm_evidence(
+            encoder.transform(data),
+            data["treated"].to_numpy(),
+            after,
+            before,
+            data["entity_id"].to_numpy(),
+            (data["assignment"] == "randomized").to_numpy(),
+            lambda seed: _make(learner_name, cfg, 0),
+            cfg.seed,
+            cfg.n_estimators,
+            cfg.max_depth,
+        )
+        evidence[arm] = ev
+        label = f"average_effect+{learner_name}" if ev.kept > 0 else "average_effect"
+        row: dict[str, object] = {
+            "strategy": arm,
+            "learner": label,
+            "n_holdout": len(held["rows"]),
+            **ev.effect.as_dict(),
+            **ev.test.as_dict(),
+        }
+        rows_idx = held["rows"]
+        if len(rows_idx):
+            randomized = data[rows_idx]
+            score = held["base"] + ev.test.kept * (held["learner"] - held["base"])
+            y_rand, treated = (
+                after[rows_idx] - before[rows_idx],
+                randomized["treated"].to_numpy().astype(bool),
+            )
+            if treated.sum() >= 5 and (~treated).sum() >= 5:
+                row.update(evaluation.holdout_scores(score, y_rand, treated).as_dict())
+                row.update(evaluation.pseudo_outcome_scores(score, held["psi"]))
+                curves.append(
+                    evaluation.curves_frame(score, y_rand, treated).with_columns(strategy=pl.lit(arm))
+                )
+                calibration.append(
+                    evaluation.calibration_by_decile(score, y_rand, treated).with_columns(
+                        strategy=pl.lit(arm)
+                    )
+                )
+            own = (randomized["strategy"] == arm).to_numpy()
+            if truth_map is not None and own.sum() > 2:
+                true = randomized.filter(pl.Series(own)).join(truth_map, on="intervention_id", how="left")
+                row.update(
+                    {
+                        f"holdout_{key}": v
+                        for key, v in evaluation.truth_scores(
+                            score[own], true["true_uplift_gmv_28d"].to_numpy()
+                        )
+                        .as_dict()
+                        .items()
+                    }
+                )
+        rows.append(row)
+    metrics = (
+        pl.DataFrame(rows, infer_schema_length=None)
+        if rows
+        else pl.DataFrame({"strategy": [], "learner": []})
+    )
+    if "qini_area" not in metrics.columns:
+        metrics = metrics.with_columns(qini_area=pl.lit(None, pl.Float64))
+    metrics = metrics.with_columns(chosen=pl.lit(True))
+    return KindModel(
+        kind=kind,
+        arms=arms,
+        encoder=encoder,
+        learners={arm: ev.learner for arm, ev in evidence.items() if ev.learner is not None and ev.kept > 0},
+        chosen={arm: str(metrics.filter(pl.col("strategy") == arm)["learner"][0]) for arm in evidence},
+        metrics=metrics,
+        curves=pl.concat(curves) if curves else pl.DataFrame(),
+        calibration=pl.concat(calibration) if calibration else pl.DataFrame(),
+        n_train=train.height,
+        n_holdout=0,
+        config=cfg,
+        evidence=evidence,
     )

@@ -138,6 +138,48 @@ def default_budget(candidates: pl.DataFrame, catalog: Catalog) -> float:
     return float(median) * sum(catalog.team_capacity.values())
 
 
+def _truth_metrics(model: KindModel, features: pl.DataFrame, truth_effects: pl.DataFrame) -> pl.DataFrame:
+    """Each strategy's chosen learner scored against the simulator's true effects at the scoring date
+    (strategy, learner, ``truth_*``); entities without a true effect have none (0)."""
+    predicted = model.predict(features)
+    rows = []
+    for k, arm in enumerate(model.arms):
+        true = (
+            features.select("entity_id")
+            .join(
+                truth_effects.filter((pl.col("entity_kind") == model.kind) & (pl.col("strategy") == arm)),
+                on="entity_id",
+                how="left",
+            )["true_uplift_gmv_28d"]
+            .fill_null(0.0)
+        )
+        scores = truth_scores(predicted[:, k], true.to_numpy())
+        rows.append({"strategy": arm, **{f"truth_{key}": v for key, v in scores.as_dict().items()}})
+    return pl.DataFrame(rows).with_columns(learner=pl.col("strategy").replace_strict(model.chosen))
+
+
+def _model_run_rows(
+    kind_metrics: pl.DataFrame, model: KindModel, training_id: str, first: date, last: date
+) -> list[dict[str, object]]:
+    """The model-run records (`store.record_model_runs`) of one kind: one per strategy and learner."""
+    return [
+        {
+            "model_run_id": store.new_id("model"),
+            "training_id": training_id,
+            "entity_kind": model.kind,
+            "strategy": row["strategy"],
+            "learner": row["learner"],
+            "chosen": bool(row["chosen"]),
+            "data_start": first,
+            "data_end": last,
+            "n_train": model.n_train,
+            "n_holdout": model.n_holdout,
+            "metrics": {k: v for k, v in row.items() if isinstance(v, int | float) and k != "chosen"},
+        }
+        for row in kind_metrics.iter_rows(named=True)
+    ]
+
+
 def run_strategies(
     settings: Settings,
     as_of: date | None = None,
@@ -206,43 +248,13 @@ def run_strategies(
 
         kind_metrics = model.metrics.with_columns(entity_kind=pl.lit(kind))
         if truth_effects is not None:
-            predicted = model.predict(features)
-            rows = []
-            for k, arm in enumerate(model.arms):
-                true = (
-                    features.select("entity_id")
-                    .join(
-                        truth_effects.filter((pl.col("entity_kind") == kind) & (pl.col("strategy") == arm)),
-                        on="entity_id",
-                        how="left",
-                    )["true_uplift_gmv_28d"]
-                    .fill_null(0.0)
-                )
-                scores = truth_scores(predicted[:, k], true.to_numpy())
-                rows.append({"strategy": arm, **{f"truth_{key}": v for key, v in scores.as_dict().items()}})
-            truth_frame = pl.DataFrame(rows)
             kind_metrics = kind_metrics.join(
-                truth_frame.with_columns(learner=pl.col("strategy").replace_strict(model.chosen)),
+                _truth_metrics(model, features, truth_effects),
                 on=["strategy", "learner"],
                 how="left",
             )
         first, last = data_window(train)
-        for row in kind_metrics.iter_rows(named=True):
-            model_rows.append(
-                {
-                    "model_run_id": store.new_id("model"),
-                    "training_id": training_id,
-                    "entity_kind": kind,
-                    "strategy": row["strategy"],
-                    "learner": row["learner"],
-                    "chosen": bool(row["chosen"]),
-                    "data_start": first,
-                    "data_end": last,
-                    "n_train": model.n_train,
-                    "n_holdout": model.n_holdout,
-                    "metrics": {k: v for k, v in row.items() if isinstance(v, int | float) and k != "chosen"},
-                }
-            )
+        model_rows += _model_run_rows(kind_metrics, model, training_id, first, last)
         scored.append(kind_scores)
         metrics.append(
             kind_metrics.with_columns(

@@ -30,9 +30,13 @@ PEERS = {"creator": "creators", "merchant": "merchants"}
 
 
 def score_entities(model: KindModel, features: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
-    """One row per (entity, eligible strategy): expected_uplift, uplift_low/high, cost, net_value, rank,
-    is_best (rank 1 with a positive net value), plus the entity's baseline GMV."""
+    """One row per (entity, eligible strategy): expected_uplift, uplift_low/high, cost, net_value,
+    ``established`` (the pilots establish the sign of the strategy's effect), rank (established
+    strategies first, then by net value), is_best (rank 1, established, with a positive net value), plus
+    the entity's baseline GMV. An unproven strategy is never recommended on the strength of size alone:
+    its pilot is proposed instead (`strategies.pilots`)."""
     kind = model.kind
+    established = model.established()
     predicted = model.predict(features)
     low, high = model.predict_interval(features)
     baseline = pl.col(model.config.baseline_column).fill_null(0.0)
@@ -50,6 +54,7 @@ def score_entities(model: KindModel, features: pl.DataFrame, catalog: Catalog) -
                 pl.Series("uplift_low", np.minimum(low[:, k], predicted[:, k])),
                 pl.Series("uplift_high", np.maximum(high[:, k], predicted[:, k])),
                 strategy.eligible().alias("eligible"),
+                pl.lit(established[arm]).alias("established"),
             ).with_columns(cost=strategy.cost.expr(pl.col("baseline_gmv_28d") + pl.col("expected_uplift")))
         )
     return (
@@ -57,11 +62,9 @@ def score_entities(model: KindModel, features: pl.DataFrame, catalog: Catalog) -
         .filter(pl.col("eligible"))
         .drop("eligible")
         .with_columns(net_value=catalog.take_rate * pl.col("expected_uplift") - pl.col("cost"))
-        .with_columns(
-            rank=pl.col("net_value").rank("ordinal", descending=True).over("entity_id").cast(pl.Int32)
-        )
-        .with_columns(is_best=(pl.col("rank") == 1) & (pl.col("net_value") > 0))
-        .sort("entity_id", "rank")
+        .sort("entity_id", "established", "net_value", descending=[False, True, True], maintain_order=True)
+        .with_columns(rank=pl.int_range(1, pl.len() + 1).over("entity_id").cast(pl.Int32))
+        .with_columns(is_best=(pl.col("rank") == 1) & pl.col("established") & (pl.col("net_value") > 0))
     )
 
 

@@ -31,6 +31,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "dismissed": ("proposed",),
 }
 
+
 class WorkflowError(ValueError):
     """A workflow change that is not allowed (unknown recommendation, forbidden status move)."""
 
@@ -45,7 +46,7 @@ def new_id(prefix: str) -> str:
 
 def record_model_runs(settings: Settings, rows: list[dict[str, Any]]) -> None:
     """Insert model-run rows (metrics as a dict, stored as JSON)."""
-    db.ensure_db(settings)
+    db.require_current(settings)
     payload = [
         {**row, "metrics": json.dumps(row["metrics"], default=float), "created_at": _now()} for row in rows
     ]
@@ -55,7 +56,7 @@ def record_model_runs(settings: Settings, rows: list[dict[str, Any]]) -> None:
 
 def read_model_runs(settings: Settings, training_id: str | None = None) -> pl.DataFrame:
     """Model runs (newest training first, or one training), metrics decoded into a struct column."""
-    db.ensure_db(settings)
+    db.require_current(settings)
     query = sa.select(model_runs).order_by(model_runs.c.created_at.desc(), model_runs.c.strategy)
     if training_id is not None:
         query = query.where(model_runs.c.training_id == training_id)
@@ -76,7 +77,7 @@ def save_recommendations(
     settings: Settings, recs: pl.DataFrame, *, training_id: str, as_of: date, chunk: int = 20_000
 ) -> SavedRun:
     """Persist one recommendation run and all its rows in one transaction."""
-    db.ensure_db(settings)
+    db.require_current(settings)
     run_id = new_id("rec")
     columns = [c.name for c in recommendations.columns if c.name != "run_id"]
     rows = recs.select(columns).with_columns(run_id=pl.lit(run_id))
@@ -101,7 +102,7 @@ def save_recommendations(
 
 def latest_run(settings: Settings) -> dict[str, Any] | None:
     """The newest recommendation run, or None."""
-    db.ensure_db(settings)
+    db.require_current(settings)
     query = sa.select(recommendation_runs).order_by(recommendation_runs.c.created_at.desc()).limit(1)
     with db.connect(settings) as connection:
         row = connection.execute(query).first()
@@ -139,7 +140,7 @@ def set_status(
     ``action_history``. Accepting starts the 28-day clock (``started_on``, default today)."""
     if status not in STATUSES:
         raise WorkflowError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
-    db.ensure_db(settings)
+    db.require_current(settings)
     key = (
         (actions.c.run_id == run_id)
         & (actions.c.entity_kind == entity_kind)
@@ -216,7 +217,7 @@ def set_status(
 
 def read_actions(settings: Settings, *, entity_ids: list[str] | None = None) -> pl.DataFrame:
     """Every action (optionally for a set of entities), newest first."""
-    db.ensure_db(settings)
+    db.require_current(settings)
     query = sa.select(actions).order_by(actions.c.updated_at.desc())
     if entity_ids is not None:
         query = query.where(actions.c.entity_id.in_(entity_ids))
@@ -231,7 +232,7 @@ def read_actions(settings: Settings, *, entity_ids: list[str] | None = None) -> 
 
 def read_history(settings: Settings, action_id: str) -> pl.DataFrame:
     """The full change history of one action, oldest first."""
-    db.ensure_db(settings)
+    db.require_current(settings)
     query = (
         sa.select(action_history)
         .where(action_history.c.action_id == action_id)

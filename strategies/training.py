@@ -29,7 +29,7 @@ def daily_outcomes(fact: pl.LazyFrame, kind: str) -> pl.LazyFrame:
     `merchant_daily`, whose GMV is the metric dictionary's; a creator's clicks are those on their
     content, a merchant's those on its products)."""
     return fact.group_by(pl.col(ENTITY_ID[kind]).alias("entity_id"), "date").agg(
-        pl.col("gmv", "clicks").sum()
+        pl.col("gmv", "clicks").sum(), net_gmv=(pl.col("gmv") - pl.col("refunded_gmv")).sum()
     )
 
 
@@ -39,9 +39,9 @@ def feature_as_of(assigned_on: pl.Expr) -> pl.Expr:
 
 
 def outcomes(interventions: pl.LazyFrame, daily: pl.LazyFrame, horizon: int = HORIZON_DAYS) -> pl.LazyFrame:
-    """GMV and clicks of each intervention's entity in ``horizon`` days from ``assigned_on``
-    (``gmv_after``, ``clicks_after``) and in the ``horizon`` days before (``gmv_before``,
-    ``clicks_before``); 0 where the entity had none."""
+    """GMV, net GMV (completed orders less refunds) and clicks of each intervention's entity in
+    ``horizon`` days from ``assigned_on`` (``gmv_after``, ``net_gmv_after``, ``clicks_after``) and in the
+    ``horizon`` days before (``…_before``); 0 where the entity had none."""
     offset = (pl.col("date") - pl.col("assigned_on")).dt.total_days()
     windows = (
         interventions.select("intervention_id", "entity_id", "assigned_on")
@@ -53,10 +53,12 @@ def outcomes(interventions: pl.LazyFrame, daily: pl.LazyFrame, horizon: int = HO
             gmv_before=pl.col("gmv").filter(offset < 0).sum(),
             clicks_after=pl.col("clicks").filter(offset >= 0).sum(),
             clicks_before=pl.col("clicks").filter(offset < 0).sum(),
+            net_gmv_after=pl.col("net_gmv").filter(offset >= 0).sum(),
+            net_gmv_before=pl.col("net_gmv").filter(offset < 0).sum(),
         )
     )
     return interventions.join(windows, on="intervention_id", how="left").with_columns(
-        pl.col("gmv_after", "gmv_before").fill_null(0.0),
+        pl.col("gmv_after", "gmv_before", "net_gmv_after", "net_gmv_before").fill_null(0.0),
         pl.col("clicks_after", "clicks_before").fill_null(0).cast(pl.Int64),
     )
 
@@ -109,5 +111,6 @@ def data_window(train: pl.DataFrame) -> tuple[date, date]:
     """First assignment day and last outcome day of a training set."""
     first = train["assigned_on"].min()
     last = train["assigned_on"].max()
-    assert isinstance(first, date) and isinstance(last, date)
+    assert isinstance(first, date)
+    assert isinstance(last, date)
     return first, last + timedelta(days=HORIZON_DAYS - 1)

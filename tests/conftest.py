@@ -1,5 +1,9 @@
 """Shared fixtures: an isolated Liftboard home, and a state DB on SQLite or on a fresh PostgreSQL database.
 
+The code never migrates a state DB on its own (``require_current`` refuses one that is not at head), so
+the fixtures that hand out a state DB migrate it explicitly, as ``liftboard db upgrade`` does;
+``empty_settings`` is the same database before that.
+
 PostgreSQL tests create their own database on the server named by ``LIFTBOARD_TEST_PG_URL`` (default: the
 local server) and drop it afterwards. If the server is unreachable they fail, never skip: CI relies on it.
 """
@@ -57,13 +61,17 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def sqlite_settings(tmp_path: Path) -> Settings:
-    """A Liftboard home in ``tmp_path`` with its default SQLite state DB."""
-    return Settings.from_env(home=tmp_path / "home")
+    """A Liftboard home in ``tmp_path`` with its default SQLite state DB, migrated to the newest schema."""
+    settings = Settings.from_env(home=tmp_path / "home")
+    db.upgrade_db(settings)
+    return settings
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def settings(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """A Liftboard home in ``tmp_path``; the state DB is SQLite or a fresh PostgreSQL database.
+def empty_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """A Liftboard home in ``tmp_path``; the state DB is SQLite or a fresh PostgreSQL database, not migrated.
 
     The environment points at the same place, so code that calls ``Settings.from_env()`` agrees.
     """
@@ -73,3 +81,10 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
         monkeypatch.setenv("LIFTBOARD_DATABASE_URL", url)
         return Settings.from_env(home=home, database_url=url)
     return Settings.from_env(home=home)
+
+
+@pytest.fixture
+def settings(empty_settings: Settings) -> Settings:
+    """``empty_settings`` with the state DB migrated to the newest schema (as `liftboard db upgrade` does)."""
+    db.upgrade_db(empty_settings)
+    return empty_settings

@@ -19,7 +19,7 @@ from analytics.kpis import kpi_cards
 from core.config import Settings
 from core.metrics import RATE_METRICS
 from core.snapshots import CATALOG
-from datastore.db import dispose_engine, engine_for
+from datastore.db import dispose_engine, engine_for, upgrade_db
 from datastore.lake import scan_table
 from datastore.snapshots import LATEST, SnapshotNotFound, latest_build_id, latest_manifest, load_snapshot
 from liftboard import build as build_module
@@ -40,6 +40,7 @@ def tiny_home(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (home / ".complete").exists():
             shutil.rmtree(home, ignore_errors=True)
+            upgrade_db(Settings.from_env(home=home))
             simulate.generate("tiny", 42, Settings.from_env(home=home))
             dispose_engine(Settings.from_env(home=home))
             (home / ".complete").touch()
@@ -220,6 +221,7 @@ def test_no_build_yet(tmp_path: Path) -> None:
 
 def test_build_of_an_empty_lake(tmp_path: Path) -> None:
     settings = Settings.from_env(home=tmp_path / "empty")
+    upgrade_db(settings)
 
     result = build(settings, date(2026, 1, 5))
 
@@ -245,9 +247,11 @@ def test_cli_build(tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     result = runner.invoke(app, ["build", "--as-of", "2026-10-05", "--no-sql"], env=env)
 
     assert result.exit_code == 0, result.output
-    assert "as of 2026-10-05" in result.output and "creator_features" in result.output
+    assert "as of 2026-10-05" in result.output
+    assert "creator_features" in result.output
     manifest = json.loads((settings.snapshots / latest_build_id(settings) / "manifest.json").read_text())  # type: ignore[operator]
-    assert manifest["as_of"] == "2026-10-05" and manifest["sql_tables"] == []
+    assert manifest["as_of"] == "2026-10-05"
+    assert manifest["sql_tables"] == []
 
     bad = runner.invoke(app, ["build", "--as-of", "next week"], env=env)
     assert bad.exit_code == 2

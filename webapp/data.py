@@ -6,29 +6,35 @@ by the user's merchants), so a page can never reach rows outside the user's scop
 says. Cache keys include the Liftboard home and the build id, so a new build is picked up at once.
 Results are small, aggregated frames (the daily facts are scanned lazily and reduced before they are
 collected); caches are bounded with ``ttl`` and ``max_entries``.
+
+It computes nothing itself: it hands scoped frames to the library function that owns each result
+(`analytics.profiles`, `analytics.kpis.range_overview`, `strategies.outcomes.realized_uplift`,
+`datastore.status`, `reports.render_xlsx.sheet_name`) and caches what comes back, so a page, a report
+and the CLI show the same figure for the same thing.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import sqlalchemy as sa
 import streamlit as st
 
-from analytics import kpis
+from analytics import kpis, profiles
+from analytics.profiles import CreatorProfile, MerchantProfile
 from core import access, metrics
 from core.access import User
 from core.config import Settings
 from core.snapshots import CATALOG
-from core.schema import TABLES, table_spec
-from datastore import db, snapshots, users
+from datastore import db, snapshots
+from datastore import status as data_status
 from datastore.snapshots import SnapshotNotFound, latest_manifest
+from reports.render_xlsx import sheet_name
+from strategies.outcomes import followed_up_actions, realized_uplift
 
 TTL = 600
 MATCHING_SNAPSHOTS: tuple[str, ...] = tuple(s.name for s in CATALOG if s.stage == "matching")
@@ -173,14 +179,6 @@ def matching_table(user: User, name: str, search: str = "") -> pl.DataFrame:
 # ------------------------------------------------------------------------------------------------
 
 
-def _filters(regions: Sequence[str], categories: Sequence[str], tiers: Sequence[str]) -> dict[str, Any]:
-    return {
-        "regions": list(regions) or None,
-        "categories": list(categories) or None,
-        "tiers": list(tiers) or None,
-    }
-
-
 @st.cache_data(ttl=TTL, max_entries=32, show_spinner=False)
 def _dimension_values(user: User, _key: tuple[str, str]) -> dict[str, list[str]]:
     features = snapshots.scoped_snapshot("creator_segments", settings(), user)
@@ -210,37 +208,15 @@ def _overview(
     tiers: tuple[str, ...],
     _key: tuple[str, str],
 ) -> dict[str, pl.DataFrame]:
-    creator_daily = snapshots.scoped_snapshot("creator_daily", settings(), user)
-    merchant_daily = snapshots.scoped_snapshot("merchant_daily", settings(), user)
-    f = _filters(regions, categories, tiers)
-    cards = kpis.kpi_cards(creator_daily, start, end, merchant_daily=merchant_daily, **f)
-    length = (end - start).days + 1
-    previous_start = start - timedelta(days=length)
-    daily = kpis.filter_daily(creator_daily, f["regions"], f["categories"], f["tiers"]).filter(
-        pl.col("date").is_between(previous_start, end)
+    return kpis.range_overview(
+        snapshots.scoped_snapshot("creator_daily", settings(), user),
+        snapshots.scoped_snapshot("merchant_daily", settings(), user),
+        start,
+        end,
+        regions=regions,
+        categories=categories,
+        tiers=tiers,
     )
-    per_day = metrics.with_metrics(kpis.creator_totals(daily, ["date"])).sort("date").collect()
-    if not (regions or categories or tiers):
-        merchants_per_day = (
-            kpis.merchant_totals(
-                merchant_daily.filter(pl.col("date").is_between(previous_start, end)), ["date"]
-            )
-            .select("date", "active_merchants")
-            .collect()
-        )
-        per_day = per_day.drop("active_merchants").join(merchants_per_day, on="date", how="left")
-    per_day = per_day.with_columns(
-        pl.when(pl.col("date") >= start).then(pl.lit("current")).otherwise(pl.lit("previous")).alias("range"),
-        ((pl.col("date") - pl.lit(start)).dt.total_days() % length).alias("day_of_range"),
-    )
-    current = daily.filter(pl.col("date") >= start)
-    breakdowns = {
-        column: metrics.with_metrics(kpis.creator_totals(current, [column]))
-        .sort("gmv", descending=True)
-        .collect()
-        for column in ("region", "category", "tier", "content_kind")
-    }
-    return {"cards": cards, "daily": per_day, **{f"by_{k}": v for k, v in breakdowns.items()}}
 
 
 def overview(
@@ -265,65 +241,13 @@ def _dimension(name: str, _key: tuple[str, str]) -> pl.DataFrame:
     return db.read_table(name, settings())
 
 
-def creators_dim(user: User) -> pl.DataFrame:
-    """The creators dimension (ops only: creators are not scoped by merchant)."""
-    if not user.is_ops:
-        raise PermissionError(f"{user.username} may not see the creator directory")
-    return _dimension("creators", _build_key())
-
-
-def merchants_dim(user: User) -> pl.DataFrame:
-    """The merchants dimension, scoped."""
-    return access.scope_frame(_dimension("merchants", _build_key()).lazy(), user, "merchants").collect()
-
-
-def products_dim(user: User) -> pl.DataFrame:
-    """The products dimension, scoped by merchant."""
-    return access.scope_frame(_dimension("products", _build_key()).lazy(), user, "products").collect()
-
-
 @st.cache_data(ttl=TTL, max_entries=16, show_spinner=False)
 def _creator_directory(user: User, _key: tuple[str, str]) -> pl.DataFrame:
-    seg = snapshots.scoped_snapshot("creator_segments", settings(), user).collect()
-    feat = (
-        snapshots.scoped_snapshot("creator_features", settings(), user)
-        .select(
-            "creator_id",
-            "followers",
-            "orders_28d",
-            "gmv_trend_28d",
-            "lifetime_gmv",
-            "ctr_28d",
-            "cvr_28d",
-            "content_28d",
-            "live_share_of_gmv_91d",
-        )
-        .collect()
-    )
-    names = _dimension("creators", _key).select("creator_id", "handle")
-    return (
-        seg.join(feat, on="creator_id", how="left")
-        .join(names, on="creator_id", how="left")
-        .select(
-            "creator_id",
-            "handle",
-            "tier",
-            "region",
-            "primary_category",
-            "lifecycle_stage",
-            "value_segment",
-            "followers",
-            "gmv_28d",
-            "gmv_prev_28d",
-            "gmv_trend_28d",
-            "orders_28d",
-            "ctr_28d",
-            "cvr_28d",
-            "content_28d",
-            "live_share_of_gmv_91d",
-            "lifetime_gmv",
-        )
-        .sort("gmv_28d", descending=True)
+    s = settings()
+    return profiles.creator_directory(
+        snapshots.scoped_snapshot("creator_segments", s, user),
+        snapshots.scoped_snapshot("creator_features", s, user),
+        _dimension("creators", _key).lazy(),
     )
 
 
@@ -360,101 +284,35 @@ def creator_directory(
     return frame
 
 
+def _published(name: str, user: User) -> pl.LazyFrame | None:
+    """A scoped scan of an optional snapshot (the matching tables), ``None`` when not published."""
+    return snapshots.scoped_snapshot(name, settings(), user) if has_snapshot(name) else None
+
+
 @st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
 def _creator_profile(
     user: User, creator_id: str, start: date, end: date, _key: tuple[str, str]
-) -> dict[str, Any]:
+) -> CreatorProfile | None:
     s = settings()
-    seg = (
-        snapshots.scoped_snapshot("creator_segments", s, user)
-        .filter(pl.col("creator_id") == creator_id)
-        .collect()
+    return profiles.creator_profile(
+        creator_id,
+        start,
+        end,
+        segments=snapshots.scoped_snapshot("creator_segments", s, user),
+        features=snapshots.scoped_snapshot("creator_features", s, user),
+        daily=snapshots.scoped_snapshot("creator_daily", s, user),
+        recommendations=snapshots.scoped_snapshot("recommendations", s, user),
+        drivers=snapshots.scoped_snapshot("shap_drivers", s, user),
+        creators=_dimension("creators", _key).lazy(),
+        interests=_published("creator_interests", user),
+        product_recs=_published("creator_product_recs", user),
     )
-    if seg.height == 0:
-        return {}
-    feat = snapshots.scoped_snapshot("creator_features", s, user)
-    row = feat.filter(pl.col("creator_id") == creator_id).collect()
-    tier = seg["tier"][0]
-    peers = (
-        feat.filter(pl.col("tier") == tier)
-        .select(
-            pl.len().alias("creators"),
-            *(
-                pl.col(c).median()
-                for c in (
-                    "gmv_28d",
-                    "orders_28d",
-                    "ctr_28d",
-                    "cvr_28d",
-                    "gpm_28d",
-                    "content_per_week_13w",
-                    "aov_91d",
-                    "refund_rate_91d",
-                )
-            ),
-        )
-        .collect()
-    )
-    daily = snapshots.scoped_snapshot("creator_daily", s, user).filter(pl.col("creator_id") == creator_id)
-    history_start = min(start, end - timedelta(days=90))
-    trend = (
-        metrics.with_metrics(
-            kpis.creator_totals(daily.filter(pl.col("date").is_between(history_start, end)), ["date"])
-        )
-        .sort("date")
-        .collect()
-    )
-    in_range = daily.filter(pl.col("date").is_between(start, end))
-    funnel_row = in_range.select(
-        *(pl.col(c).sum() for c in ("impressions", "views", "clicks", "add_to_carts", "orders"))
-    ).collect()
-    mix = metrics.with_metrics(kpis.creator_totals(in_range, ["content_kind"])).collect()
-    recs = (
-        snapshots.scoped_snapshot("recommendations", s, user)
-        .filter((pl.col("entity_kind") == "creator") & (pl.col("entity_id") == creator_id))
-        .sort("rank")
-        .collect()
-    )
-    drivers = (
-        snapshots.scoped_snapshot("shap_drivers", s, user)
-        .filter((pl.col("entity_kind") == "creator") & (pl.col("entity_id") == creator_id))
-        .sort("strategy", "position")
-        .collect()
-    )
-    interests = pl.DataFrame()
-    if has_snapshot("creator_interests"):
-        interests = (
-            snapshots.scoped_snapshot("creator_interests", s, user)
-            .filter(pl.col("creator_id") == creator_id)
-            .collect()
-        )
-    product_recs = pl.DataFrame()
-    if has_snapshot("creator_product_recs"):
-        product_recs = (
-            snapshots.scoped_snapshot("creator_product_recs", s, user)
-            .filter(pl.col("creator_id") == creator_id)
-            .collect()
-        )
-    handle = _dimension("creators", _key).filter(pl.col("creator_id") == creator_id)
-    return {
-        "segment": seg,
-        "features": row,
-        "peers": peers,
-        "handle": handle["handle"][0] if handle.height else creator_id,
-        "trend": trend,
-        "funnel": funnel_row,
-        "mix": mix,
-        "recommendations": recs,
-        "drivers": drivers,
-        "interests": interests,
-        "product_recs": product_recs,
-    }
 
 
-def creator_profile(user: User, creator_id: str, start: date, end: date) -> dict[str, Any]:
-    """Everything the creator profile shows; ``{}`` when the creator is unknown (or out of scope)."""
+def creator_profile(user: User, creator_id: str, start: date, end: date) -> CreatorProfile | None:
+    """Everything the creator profile shows; ``None`` when the creator is unknown (or out of scope)."""
     if not user.is_ops:
-        return {}
+        return None
     return _creator_profile(user, creator_id, start, end, _build_key())
 
 
@@ -466,36 +324,10 @@ def creator_profile(user: User, creator_id: str, start: date, end: date) -> dict
 @st.cache_data(ttl=TTL, max_entries=16, show_spinner=False)
 def _merchant_directory(user: User, _key: tuple[str, str]) -> pl.DataFrame:
     s = settings()
-    seg = snapshots.scoped_snapshot("merchant_segments", s, user).select(
-        "merchant_id", "lifecycle_stage", "value_segment"
-    )
-    feat = snapshots.scoped_snapshot("merchant_features", s, user)
-    names = access.scope_frame(_dimension("merchants", _key).lazy(), user).select("merchant_id", "name")
-    return (
-        feat.join(seg, on="merchant_id", how="left")
-        .join(names, on="merchant_id", how="left")
-        .select(
-            "merchant_id",
-            "name",
-            "category",
-            "region",
-            "lifecycle_stage",
-            "value_segment",
-            "rating",
-            "catalog_products",
-            "active_creators_28d",
-            "gmv_28d",
-            "gmv_prev_28d",
-            "gmv_trend_28d",
-            "orders_28d",
-            "refund_rate_91d",
-            "median_commission_rate",
-            "category_median_commission_rate",
-            "top_creator_gmv_share_91d",
-            "lifetime_gmv",
-        )
-        .sort("gmv_28d", descending=True)
-        .collect()
+    return profiles.merchant_directory(
+        snapshots.scoped_snapshot("merchant_segments", s, user),
+        snapshots.scoped_snapshot("merchant_features", s, user),
+        access.scope_frame(_dimension("merchants", _key).lazy(), user),
     )
 
 
@@ -524,117 +356,29 @@ def merchant_directory(
 @st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
 def _merchant_profile(
     user: User, merchant_id: str, start: date, end: date, _key: tuple[str, str]
-) -> dict[str, Any]:
+) -> MerchantProfile | None:
     s = settings()
-    feat = (
-        snapshots.scoped_snapshot("merchant_features", s, user)
-        .filter(pl.col("merchant_id") == merchant_id)
-        .collect()
+    return profiles.merchant_profile(
+        merchant_id,
+        start,
+        end,
+        features=snapshots.scoped_snapshot("merchant_features", s, user),
+        segments=snapshots.scoped_snapshot("merchant_segments", s, user),
+        daily=snapshots.scoped_snapshot("merchant_daily", s, user),
+        product_daily=snapshots.scoped_snapshot("product_daily", s, user),
+        recommendations=snapshots.scoped_snapshot("recommendations", s, user),
+        drivers=snapshots.scoped_snapshot("shap_drivers", s, user),
+        merchants=access.scope_frame(_dimension("merchants", _key).lazy(), user),
+        products=access.scope_frame(_dimension("products", _key).lazy(), user),
+        creators=_dimension("creators", _key).lazy(),
+        recruits=_published("merchant_creator_recs", user),
     )
-    if feat.height == 0:
-        return {}
-    name_row = (
-        access.scope_frame(_dimension("merchants", _key).lazy(), user)
-        .filter(pl.col("merchant_id") == merchant_id)
-        .collect()
-    )
-    seg = (
-        snapshots.scoped_snapshot("merchant_segments", s, user)
-        .filter(pl.col("merchant_id") == merchant_id)
-        .collect()
-    )
-    daily = snapshots.scoped_snapshot("merchant_daily", s, user).filter(pl.col("merchant_id") == merchant_id)
-    history_start = min(start, end - timedelta(days=90))
-    trend = (
-        metrics.with_metrics(
-            kpis.merchant_totals(daily.filter(pl.col("date").is_between(history_start, end)), ["date"])
-        )
-        .sort("date")
-        .collect()
-    )
-    in_range = daily.filter(pl.col("date").is_between(start, end))
-    creators = (
-        metrics.with_metrics(kpis.merchant_totals(in_range, ["creator_id"]))
-        .select("creator_id", "gmv", "orders", "refund_rate", "ctr", "cvr", "commission")
-        .sort("gmv", descending=True)
-        .collect()
-    )
-    total = creators["gmv"].sum() or 0.0
-    concentration = creators.with_columns(
-        pl.int_range(1, pl.len() + 1).alias("creators"),
-        (pl.col("gmv").cum_sum() / total if total else pl.lit(None, dtype=pl.Float64)).alias(
-            "cumulative_share"
-        ),
-    ).select("creators", "cumulative_share")
-    handles = _dimension("creators", _key).select("creator_id", "handle")
-    creators = creators.join(handles, on="creator_id", how="left").select(
-        "creator_id", "handle", *creators.columns[1:]
-    )
-    products = access.scope_frame(_dimension("products", _key).lazy(), user).filter(
-        pl.col("merchant_id") == merchant_id
-    )
-    sold = metrics.with_metrics(
-        snapshots.scoped_snapshot("product_daily", s, user)
-        .filter((pl.col("merchant_id") == merchant_id) & pl.col("date").is_between(start, end))
-        .group_by("product_id")
-        .agg(*(pl.col(c).sum() for c in ("views", "clicks", "orders", "gmv", "refunded_gmv", "commission")))
-    ).select("product_id", "gmv", "orders", "ctr", "cvr", "refund_rate")
-    catalog = (
-        products.join(sold, on="product_id", how="left")
-        .select(
-            "product_id",
-            "title",
-            "category",
-            "price",
-            "commission_rate",
-            "listed_on",
-            "gmv",
-            "orders",
-            "ctr",
-            "cvr",
-            "refund_rate",
-        )
-        .with_columns(pl.col("gmv").fill_null(0.0), pl.col("orders").fill_null(0))
-        .sort("gmv", descending=True)
-        .collect()
-    )
-    recs = (
-        snapshots.scoped_snapshot("recommendations", s, user)
-        .filter((pl.col("entity_kind") == "merchant") & (pl.col("entity_id") == merchant_id))
-        .sort("rank")
-        .collect()
-    )
-    drivers = (
-        snapshots.scoped_snapshot("shap_drivers", s, user)
-        .filter((pl.col("entity_kind") == "merchant") & (pl.col("entity_id") == merchant_id))
-        .sort("strategy", "position")
-        .collect()
-    )
-    recruits = pl.DataFrame()
-    if has_snapshot("merchant_creator_recs"):
-        recruits = (
-            snapshots.scoped_snapshot("merchant_creator_recs", s, user)
-            .filter(pl.col("merchant_id") == merchant_id)
-            .collect()
-        )
-    return {
-        "name": name_row["name"][0] if name_row.height else merchant_id,
-        "features": feat,
-        "segment": seg,
-        "trend": trend,
-        "creators": creators,
-        "concentration": concentration,
-        "catalog": catalog,
-        "recommendations": recs,
-        "drivers": drivers,
-        "recruits": recruits,
-    }
 
 
-def merchant_profile(user: User, merchant_id: str, start: date, end: date) -> dict[str, Any]:
-    """Everything the merchant page shows; ``{}`` when unknown or outside ``user``'s scope."""
+def merchant_profile(user: User, merchant_id: str, start: date, end: date) -> MerchantProfile | None:
+    """Everything the merchant page shows; ``None`` when unknown or outside ``user``'s scope."""
     if not access.can_see_merchant(user, merchant_id):
-        return {}
+        return None
     return _merchant_profile(user, merchant_id, start, end, _build_key())
 
 
@@ -756,100 +500,56 @@ def allocation(
     return allocate(candidates, AllocationConfig(budget=budget, team_capacity=dict(capacity)))
 
 
+OUTCOME_COLUMNS: tuple[str, ...] = (
+    "action_id",
+    "entity_kind",
+    "entity_id",
+    "strategy",
+    "status",
+    "owner",
+    "started_on",
+    "days_observed",
+    "predicted_uplift",
+    "uplift_low",
+    "uplift_high",
+    "predicted_so_far",
+    "realized_uplift",
+    "gmv_before",
+    "gmv_since",
+    "complete",
+    "state",
+    "note",
+)
+
+
 @st.cache_data(ttl=TTL, max_entries=16, show_spinner=False)
-def _realized(
-    user: User, rows: tuple[tuple[str, str, date], ...], last: date, _key: tuple[str, str]
+def _outcomes(
+    user: User, rows: tuple[tuple[Any, ...], ...], columns: tuple[str, ...], _key: tuple[str, str]
 ) -> pl.DataFrame:
+    started = pl.DataFrame(list(rows), schema=list(columns), orient="row", infer_schema_length=None)
     s = settings()
-    out = []
-    for kind, entity_id, started in rows:
-        if started + timedelta(days=28) > last + timedelta(days=1):
-            out.append(
-                {
-                    "entity_kind": kind,
-                    "entity_id": entity_id,
-                    "started_on": started,
-                    "realized_uplift": None,
-                    "gmv_before": None,
-                    "gmv_after": None,
-                    "complete": False,
-                }
-            )
-            continue
-        name, key = (
-            ("creator_daily", "creator_id") if kind == "creator" else ("merchant_daily", "merchant_id")
-        )
-        daily = snapshots.scoped_snapshot(name, s, user).filter(pl.col(key) == entity_id)
-        sums = daily.select(
-            pl.col("gmv")
-            .filter(pl.col("date").is_between(started - timedelta(days=28), started - timedelta(days=1)))
-            .sum()
-            .alias("before"),
-            pl.col("gmv")
-            .filter(pl.col("date").is_between(started, started + timedelta(days=27)))
-            .sum()
-            .alias("after"),
-        ).collect()
-        before, after = float(sums["before"][0] or 0.0), float(sums["after"][0] or 0.0)
-        out.append(
-            {
-                "entity_kind": kind,
-                "entity_id": entity_id,
-                "started_on": started,
-                "realized_uplift": after - before,
-                "gmv_before": before,
-                "gmv_after": after,
-                "complete": True,
-            }
-        )
-    return pl.DataFrame(
-        out,
-        schema={
-            "entity_kind": pl.String,
-            "entity_id": pl.String,
-            "started_on": pl.Date,
-            "realized_uplift": pl.Float64,
-            "gmv_before": pl.Float64,
-            "gmv_after": pl.Float64,
-            "complete": pl.Boolean,
-        },
-    )
+    return realized_uplift(
+        started,
+        snapshots.scoped_snapshot("creator_daily", s, user) if user.is_ops else None,
+        snapshots.scoped_snapshot("merchant_daily", s, user),
+        as_of(),
+    ).select(OUTCOME_COLUMNS)
 
 
 def accepted_outcomes(user: User) -> pl.DataFrame:
-    """Accepted (and later) actions with predicted vs realized uplift.
+    """Accepted, in-progress and done actions with realized against predicted uplift so far.
 
-    Realized = GMV in the 28 days from ``started_on`` minus GMV in the 28 days before, from the daily
-    facts; ``None`` ("in progress") until 28 days of data exist after the start.
+    `strategies.outcomes.realized_uplift` is the definition (the weekly review's follow-up uses it
+    too): over the ``days_observed`` days since ``started_on`` (at most 28, up to the build's last
+    day), the entity's GMV minus its GMV in as many days before; ``predicted_so_far`` is the 28-day
+    prediction pro rata; ``state`` says whether the window is complete.
     """
-    acts = actions(user)
-    if acts.height == 0:
-        return pl.DataFrame()
-    started = acts.filter(pl.col("started_on").is_not_null())
+    started = followed_up_actions(actions(user))
     if started.height == 0:
         return pl.DataFrame()
-    keys = tuple(
-        (r["entity_kind"], r["entity_id"], r["started_on"])
-        for r in started.select("entity_kind", "entity_id", "started_on").unique().iter_rows(named=True)
-    )
-    realized = _realized(user, keys, last_day(), _build_key())
-    return started.join(realized, on=["entity_kind", "entity_id", "started_on"], how="left").select(
-        "action_id",
-        "entity_kind",
-        "entity_id",
-        "strategy",
-        "status",
-        "owner",
-        "started_on",
-        "predicted_uplift",
-        "uplift_low",
-        "uplift_high",
-        "realized_uplift",
-        "gmv_before",
-        "gmv_after",
-        "complete",
-        "note",
-    )
+    columns = tuple(c for c in OUTCOME_COLUMNS if c in started.columns)
+    rows = tuple(started.select(columns).iter_rows())
+    return _outcomes(user, rows, columns, _build_key())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -875,129 +575,28 @@ def _require_ops(user: User) -> None:
 
 
 def ingestion_runs(user: User, limit: int = 200) -> pl.DataFrame:
-    """The newest ingestion runs with their row totals."""
+    """The newest ingestion runs with their row totals (`datastore.status.ingestion_runs`)."""
     _require_ops(user)
-    runs, loads = db.ingestion_runs, db.ingestion_loads
-    query = (
-        sa.select(
-            runs.c.run_id,
-            runs.c.started_at,
-            runs.c.finished_at,
-            runs.c.status,
-            runs.c.user,
-            runs.c.source,
-            runs.c.error,
-            sa.func.coalesce(sa.func.sum(loads.c.rows_read), 0).label("rows_read"),
-            sa.func.coalesce(sa.func.sum(loads.c.rows_loaded), 0).label("rows_loaded"),
-            sa.func.coalesce(sa.func.sum(loads.c.rows_quarantined), 0).label("rows_quarantined"),
-            sa.func.coalesce(sa.func.sum(loads.c.rows_duplicate), 0).label("rows_duplicate"),
-        )
-        .select_from(runs.outerjoin(loads, loads.c.run_id == runs.c.run_id))
-        .group_by(runs.c.run_id)
-        .order_by(runs.c.started_at.desc())
-        .limit(limit)
-    )
-    db.ensure_db(settings())
-    with db.connect(settings()) as connection:
-        rows = [dict(r._mapping) for r in connection.execute(query)]
-    schema: dict[str, pl.DataType] = {
-        "run_id": pl.String(),
-        "started_at": pl.Datetime("us", "UTC"),
-        "finished_at": pl.Datetime("us", "UTC"),
-        "status": pl.String(),
-        "user": pl.String(),
-        "source": pl.String(),
-        "error": pl.String(),
-        "rows_read": pl.Int64(),
-        "rows_loaded": pl.Int64(),
-        "rows_quarantined": pl.Int64(),
-        "rows_duplicate": pl.Int64(),
-    }
-    return pl.DataFrame(rows, schema=schema, strict=False) if rows else pl.DataFrame(schema=schema)
+    return data_status.ingestion_runs(settings(), limit)
 
 
 def ingestion_loads(user: User, run_id: str) -> pl.DataFrame:
     """The per-file loads of one ingestion run."""
     _require_ops(user)
-    loads = db.ingestion_loads
-    with db.connect(settings()) as connection:
-        rows = [
-            dict(r._mapping) for r in connection.execute(sa.select(loads).where(loads.c.run_id == run_id))
-        ]
-    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    return data_status.ingestion_loads(settings(), run_id)
 
 
 def freshness(user: User) -> pl.DataFrame:
-    """Per canonical table: where it lives, rows, last data day (facts) and last write."""
+    """Per canonical table: storage, rows, first and last day, files and last write
+    (`datastore.status.table_freshness`, as ``liftboard status`` shows it)."""
     _require_ops(user)
-    from datastore import lake
-
-    s = settings()
-    out = []
-    for name in TABLES:
-        spec = table_spec(name)
-        row: dict[str, Any] = {
-            "table": name,
-            "storage": spec.storage,
-            "rows": None,
-            "last_day": None,
-            "last_written": None,
-        }
-        if spec.storage == "db":
-            try:
-                row["rows"] = db.count_rows(name, s)
-            except sa.exc.SQLAlchemyError:
-                row["rows"] = None
-        else:
-            files = lake.table_files(name, s)
-            if files:
-                frame = lake.scan_table(name, s)
-                time_column = next(
-                    (c for c in ("date", "ordered_at", "published_at") if c in frame.collect_schema()), None
-                )
-                stats = frame.select(
-                    pl.len().alias("rows"),
-                    (pl.col(time_column).max() if time_column else pl.lit(None)).alias("last"),
-                ).collect()
-                row["rows"] = int(stats["rows"][0])
-                last = stats["last"][0]
-                row["last_day"] = last.date() if isinstance(last, datetime) else last
-                row["last_written"] = datetime.fromtimestamp(max(f.stat().st_mtime for f in files))
-            else:
-                row["rows"] = 0
-        out.append(row)
-    return pl.DataFrame(
-        out,
-        schema={
-            "table": pl.String,
-            "storage": pl.String,
-            "rows": pl.Int64,
-            "last_day": pl.Date,
-            "last_written": pl.Datetime("us"),
-        },
-        strict=False,
-    )
+    return data_status.table_freshness(settings())
 
 
 def quarantine_files(user: User) -> pl.DataFrame:
     """Every quarantine Parquet file with its row count."""
     _require_ops(user)
-    root = settings().quarantine
-    files = sorted(root.rglob("*.parquet")) if root.is_dir() else []
-    rows = []
-    for path in files:
-        try:
-            count = pl.scan_parquet(path).select(pl.len()).collect().item()
-        except Exception:  # noqa: BLE001 - a broken file is listed with no count
-            count = None
-        rows.append(
-            {
-                "file": str(path.relative_to(root)),
-                "rows": count,
-                "written": datetime.fromtimestamp(path.stat().st_mtime),
-            }
-        )
-    return pl.DataFrame(rows, schema={"file": pl.String, "rows": pl.Int64, "written": pl.Datetime("us")})
+    return data_status.quarantine_files(settings())
 
 
 def quarantine_rows(user: User, relative: str, limit: int = 5_000) -> pl.DataFrame:
@@ -1050,12 +649,7 @@ def xlsx_bytes(sheets: Mapping[str, pl.DataFrame]) -> bytes:
     with xlsxwriter.Workbook(buffer, {"in_memory": True}) as workbook:
         used: set[str] = set()
         for title, frame in sheets.items():
-            name = "".join(ch for ch in title if ch not in "[]:*?/\\")[:31] or "Sheet"
-            base, n = name, 2
-            while name.lower() in used:
-                name = f"{base[:28]}_{n}"
-                n += 1
-            used.add(name.lower())
+            name = sheet_name(title, used)
             formats = {}
             for column in frame.columns:
                 fmt = _excel_format(column)
@@ -1082,14 +676,3 @@ def _excel_format(column: str) -> str | None:
 def dictionary() -> pl.DataFrame:
     """The metric dictionary (name, label, unit, definition)."""
     return metrics.describe_metrics().select("name", "label", "unit", "definition")
-
-
-def users_frame(user: User) -> pl.DataFrame:
-    """App users (ops only)."""
-    _require_ops(user)
-    return users.list_users(settings())
-
-
-def manifest_json() -> str:
-    """The current manifest, pretty-printed."""
-    return json.dumps(manifest(), indent=2, default=str)

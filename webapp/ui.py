@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 
 import plotly.graph_objects as go
 import polars as pl
@@ -250,7 +251,7 @@ def table(
     *,
     export_name: str | None = None,
     overrides: Mapping[str, Any] | None = None,
-    height: int | str = "auto",
+    height: int | Literal["auto"] = "auto",
     select: bool = False,
     hide: tuple[str, ...] = (),
 ) -> Any:
@@ -347,7 +348,12 @@ def d3(metric_name: str) -> str:
     return metrics.metric(metric_name).d3_format
 
 
-def money(value: float | None, digits: int = 0) -> str:
+def as_float(value: object, default: float = 0.0) -> float:
+    """A Polars aggregate (``Series.max()``, ``.sum()`` …) as a float; ``default`` when it is null."""
+    return float(value) if isinstance(value, int | float | Decimal) else default
+
+
+def money(value: float | Decimal | None, digits: int = 0) -> str:
     """``$1,234`` (or an em dash for missing)."""
     if value is None or value != value:
         return MISSING

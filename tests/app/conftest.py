@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from datastore import users
+from datastore import db, users
 from liftboard.headless import CHROMIUM, CHROMIUM_ARGS, serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,11 +33,13 @@ def _build_tiny(home: Path) -> None:
     from sim.simulate import generate
 
     settings = Settings.from_env(home=home)
+    db.upgrade_db(settings)
     generate("tiny", 42, settings)
     build(settings)
     users.seed_demo_users(settings)
     demo = users.get_user(settings, "merchant")
-    assert demo is not None and demo.merchant_ids
+    assert demo is not None
+    assert demo.merchant_ids
     others = sorted(set(users.largest_merchants(settings, 12)) - set(demo.merchant_ids))
     users.add_user(settings, OTHER_USER, OTHER_USER, "merchant_success", merchant_ids=others[:1])
     (home / ".ready").write_text("ok", encoding="utf-8")

@@ -14,7 +14,8 @@ from liftboard.cli import app as cli
 
 def test_password_hash_is_salted_and_verifies() -> None:
     first, second = users.hash_password("s3cret"), users.hash_password("s3cret")
-    assert first != second and first.startswith("scrypt$")
+    assert first != second
+    assert first.startswith("scrypt$")
     assert users.verify_password("s3cret", first)
     assert not users.verify_password("wrong", first)
     assert not users.verify_password("s3cret", None)
@@ -29,7 +30,8 @@ def test_add_and_authenticate(sqlite_settings: Settings) -> None:
     assert users.authenticate(sqlite_settings, "nobody", "pw") is None
     assert users.get_user(sqlite_settings, "ana") == user
     ops = users.add_user(sqlite_settings, "olga", "pw", "ops")
-    assert ops.merchant_ids is None and ops.is_ops
+    assert ops.merchant_ids is None
+    assert ops.is_ops
     with pytest.raises(access.AccessError, match="already exists"):
         users.add_user(sqlite_settings, "ana", "pw", "ops")
     with pytest.raises(access.AccessError, match="unknown role"):
@@ -57,17 +59,21 @@ def test_scope_frame_filters_by_merchant_and_refuses_unkeyed() -> None:
         access.scope_frame(pl.LazyFrame({"creator_id": ["c1"]}), user)
     ops = access.User("o", "o", "ops", None)
     assert access.scope_frame(by_merchant, ops).collect().height == 2
-    assert access.can_see_merchant(ops, "m2") and access.can_see_merchant(user, "m1")
+    assert access.can_see_merchant(ops, "m2")
+    assert access.can_see_merchant(user, "m1")
     assert not access.can_see_merchant(user, "m2")
 
 
 def test_scoped_snapshots_on_the_tiny_build(app_settings: Settings) -> None:
     merchant = users.get_user(app_settings, "merchant")
-    assert merchant is not None and merchant.merchant_ids is not None and len(merchant.merchant_ids) == 5
+    assert merchant is not None
+    assert merchant.merchant_ids is not None
+    assert len(merchant.merchant_ids) == 5
     daily = snapshots.scoped_snapshot("merchant_daily", app_settings, merchant).collect()
     assert set(daily["merchant_id"]) == set(merchant.merchant_ids)
     recs = snapshots.scoped_snapshot("recommendations", app_settings, merchant).collect()
-    assert set(recs["entity_kind"]) <= {"merchant"} and set(recs["entity_id"]) <= merchant.merchant_ids
+    assert set(recs["entity_kind"]) <= {"merchant"}
+    assert set(recs["entity_id"]) <= merchant.merchant_ids
     for name in (
         "creator_daily",
         "kpi_weekly",
@@ -112,15 +118,21 @@ def test_cli_users_add_list_and_seed(sqlite_settings: Settings, monkeypatch: pyt
     assert "kim (merchant_success, 2 merchant(s)) created" in result.output
     assert users.authenticate(sqlite_settings, "kim", "pw") is not None
     again = runner.invoke(cli, ["users", "add", "kim", "--role", "ops", "--password-stdin"], input="pw\n")
-    assert again.exit_code == 2 and "already exists" in again.output
+    assert again.exit_code == 2
+    assert "already exists" in again.output
     bad = runner.invoke(cli, ["users", "add", "z", "--role", "boss", "--password-stdin"], input="pw\n")
-    assert bad.exit_code == 2 and "unknown role" in bad.output
+    assert bad.exit_code == 2
+    assert "unknown role" in bad.output
     listed = runner.invoke(cli, ["users", "list"])
-    assert listed.exit_code == 0 and "kim" in listed.output and "m00007" in listed.output
+    assert listed.exit_code == 0
+    assert "kim" in listed.output
+    assert "m00007" in listed.output
     seeded = runner.invoke(cli, ["users", "seed-demo"])
-    assert seeded.exit_code == 1 and "no analytics build" in seeded.output  # needs a build
+    assert seeded.exit_code == 1
+    assert "no analytics build" in seeded.output
 
 
 def test_cli_seed_demo_on_a_build(app_settings: Settings) -> None:
     result = CliRunner().invoke(cli, ["users", "seed-demo"])
-    assert result.exit_code == 0 and "already exist" in result.output
+    assert result.exit_code == 0
+    assert "already exist" in result.output

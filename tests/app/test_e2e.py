@@ -99,7 +99,9 @@ def test_copied_url_reopens_the_same_filters(page: Any, browser: Any, app_url: s
     # the URL follows the widget once its rerun is over: on a loaded machine that can take seconds
     page.wait_for_function("() => location.search.includes('region=')", timeout=60_000)
     copied = page.url
-    assert "range=" in copied and "region=" in copied and "/movers" in copied
+    assert "range=" in copied
+    assert "region=" in copied
+    assert "/movers" in copied
     assert region.locator("[data-tag]").all_inner_texts() == ["US"]
     other = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
@@ -123,18 +125,23 @@ def test_export_downloads_and_opens(page: Any, app_url: str) -> None:
     workbook = openpyxl.load_workbook(io.BytesIO(Path(excel.value.path()).read_bytes()), read_only=True)
     sheet = workbook[workbook.sheetnames[0]]
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][0] == "creator_id" and len(rows) > 100  # all rows, not the visible page
+    assert rows[0][0] == "creator_id"
+    assert len(rows) > 100
     with page.expect_download() as csv:
         page.locator('[data-testid="stDownloadButton"] button').filter(has_text="CSV").first.click()
     frame = pl.read_csv(csv.value.path())
-    assert frame.height == len(rows) - 1 and "gmv_28d" in frame.columns
+    assert frame.height == len(rows) - 1
+    assert "gmv_28d" in frame.columns
 
 
 def test_merchant_success_cannot_reach_another_merchant(page: Any, app_url: str, tiny_home: Any) -> None:
     settings = Settings.from_env(home=tiny_home)
     mine = users.get_user(settings, "merchant")
     theirs = users.get_user(settings, OTHER_USER)
-    assert mine and theirs and mine.merchant_ids and theirs.merchant_ids
+    assert mine
+    assert theirs
+    assert mine.merchant_ids
+    assert theirs.merchant_ids
     other_id = sorted(theirs.merchant_ids)[0]
     assert other_id not in mine.merchant_ids
     login(page, f"{app_url}/merchants?merchant={other_id}", "merchant")
@@ -153,4 +160,6 @@ def test_merchant_success_cannot_reach_another_merchant(page: Any, app_url: str,
     assert page.get_by_role("heading", name="Data").count() == 0
     assert page.get_by_role("heading", name="My merchants").count() >= 1
     nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
-    assert "Overview" not in nav and "Creators" not in nav and "Data" not in nav
+    assert "Overview" not in nav
+    assert "Creators" not in nav
+    assert "Data" not in nav

@@ -23,9 +23,12 @@ def test_upload_ingests_through_the_cli_path(
     ops = access.User("o", "o", "ops", None)
     merchants = valid_tables()["merchants"]
     report = app_data.ingest_upload(ops, "merchants.csv", merchants.write_csv().encode(), None)
-    assert report.status == "committed" and report.rows_loaded == merchants.height
+    assert report.status == "committed"
+    assert report.rows_loaded == merchants.height
     runs = app_data.ingestion_runs(ops)
-    assert runs.height == 1 and runs["rows_loaded"][0] == merchants.height and runs["user"][0] == "o"
+    assert runs.height == 1
+    assert runs["rows_loaded"][0] == merchants.height
+    assert runs["user"][0] == "o"
     again = app_data.ingest_upload(ops, "merchants.csv", merchants.write_csv().encode(), "merchants")
     assert again.rows_loaded == 0  # re-running an ingest changes nothing
     scoped = access.User("m", "m", "merchant_success", frozenset({"m1"}))
@@ -47,7 +50,8 @@ def test_quarantine_reader_stays_inside_the_quarantine(
     )
     (sqlite_settings.home / "secret.parquet").write_bytes(b"not for you")
     files = app_data.quarantine_files(ops)
-    assert files["file"].to_list() == ["run1/t.parquet"] and files["rows"].to_list() == [1]
+    assert files["file"].to_list() == ["run1/t.parquet"]
+    assert files["rows"].to_list() == [1]
     assert app_data.quarantine_rows(ops, "run1/t.parquet").columns[:3] == ["_row", "_column", "_reason"]
     with pytest.raises(FileNotFoundError):
         app_data.quarantine_rows(ops, "../secret.parquet")
@@ -68,9 +72,12 @@ def test_exports_hold_every_row_with_formats() -> None:
             app_data.xlsx_bytes({"Creators": frame, "creators": frame.head(3), "a/b:c": frame.head(1)})
         )
     )
-    assert workbook.sheetnames == ["Creators", "creators_2", "abc"]
+    # the reports' naming rule (`reports.render_xlsx.sheet_name`): valid, unique without regard to case
+    assert workbook.sheetnames == ["Creators", "creators (2)", "a b c"]
     sheet = workbook["Creators"]
-    assert sheet.max_row == 2_501 and "$" in sheet["B2"].number_format and "%" in sheet["C2"].number_format
+    assert sheet.max_row == 2_501
+    assert "$" in sheet["B2"].number_format
+    assert "%" in sheet["C2"].number_format
 
 
 @pytest.mark.parametrize(

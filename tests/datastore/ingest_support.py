@@ -33,7 +33,7 @@ def lake_snapshot(settings: Settings) -> dict[str, str]:
 
 
 def db_snapshot(settings: Settings) -> dict[str, pl.DataFrame]:
-    db.ensure_db(settings)
+    db.require_current(settings)
     return {name: db.read_table(name, settings) for name in DIMENSION_TABLES}
 
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from core.config import Settings
 from core.schema import TABLES
-from datastore import lake
-from datastore.ingest import IngestError, ingest_files, recover
+from datastore import db, lake
+from datastore.ingest import IngestError, ingest_files
+from datastore.lake import recover
 from tests.builders import NOW, valid_tables, write, write_all
 from tests.datastore.ingest_support import (
     GOOD,
@@ -195,6 +196,7 @@ CORRUPTIONS = {
 @pytest.fixture(scope="module")
 def property_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = Settings.from_env(home=tmp_path_factory.mktemp("property"))
+    db.upgrade_db(settings)
     ingest_files(write_all(settings.home / "base", "parquet"), settings, now=NOW)
     return settings
 

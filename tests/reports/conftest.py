@@ -18,7 +18,7 @@ import pytest
 from core import access
 from core.config import Settings
 from datastore import users
-from datastore.db import dispose_engine
+from datastore.db import dispose_engine, upgrade_db
 from datastore.snapshots import load_snapshot
 from liftboard.build import build
 from reports.notes import save_notes
@@ -58,6 +58,7 @@ def _tiny_home(root: Path) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (home / ".complete").exists():
             shutil.rmtree(home, ignore_errors=True)
+            upgrade_db(Settings.from_env(home=home))
             simulate.generate("tiny", 42, Settings.from_env(home=home))
             dispose_engine(Settings.from_env(home=home))
             (home / ".complete").touch()
@@ -126,6 +127,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> ReportWor
     )
     ops = users.get_user(settings, "ops")
     merchant_user = users.get_user(settings, "ms")
-    assert ops is not None and merchant_user is not None
+    assert ops is not None
+    assert merchant_user is not None
     assert merchant_user.merchant_ids is not None
     return ReportWorld(settings, accepted, merchant_user.merchant_ids, ops, merchant_user)

@@ -26,7 +26,8 @@ def test_weekly_writes_the_files_and_a_summary(home: ReportWorld, tmp_path: Path
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == [f"weekly-review-{WEEK}.html", f"weekly-review-{WEEK}.xlsx"]
-    assert "wrote 2 file(s)" in result.output and f"weekly-review-{WEEK}.xlsx" in result.output
+    assert "wrote 2 file(s)" in result.output
+    assert f"weekly-review-{WEEK}.xlsx" in result.output
 
 
 def test_weekly_defaults_to_the_last_complete_week(home: ReportWorld, tmp_path: Path) -> None:
@@ -54,6 +55,7 @@ def test_bad_arguments_exit_2(home: ReportWorld, tmp_path: Path, arguments: list
 
 def test_no_build_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIFTBOARD_HOME", str(tmp_path / "empty"))
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     result = runner.invoke(app, ["report", "weekly", "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "liftboard build" in result.output
@@ -94,7 +96,8 @@ def test_merchant_success_user_exports_only_their_merchants(home: ReportWorld, t
             str(tmp_path),
         ],
     )
-    assert denied.exit_code == 2 and "not found" in denied.output
+    assert denied.exit_code == 2
+    assert "not found" in denied.output
     scoped = runner.invoke(
         app, ["report", "weekly", "--format", "html", "--user", "ms", "--out", str(tmp_path / "weekly")]
     )

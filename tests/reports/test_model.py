@@ -53,7 +53,8 @@ def test_sheet_names_are_valid_and_unique() -> None:
     assert sheet_name("Trends: GMV / orders [6 weeks]", used) == "Trends  GMV   orders  6 weeks"
     long = "x" * 40
     first, second = sheet_name(long, used), sheet_name(long, used)
-    assert len(first) == len(second) == 31 and first != second
+    assert len(first) == len(second) == 31
+    assert first != second
 
 
 def test_notes_round_trip(tmp_path: Path) -> None:
@@ -61,7 +62,8 @@ def test_notes_round_trip(tmp_path: Path) -> None:
     assert read_notes(settings, "2026-W47").text == ""
     saved = save_notes(settings, "2026-W47", "Ünïcode ✓\nsecond line", user="ana")
     again = read_notes(settings, "2026-W47")
-    assert again.text == "Ünïcode ✓\nsecond line" and again.updated_by == "ana"
+    assert again.text == "Ünïcode ✓\nsecond line"
+    assert again.updated_by == "ana"
     assert again.updated_at == saved.updated_at
     assert read_notes(settings, "2026-W47", owner="ms").text == ""
     save_notes(settings, "2026-W47", "mine", owner="ms")

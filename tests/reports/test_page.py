@@ -35,18 +35,21 @@ def test_page_shows_every_section_and_saves_notes(world: ReportWorld, home: Sett
     assert not at.exception, at.exception
     assert at.selectbox(key="wr_week").value == WEEK
     # Sections are lazy tabs: only the open one (the first, or the URL's ``wr_tab``) is drawn.
-    assert [t.label for t in at.tabs][0] == "Headline KPIs" and len(at.tabs) == 9
+    assert [t.label for t in at.tabs][0] == "Headline KPIs"
+    assert len(at.tabs) == 9
     assert [s.value for s in at.subheader] == ["Headline KPIs"]
     assert len(at.metric) == 8
     at.query_params["wr_tab"] = "Top movers"
     at.run()
     assert not at.exception, at.exception
     # grids show a missing value as "—", not Streamlit's "None"
-    assert at.dataframe and all(grid.proto.placeholder == "—" for grid in at.dataframe)
+    assert at.dataframe
+    assert all(grid.proto.placeholder == "—" for grid in at.dataframe)
     at.query_params["wr_tab"] = "Meeting notes"
     at.run()
     assert not at.exception, at.exception
-    assert [s.value for s in at.subheader] == ["Meeting notes"] and len(at.metric) == 0
+    assert [s.value for s in at.subheader] == ["Meeting notes"]
+    assert len(at.metric) == 0
     at.text_area(key=f"wr_notes_{WEEK}").set_value("Agreed: more live coaching").run()
     at.button(key="wr_save_notes").click().run()
     assert not at.exception, at.exception

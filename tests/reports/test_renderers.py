@@ -56,7 +56,8 @@ def test_weekly_pdf_pages_text_and_images(weekly_files, tmp_path: Path) -> None:
     for number, page in enumerate(pages, start=1):
         flat = _squash(page)
         assert report.period in flat, f"page {number} lacks the period"
-        assert f"week: {WEEK}" in flat and "scope: all merchants" in flat, f"page {number} lacks the filters"
+        assert f"week: {WEEK}" in flat, f"page {number} lacks the week filter"
+        assert "scope: all merchants" in flat, f"page {number} lacks the scope filter"
         assert f"Page {number}/{count}" in flat
     text = _squash(" ".join(pages))
     for section in report.sections:
@@ -85,13 +86,15 @@ def test_weekly_workbook(weekly_files) -> None:  # type: ignore[no-untyped-def]
     cells = {c.value: c for row in sheet.iter_rows() for c in row if c.value is not None}
     gmv = report.section("headline").kpis[0]
     match = [c for c in cells.values() if isinstance(c.value, float) and c.value == pytest.approx(gmv.value)]
-    assert match and match[0].number_format == '"$"#,##0'
+    assert match
+    assert match[0].number_format == '"$"#,##0'
     recs = report.section("recommendations").table("recommendations").frame
     rows = list(book["Recommendations"].iter_rows(values_only=True))
     header = next(i for i, r in enumerate(rows) if r[0] == "Kind")
     body = [r for r in rows[header + 1 :] if r[0] is not None]
     assert len(body) == recs.height, "every row, not the printed ones"
-    assert body[0][1] == recs["entity_id"][0] and body[0][9] == pytest.approx(recs["net_value"][0])
+    assert body[0][1] == recs["entity_id"][0]
+    assert body[0][9] == pytest.approx(recs["net_value"][0])
     notes = [c for row in book["Meeting notes"].iter_rows(values_only=True) for c in row if c]
     assert NOTES in notes
     trend_rows = list(book["Trends volume"].iter_rows(values_only=True))
@@ -128,7 +131,8 @@ def test_weekly_deck(weekly_files) -> None:  # type: ignore[no-untyped-def]
         for run in paragraph.runs
         if run.font.size is not None
     ]
-    assert sizes and min(sizes) >= 12, "tables readable on a projector"
+    assert sizes, "tables have sized text"
+    assert min(sizes) >= 12, "tables readable on a projector"
     # no header word is broken over two lines: each column holds its longest header word (~0.7 em a
     # bold character at the header's size, plus the cell's 0.1-inch margins)
     for slide in prs.slides:
@@ -168,7 +172,8 @@ def test_merchant_report_files(world: ReportWorld, merchant_files, tmp_path: Pat
     ]
     pages = readers.pdf_text_pages(files["pdf"])
     images = readers.pdf_images(files["pdf"], tmp_path / "png")
-    assert len(images) == len(pages) and all(float(np.std(i)) > 5.0 for i in images)
+    assert len(images) == len(pages)
+    assert all(float(np.std(i)) > 5.0 for i in images)
     merchant = report.filters["merchant"]
     assert all(merchant in _squash(p) for p in pages), "the merchant is printed on every page"
     text = _squash(" ".join(pages))
@@ -181,7 +186,8 @@ def test_merchant_report_files(world: ReportWorld, merchant_files, tmp_path: Pat
     slides = readers.deck_texts(files["pptx"].read_bytes())
     assert len(slides) == len(report.sections) + 1
     recs = report.section("recommendations").table("recommendations").frame
-    assert recs.height >= 1 and recs["rationale"].str.len_chars().max() > 0
+    assert recs.height >= 1
+    assert recs["rationale"].str.len_chars().max() > 0
     page = files["html"].read_text(encoding="utf-8")
     assert recs["rationale"].filter(recs["rationale"] != "")[0].split(":")[0] in page
 

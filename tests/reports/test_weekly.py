@@ -41,7 +41,8 @@ def test_sections_in_meeting_order(review) -> None:  # type: ignore[no-untyped-d
         "notes",
     ]
     assert review.period == "2026-W47 (2026-11-16 – 2026-11-22)"
-    assert review.filters["week"] == WEEK and review.filters["scope"] == "all merchants"
+    assert review.filters["week"] == WEEK
+    assert review.filters["scope"] == "all merchants"
 
 
 def test_headline_gmv_and_its_comparisons(world: ReportWorld, review) -> None:  # type: ignore[no-untyped-def]
@@ -63,7 +64,8 @@ def test_trend_charts_have_six_weeks_and_months(world: ReportWorld, review) -> N
     weeks = chart.frame.filter(pl.col("panel") == "Last 6 weeks")
     assert weeks["x"].to_list() == ["W42", "W43", "W44", "W45", "W46", "W47"]
     months = chart.frame.filter(pl.col("panel") == "Last 6 months")
-    assert months["x"].to_list()[-1] == "Nov 2026 (run-rate)" and months.height == 6
+    assert months["x"].to_list()[-1] == "Nov 2026 (run-rate)"
+    assert months.height == 6
     assert weeks["y"][-1] == pytest.approx(review.section("headline").kpis[0].value)
     # GMV sums over days: November so far (1–22, to the end of the reviewed week) becomes a 30-day
     # run-rate, and the note says so
@@ -95,8 +97,8 @@ def test_follow_up_predicted_vs_realized(world: ReportWorld, review) -> None:  #
         )
         since = _gmv(daily, action.started_on, action.started_on + timedelta(days=days - 1))
         before = _gmv(daily, action.started_on - timedelta(days=days), action.started_on - timedelta(days=1))
-        assert row["days"] == days
-        assert row["realized_so_far"] == pytest.approx(since - before)
+        assert row["days_observed"] == days
+        assert row["realized_uplift"] == pytest.approx(since - before)
         assert row["predicted_so_far"] == pytest.approx(action.predicted_uplift * days / 28)
         assert row["state"] == ("complete (28 days)" if days == 28 else f"so far ({days} of 28 days)")
     assert set(frame["state"].to_list()) >= {"complete (28 days)", "so far (21 of 28 days)"}
@@ -105,7 +107,8 @@ def test_follow_up_predicted_vs_realized(world: ReportWorld, review) -> None:  #
 def test_recommendations_by_net_value_without_accepted_ones(world: ReportWorld, review) -> None:  # type: ignore[no-untyped-def]
     frame = review.section("recommendations").table("recommendations").frame
     values = frame["net_value"].to_list()
-    assert values == sorted(values, reverse=True) and min(values) > 0
+    assert values == sorted(values, reverse=True)
+    assert min(values) > 0
     accepted = {a.entity_id for a in world.accepted}
     assert not accepted & set(frame["entity_id"].to_list())
     best = load_snapshot("recommendations", world.settings).filter(
@@ -117,7 +120,8 @@ def test_recommendations_by_net_value_without_accepted_ones(world: ReportWorld, 
 def test_cohorts_and_notes(review) -> None:  # type: ignore[no-untyped-def]
     cohorts = review.section("cohorts")
     creators = cohorts.table("creators_cohorts").frame
-    assert creators.height > 0 and (creators["retention"].is_between(0, 1)).all()
+    assert creators.height > 0
+    assert (creators["retention"].is_between(0, 1)).all()
     assert review.section("notes").text == NOTES
 
 
@@ -129,9 +133,11 @@ def test_scoped_review_covers_only_the_users_merchants(world: ReportWorld) -> No
     for key in ("rising_merchants", "declining_merchants"):
         assert set(review.section("movers").table(key).frame["merchant_id"].to_list()) <= scope
     recs = review.section("recommendations").table("recommendations").frame
-    assert set(recs["entity_kind"].to_list()) <= {"merchant"} and set(recs["entity_id"].to_list()) <= scope
+    assert set(recs["entity_kind"].to_list()) <= {"merchant"}
+    assert set(recs["entity_id"].to_list()) <= scope
     follow = review.section("follow_up").table("follow_up").frame
-    assert set(follow["entity_id"].to_list()) <= scope and follow.height >= 1
+    assert set(follow["entity_id"].to_list()) <= scope
+    assert follow.height >= 1
     merchant_daily = load_snapshot("merchant_daily", world.settings).filter(
         pl.col("merchant_id").is_in(list(scope))
     )

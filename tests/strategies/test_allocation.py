@@ -59,7 +59,8 @@ def test_allocation_never_breaks_a_constraint(rows: list, budget: float, capacit
     assert chosen["cost"].sum() <= budget + 1e-9
     assert chosen["entity_id"].is_unique().all()
     assert (chosen.group_by("team").len()["len"] <= capacity).all()
-    assert (chosen["uplift_low"] > 0).all() and (chosen["net_value"] > 0).all()
+    assert (chosen["uplift_low"] > 0).all()
+    assert (chosen["net_value"] > 0).all()
 
 
 def test_cost_curve_is_the_concave_frontier() -> None:

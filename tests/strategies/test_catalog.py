@@ -15,7 +15,8 @@ def test_catalog_declares_every_strategy_with_a_team_and_capacity() -> None:
     catalog = load_catalog()
     assert {s.id for s in catalog.strategies} == set(STRATEGIES)
     assert {s.team for s in catalog.strategies} <= set(catalog.team_capacity)
-    assert 0 < catalog.take_rate < 1 and catalog.horizon_days == 28
+    assert 0 < catalog.take_rate < 1
+    assert catalog.horizon_days == 28
     assert catalog.frame().height == len(STRATEGIES)
 
 

@@ -43,17 +43,21 @@ def test_bootstrap_intervals_contain_the_point_estimate() -> None:
     point = ev.holdout_scores(score, y, t)
     intervals = ev.bootstrap_intervals(score, y, t, n_boot=100)
     low, high = intervals["qini_area"]
-    assert low <= point.qini_area <= high and high > low
+    assert low <= point.qini_area <= high
+    assert high > low
 
 
 def test_truth_scores_policy_value() -> None:
     true = np.array([5.0, -1.0, 3.0, 0.0, 10.0])
     scores = ev.truth_scores(true, true, fraction=0.4)
-    assert scores.spearman == pytest.approx(1.0) and scores.rmse == 0.0
+    assert scores.spearman == pytest.approx(1.0)
+    assert scores.rmse == 0.0
     assert scores.policy_value_top20 == scores.oracle_top20 == 15.0
-    assert scores.treat_everyone == 17.0 and scores.random_top20 == pytest.approx(0.4 * 17.0)
+    assert scores.treat_everyone == 17.0
+    assert scores.random_top20 == pytest.approx(0.4 * 17.0)
     worst = ev.truth_scores(-true, true, fraction=0.4)
-    assert worst.policy_value_top20 == -1.0 and worst.policy_vs_oracle < 0
+    assert worst.policy_value_top20 == -1.0
+    assert worst.policy_vs_oracle < 0
 
 
 def test_calibration_deciles_and_pseudo_outcomes() -> None:
@@ -78,7 +82,8 @@ def test_best_linear_predictor_measures_how_much_heterogeneity_is_real() -> None
     baseline = d.x[keep, 0]  # what drives the untreated outcome (partly)
     exact = ev.best_linear_predictor(y, t, p, tau, baseline)
     assert ev.best_linear_predictor(y, t, p, tau).slope == pytest.approx(1.0, abs=0.25)
-    assert exact.slope == pytest.approx(1.0, abs=0.25) and exact.ate == pytest.approx(tau.mean(), abs=0.3)
+    assert exact.slope == pytest.approx(1.0, abs=0.25)
+    assert exact.ate == pytest.approx(tau.mean(), abs=0.3)
     assert ev.best_linear_predictor(y, t, p, 2 * tau, baseline).slope == pytest.approx(0.5, abs=0.25)
     noise = ev.best_linear_predictor(y, t, p, np.random.default_rng(1).random(len(y)), baseline)
     assert abs(noise.slope) < 0.25 * 4  # noise on [0, 1] has a quarter of the effect's spread

@@ -9,7 +9,8 @@ def test_rationale_names_its_drivers() -> None:
     drivers = [Driver("gmv_28d", 1200.0, 800.0, 95.0)]
     text = rationale("Live coaching", 140.0, drivers, "creators", baseline_gmv=1200.0)
     assert text.startswith("Live coaching: expected +$140 GMV over 28 days.")
-    assert "similar creators" in text and "adds $95" in text
+    assert "similar creators" in text
+    assert "adds $95" in text
 
 
 def test_rationale_without_drivers_is_the_average_effect_on_the_entity_gmv() -> None:

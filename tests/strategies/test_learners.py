@@ -55,7 +55,8 @@ def test_sklearn_contract_and_intervals(name: str, randomized: UpliftData) -> No
     assert clone(learner).get_params() == learner.get_params()
     assert not hasattr(learner, "n_arms_"), "__init__ stores arguments and does nothing else"
     fitted = learner.fit(randomized.x, randomized.arm, randomized.y)
-    assert fitted is learner and learner.n_arms_ == 2
+    assert fitted is learner
+    assert learner.n_arms_ == 2
     interval = learner.predict_interval(randomized.x[:100])
     assert interval.low.shape == interval.high.shape == (100, 2)
     assert (interval.low <= interval.high).all()

@@ -33,7 +33,8 @@ def test_arm_rows_pool_pure_controls_and_never_entities_treated_with_something_e
     expected = pl.DataFrame({"intervention_id": ["i1", "i2", "i4"], "treated": [1, 0, 0]})
     assert_frame_equal(result, expected)
     empty = _arm_rows(frame.clear(), "s1")
-    assert empty.height == 0 and "treated" in empty.columns
+    assert empty.height == 0
+    assert "treated" in empty.columns
 
 
 def _model(
@@ -75,9 +76,11 @@ def test_shrunk_predictions_and_their_explanations() -> None:
     np.testing.assert_allclose(contributions.sum(axis=1), shrunk.predict(frame)[:, 0], rtol=1e-6)
     assert (shrunk.explain(frame, "s2") == 0).all()
     low, high = shrunk.predict_interval(frame)
-    assert (low <= high).all() and (high[:, 0] - low[:, 0]).mean() > 0
+    assert (low <= high).all()
+    assert (high[:, 0] - low[:, 0]).mean() > 0
     point = shrunk.predict(frame)
-    assert (low[:, 0] <= point[:, 0] + 1e-9).all() and (point[:, 0] <= high[:, 0] + 1e-9).all()
+    assert (low[:, 0] <= point[:, 0] + 1e-9).all()
+    assert (point[:, 0] <= high[:, 0] + 1e-9).all()
     # shrinking moves the interval with the prediction but keeps the bootstrap's width: a slope of 0
     # (no heterogeneity found) must not claim certainty
     flat, _ = _model({"s1": (2.0, 0.0)})
@@ -122,13 +125,12 @@ def _traffic_rows(lift: float, n: int = 400, seed: int = 3) -> pl.DataFrame:
 def test_traffic_effect_is_recovered_and_applied_only_when_clear() -> None:
     cfg = ModelConfig()
     doubled = traffic_effect(_traffic_rows(1.0), cfg)
-    assert (
-        abs(doubled["traffic_effect_raw"] - 1.0) < 0.05
-        and doubled["traffic_effect"] == doubled["traffic_effect_raw"]
-    )
+    assert abs(doubled["traffic_effect_raw"] - 1.0) < 0.05
+    assert doubled["traffic_effect"] == doubled["traffic_effect_raw"]
     assert 0 < doubled["traffic_effect_se"] < 0.05
     none = traffic_effect(_traffic_rows(0.0), cfg)
-    assert abs(none["traffic_effect_raw"]) < 3 * none["traffic_effect_se"] and none["traffic_effect"] == 0.0
+    assert abs(none["traffic_effect_raw"]) < 3 * none["traffic_effect_se"]
+    assert none["traffic_effect"] == 0.0
     assert traffic_effect(_traffic_rows(1.0), ModelConfig(outcome="relative"))["traffic_effect"] == 0.0
 
 
@@ -143,6 +145,7 @@ def test_traffic_effect_combines_with_the_conversion_effect_and_its_explanation(
     np.testing.assert_allclose(model.explain(frame, "s1").sum(axis=1), model.predict(frame)[:, 0], rtol=1e-6)
     low, high = model.predict_interval(frame)
     point = model.predict(frame)
-    assert (low[:, 0] <= point[:, 0] + 1e-9).all() and (point[:, 0] <= high[:, 0] + 1e-9).all()
+    assert (low[:, 0] <= point[:, 0] + 1e-9).all()
+    assert (point[:, 0] <= high[:, 0] + 1e-9).all()
     base_low, base_high = base.predict_interval(frame)
     np.testing.assert_allclose((high - low)[:, 0], 1.2 * (base_high - base_low)[:, 0], rtol=1e-6, atol=1e-6)

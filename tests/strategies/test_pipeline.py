@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from core.config import Settings
+from datastore.db import upgrade_db
 from sim.simulate import generate
 from strategies import store
 from strategies.evaluation import TRUTH_SCORE_NAMES
@@ -25,6 +26,7 @@ CONFIG = ModelConfig(n_estimators=60, n_bootstrap=4)
 def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     home = tmp_path_factory.mktemp("tiny_strategies")
     settings = Settings.from_env(home=home, database_url=f"sqlite:///{home / 'liftboard.db'}")
+    upgrade_db(settings)
     generate("tiny", 42, settings)
     return settings
 
@@ -42,9 +44,8 @@ def test_every_active_entity_gets_ranked_costed_recommendations(run: StrategyRun
     assert all(r == list(range(1, n + 1)) for r, n in ranks.select("rank", "len").rows())
     assert (recs.filter(pl.col("is_best"))["rank"] == 1).all()
     assert (recs.filter(pl.col("is_best"))["net_value"] > 0).all()
-    assert (recs["uplift_low"] <= recs["expected_uplift"]).all() and (
-        recs["expected_uplift"] <= recs["uplift_high"]
-    ).all()
+    assert (recs["uplift_low"] <= recs["expected_uplift"]).all()
+    assert (recs["expected_uplift"] <= recs["uplift_high"]).all()
     assert (recs["cost"] >= 0).all()
     first = recs.filter(pl.col("rank") == 1)
     assert first["rationale"].null_count() == 0
@@ -91,16 +92,19 @@ def test_no_leakage_training_only_sees_finished_outcomes(tiny_home: Settings) ->
 
 def test_models_and_recommendations_are_persisted(tiny_home: Settings, run: StrategyRun) -> None:
     runs = store.read_model_runs(tiny_home, training_id=run.training_id)
-    assert runs.height == len(run.metrics) and runs["chosen"].sum() == 8
+    assert runs.height == len(run.metrics)
+    assert runs["chosen"].sum() == 8
     latest = store.latest_run(tiny_home)
-    assert latest is not None and latest["run_id"] == run.run_id
+    assert latest is not None
+    assert latest["run_id"] == run.run_id
     saved = store.read_recommendations(tiny_home, run.run_id)
     assert saved.height == run.recommendations.height
 
 
 def test_allocation_and_cost_curve(run: StrategyRun) -> None:
     alloc = run.allocation
-    assert alloc.height > 0 and alloc["entity_id"].is_unique().all()
+    assert alloc.height > 0
+    assert alloc["entity_id"].is_unique().all()
     curve = run.cost_curve["expected_uplift"].to_numpy()
     assert np.all(np.diff(curve) >= 0)
 
@@ -121,10 +125,12 @@ def test_planted_effects_are_recovered(run: StrategyRun) -> None:
     assert creators.height == 4
     for strategy in ("live_coaching", "commission_boost", "matched_product_showcase"):
         row = creators.filter(pl.col("strategy") == strategy).row(0, named=True)
-        assert row["truth_spearman"] > 0.25 and row["truth_policy_vs_oracle"] > 0.6, row
+        assert row["truth_spearman"] > 0.25, row
+        assert row["truth_policy_vs_oracle"] > 0.6, row
     assert creators["truth_policy_value_top20"].sum() > creators["truth_random_top20"].sum()
     merchants = chosen.filter(pl.col("entity_kind") == "merchant")
-    assert merchants.height == 4 and merchants["truth_policy_value_top20"].is_finite().all()
+    assert merchants.height == 4
+    assert merchants["truth_policy_value_top20"].is_finite().all()
 
 
 def test_workflow_on_a_real_recommendation(tiny_home: Settings, run: StrategyRun) -> None:

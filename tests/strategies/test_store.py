@@ -51,8 +51,11 @@ def test_recommendations_and_workflow_history(settings: Settings) -> None:
     ]
     assert history["changed_by"].to_list() == ["ana", "ana", "bo"]
     current = store.read_actions(settings).row(0, named=True)
-    assert current["status"] == "done" and current["owner"] == "ana" and current["note"] == "coach booked"
-    assert current["started_on"] == date(2026, 11, 24) and current["predicted_uplift"] == 500.0
+    assert current["status"] == "done"
+    assert current["owner"] == "ana"
+    assert current["note"] == "coach booked"
+    assert current["started_on"] == date(2026, 11, 24)
+    assert current["predicted_uplift"] == 500.0
 
     with pytest.raises(store.WorkflowError, match="cannot move from done to accepted"):
         store.set_status(settings, **key, status="accepted", user="ana")
@@ -80,5 +83,6 @@ def test_model_runs_are_recorded(settings: Settings) -> None:
         ],
     )
     runs = store.read_model_runs(settings, training_id="train-1")
-    assert runs.height == 1 and runs["learner"][0] == "x_learner"
+    assert runs.height == 1
+    assert runs["learner"][0] == "x_learner"
     assert '"qini_area": 12.5' in runs["metrics"][0]
