@@ -9,31 +9,24 @@ the lake as one Parquet file each; facts (large, append-only) live in the lake p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
 import polars as pl
 
+from core.strategies import ENTITY_KINDS, STRATEGY_REGISTRY, UNKNOWN_STRATEGY_HELP
+
 UTC_DATETIME: pl.DataType | type[pl.DataType] = pl.Datetime("us", "UTC")
 
 CONTENT_KINDS = ("video", "live")
 ORDER_STATUSES = ("completed", "refunded", "cancelled")
-ENTITY_KINDS = ("creator", "merchant")
 ARMS = ("treatment", "control")
 ASSIGNMENTS = ("randomized", "targeted")
-CREATOR_STRATEGIES = (
-    "live_coaching",
-    "commission_boost",
-    "matched_product_showcase",
-    "posting_schedule_advice",
-)
-MERCHANT_STRATEGIES = (
-    "commission_to_category_median",
-    "matched_creator_recruitment",
-    "free_samples",
-    "fulfilment_fix",
-)
+# The strategy ids, in the catalog's order (declared once, in the catalog file: see core.strategies).
+CREATOR_STRATEGIES = STRATEGY_REGISTRY.ids("creator")
+MERCHANT_STRATEGIES = STRATEGY_REGISTRY.ids("merchant")
 STRATEGIES = CREATOR_STRATEGIES + MERCHANT_STRATEGIES
 
 
@@ -46,6 +39,23 @@ class ForeignKey:
     table: str
     ref_column: str
     when: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class CatalogColumn:
+    """A text column whose values a catalog file declares (the interventions' ``strategy``).
+
+    Ingest stores ``aliases`` as their canonical value (a quarantined row keeps the value as read),
+    quarantines a value that is neither, with ``unknown_help`` (``{value}`` stands for the value) and the
+    known values, and quarantines a value whose kind (``kinds``) is not the row's ``kind_column``.
+    """
+
+    column: str
+    noun: str
+    kinds: Mapping[str, str]  # canonical value → the value of ``kind_column`` it applies to
+    kind_column: str
+    aliases: Mapping[str, str]  # alias → canonical value
+    unknown_help: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class TableSpec:
     )
     nullable: frozenset[str] = frozenset()
     not_in_future: tuple[str, ...] = ()
+    catalog_columns: tuple[CatalogColumn, ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -176,10 +187,18 @@ INTERVENTIONS = TableSpec(
         ForeignKey("entity_id", "creators", "creator_id", when=("entity_kind", "creator")),
         ForeignKey("entity_id", "merchants", "merchant_id", when=("entity_kind", "merchant")),
     ),
-    allowed=_frozen(
-        {"entity_kind": ENTITY_KINDS, "strategy": STRATEGIES, "arm": ARMS, "assignment": ASSIGNMENTS}
-    ),
+    allowed=_frozen({"entity_kind": ENTITY_KINDS, "arm": ARMS, "assignment": ASSIGNMENTS}),
     not_in_future=("assigned_on",),
+    catalog_columns=(
+        CatalogColumn(
+            column="strategy",
+            noun="strategy",
+            kinds=STRATEGY_REGISTRY.kinds,
+            kind_column="entity_kind",
+            aliases=STRATEGY_REGISTRY.aliases,
+            unknown_help=UNKNOWN_STRATEGY_HELP,
+        ),
+    ),
 )
 
 CONTENT = TableSpec(

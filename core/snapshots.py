@@ -228,6 +228,16 @@ CATALOG: tuple[Snapshot, ...] = (
         "Predicted 28-day uplift, cost, net value and rationale per entity and strategy.",
     ),
     Snapshot(
+        "uplift_predictions",
+        "strategies",
+        ("entity_kind", "entity_id", "strategy"),
+        "entity",
+        (_CLI,),
+        "Every entity × strategy of its kind, eligible or not: predicted 28-day uplift with its 80% "
+        "interval, whether the strategy's effect is established, the learner and the run "
+        "(`liftboard export uplift`); the eligible rows' figures are the recommendations'.",
+    ),
+    Snapshot(
         "allocation",
         "strategies",
         ("entity_kind", "entity_id", "strategy"),
@@ -306,6 +316,16 @@ CATALOG: tuple[Snapshot, ...] = (
         "public",
         (_APP, _REPORTS),
         "The strategies, their target kind, cost model and description.",
+    ),
+    Snapshot(
+        "pilot_evidence",
+        "strategies",
+        ("entity_kind", "strategy"),
+        "platform",
+        (_APP, _CLI),
+        "Per strategy: its average effect on 28-day net GMV from the randomized pilots so far, with the "
+        "95% interval and whether it is established; the outcome's spread and the drivers that size and "
+        "stratify a new pilot (`liftboard pilot`, the Strategy board's pilots).",
     ),
     Snapshot(
         "product_pairs",

@@ -6,11 +6,16 @@ one of three places, and the counts are recorded per table-file in the ``ingesti
 
 - **loaded**: new fact rows land in the lake; new or changed dimension rows are upserted in the DB;
 - **quarantined**: rows with bad cells (uncastable, null where required, not allowed, out of range, in
-  the future, unknown foreign key) go to ``quarantine/<run_id>/<table>-<n>.parquet`` with their raw
-  values, ``_row`` (1-based data row), ``_column`` and ``_reason``;
+  the future, unknown foreign key, a value a catalog does not know or that does not suit the row's kind,
+  such as a merchant strategy applied to a creator) go to ``quarantine/<run_id>/<table>-<n>.parquet``
+  with their raw values, ``_row`` (1-based data row), ``_column`` and ``_reason``;
 - **duplicate**: a fact row whose primary key is already stored or appeared earlier in the run; a
   dimension row identical to the stored (or earlier in the run) row with the same key. A dimension row
   whose key exists with *different* values is an update and counts as loaded (last one wins).
+
+A catalogued column (``TableSpec.catalog_columns``: the interventions' ``strategy``) may hold an alias the
+catalog declares; the row is stored with the canonical value and the report counts the rows mapped from
+each alias (``TableLoad.aliases_mapped``).
 
 Whole-file problems (missing file, unknown table, missing or extra columns, empty, binary, truncated,
 not UTF-8) raise ``IngestError``; the run is then recorded as ``failed`` and nothing else changes.
@@ -39,7 +44,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from core.config import Settings
-from core.schema import TABLES, ForeignKey, TableSpec, table_spec
+from core.schema import TABLES, CatalogColumn, ForeignKey, TableSpec, table_spec
 from datastore import db, lake
 
 Progress = Callable[[str, int, int], None]
@@ -57,6 +62,24 @@ class IngestError(Exception):
 
 
 @dataclass(frozen=True)
+class MappedAlias:
+    """Rows whose ``column`` held ``alias``, read as the catalog's canonical ``value`` (e.g. a strategy)."""
+
+    table: str
+    column: str
+    alias: str
+    value: str
+    rows: int
+
+    def text(self) -> str:
+        """One line for the people who ran the ingest."""
+        return (
+            f"{self.table}: {self.rows:,} row(s) with {self.column} '{self.alias}' "
+            f"read as {self.value} (an alias in the catalog)"
+        )
+
+
+@dataclass(frozen=True)
 class TableLoad:
     """What happened to the rows of one source (file or SQL extract) of one table."""
 
@@ -67,6 +90,7 @@ class TableLoad:
     rows_quarantined: int
     rows_duplicate: int
     quarantine_path: str | None
+    aliases_mapped: tuple[MappedAlias, ...] = ()  # rows read under an alias (loaded or not), per alias
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,16 @@ class IngestReport:
     @property
     def quarantine_paths(self) -> tuple[str, ...]:
         return tuple(load.quarantine_path for load in self.loads if load.quarantine_path)
+
+    @property
+    def aliases_mapped(self) -> tuple[MappedAlias, ...]:
+        """Rows read under an alias, per table, column and alias, summed over the run's sources."""
+        totals: dict[tuple[str, str, str, str], int] = {}
+        for load in self.loads:
+            for mapped in load.aliases_mapped:
+                key = (mapped.table, mapped.column, mapped.alias, mapped.value)
+                totals[key] = totals.get(key, 0) + mapped.rows
+        return tuple(MappedAlias(*key, rows=rows) for key, rows in totals.items())
 
     def by_table(self) -> dict[str, int]:
         """Rows loaded per table."""
@@ -449,6 +483,27 @@ def _typed_frame(raw: pl.DataFrame, spec: TableSpec, label: str) -> tuple[pl.Dat
         ) from None
 
 
+def _canonical_values(
+    typed: pl.DataFrame, spec: TableSpec, cast_columns: set[str]
+) -> tuple[pl.DataFrame, set[str], tuple[MappedAlias, ...]]:
+    """Aliases in catalogued columns replaced by their canonical values; the raw value is kept (as for a
+    cast column) so that a quarantined row shows what was read. Also: the rows mapped, per alias."""
+    mapped: list[MappedAlias] = []
+    kept_raw = set(cast_columns)
+    for catalog in spec.catalog_columns:
+        name, aliases = catalog.column, dict(catalog.aliases)
+        is_alias = pl.col(name).is_in(pl.Series(list(aliases), dtype=pl.String).implode())
+        counts = typed.filter(is_alias).group_by(name).len().sort(name)
+        if counts.is_empty():
+            continue
+        mapped += [MappedAlias(spec.name, name, alias, aliases[alias], rows) for alias, rows in counts.rows()]
+        if name not in kept_raw:
+            typed = typed.with_columns(pl.col(name).alias(_raw(name)))
+            kept_raw.add(name)
+        typed = typed.with_columns(pl.col(name).replace(aliases))
+    return typed, kept_raw, tuple(mapped)
+
+
 def _checks(
     spec: TableSpec, cast_columns: set[str], now: datetime, known: dict[ForeignKey, pl.Series]
 ) -> dict[str, list[tuple[pl.Expr, pl.Expr]]]:
@@ -492,6 +547,8 @@ def _checks(
                 (value > limit, pl.concat_str(pl.lit(f"{name}: "), shown, pl.lit(" is in the future")))
             )
         pairs += _foreign_key_checks(spec, name, shown, known)
+        for catalog in (c for c in spec.catalog_columns if c.column == name):
+            pairs += _catalog_checks(catalog, pl.col(_raw(name)) if name in cast_columns else value)
         checks[name] = [(condition.fill_null(False), reason) for condition, reason in pairs]
     return checks
 
@@ -527,6 +584,45 @@ def _foreign_key_checks(
         )
         pairs.append((unknown, reason))
     return pairs
+
+
+def _catalog_checks(catalog: CatalogColumn, read: pl.Expr) -> list[tuple[pl.Expr, pl.Expr]]:
+    """The (is-bad, reason) pairs of a catalogued column (aliases already mapped; ``read``: the value as
+    read): a value the catalog does not know, with how to add or map it; a value of another kind."""
+    name, noun = catalog.column, catalog.noun
+    value, row_kind = pl.col(name), pl.col(catalog.kind_column)
+    known = list(catalog.kinds)
+    help_parts: list[pl.Expr] = []
+    for index, text in enumerate(catalog.unknown_help.split("{value}")):
+        help_parts += [read, pl.lit(text)] if index else [pl.lit(text)]
+    unknown = (
+        value.is_not_null() & ~value.is_in(pl.Series(known, dtype=pl.String).implode()),
+        pl.concat_str(
+            pl.lit(f"{name}: '"),
+            read,
+            pl.lit(f"' is not a known {noun}; "),
+            *help_parts,
+            pl.lit(f" (known: {', '.join(known)})"),
+        ),
+    )
+    kind = value.replace_strict(dict(catalog.kinds), default=None, return_dtype=pl.String)
+    kinds = pl.Series(sorted(set(catalog.kinds.values())), dtype=pl.String)
+    alias_of = pl.when(read != value).then(pl.concat_str(pl.lit(" (an alias of "), value, pl.lit(")")))
+    wrong_kind = (
+        kind.is_not_null() & row_kind.is_in(kinds.implode()) & (kind != row_kind),
+        pl.concat_str(
+            pl.lit(f"{name}: '"),
+            read,
+            pl.lit("'"),
+            alias_of.otherwise(pl.lit("")),
+            pl.lit(" is a "),
+            kind,
+            pl.lit(f" {noun} and cannot apply to a "),
+            row_kind,
+            pl.lit(f" ({catalog.kind_column})"),
+        ),
+    )
+    return [unknown, wrong_kind]
 
 
 def _reason_of(pairs: list[tuple[pl.Expr, pl.Expr]]) -> pl.Expr:
@@ -715,6 +811,7 @@ def _process(
         raise IngestError(f"{source.label}: file is empty (no rows)")
     typed, cast_columns = _typed_frame(raw, spec, source.label)
     del raw
+    typed, cast_columns, aliases_mapped = _canonical_values(typed, spec, cast_columns)
     known: dict[ForeignKey, pl.Series] = {}
     for fk in spec.foreign_keys:
         # Probe the (possibly huge) stored key set with this file's few distinct values, then check rows
@@ -742,6 +839,7 @@ def _process(
         rows_quarantined=quarantine.height,
         rows_duplicate=duplicates,
         quarantine_path=quarantine_path,
+        aliases_mapped=aliases_mapped,
     )
 
 

@@ -90,7 +90,8 @@ def progress_bar(console: Console) -> Iterator[Callable[[str, int, int], None]]:
 
 
 def _report_table(report: IngestReport) -> Table:
-    table = Table(title=f"Ingestion run {report.run_id}")
+    table = Table(title=f"Ingestion run {report.run_id}", caption_justify="left")
+    table.caption = "\n".join(mapped.text() for mapped in report.aliases_mapped) or None
     table.add_column("table")
     table.add_column("source", overflow="fold")
     for name in ("read", "loaded", "quarantined", "duplicate"):
@@ -431,6 +432,65 @@ def recommend(
     out.print(Text(f"done in {run.timings.get('total', 0):.1f}s", style="green"))
 
 
+@app.command()
+@needs_current_db
+def pilot(
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="Propose this strategy's pilot (id), even if its effect is established."),
+    ] = None,
+    mde: Annotated[
+        float,
+        typer.Option(help="Minimum detectable effect: relative change of 28-day net GMV (0.1 = 10%)."),
+    ] = 0.1,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the entities with their arms (.csv or .parquet), as interventions rows."
+        ),
+    ] = None,
+) -> None:
+    """Propose randomized pilots where the evidence is thin: who, how many per arm, how long, what cost."""
+    from datastore.snapshots import SnapshotNotFound
+    from strategies.pilots import PilotConfig, published_pilot_plans, write_pilot_file
+
+    settings = Settings.from_env()
+    out, err = _out(), _err()
+    try:
+        plans = published_pilot_plans(settings, PilotConfig(mde=mde), [strategy] if strategy else None)
+        written = write_pilot_file(plans, out_file) if out_file is not None else None
+    except (ValueError, SnapshotNotFound) as exc:
+        err.print(Text(f"error: {exc}", style="bold red"))
+        raise typer.Exit(2) from None
+    table = Table(title=f"Average effect on 28-day net GMV, 95% interval (build as of {plans.as_of})")
+    for column in ("kind", "strategy", "effect", "95% interval", "treated", "control", "status"):
+        table.add_column(column, justify="right" if column in ("effect", "treated", "control") else "left")
+    for row in plans.precision.iter_rows(named=True):
+        effect, low, high = row["average_effect"], row["effect_low_95"], row["effect_high_95"]
+        table.add_row(
+            row["entity_kind"],
+            row["strategy"],
+            "n/a" if effect is None else f"{effect:+.1%}",
+            "n/a" if low is None or high is None else f"{low:+.1%} to {high:+.1%}",
+            f"{row['treated_rows']:,}",
+            f"{row['control_rows']:,}",
+            row["status"],
+        )
+    out.print(table)
+    out.print(plans.headline)
+    for proposal in plans.proposals:
+        out.print(Text(f"\n{proposal.strategy_name} ({proposal.strategy})", style="bold"))
+        for line in proposal.lines():
+            out.print(f"  {line}")
+    if written is not None:
+        out.print(
+            f"\nwrote {written:,} interventions row(s) to {out_file}; load them on {plans.start} with "
+            f"`liftboard ingest {out_file} --table interventions`"
+        )
+    elif plans.proposals:
+        out.print("\nwrite the entities with their arms with --out FILE (.csv or .parquet)")
+
+
 # ------------------------------------------------------------------------------------------------
 # users and serve (the app)
 # ------------------------------------------------------------------------------------------------
@@ -680,3 +740,83 @@ def report_merchant(
     _report_user(settings, user)
     who = get_user(settings, user) if user else None
     _write_reports(lambda: merchant_report(settings, merchant, who, week), formats, out)
+
+
+# --------------------------------------------------------------------------------------------------------
+# export: what a build published, as a file (Parquet or CSV by the file's suffix).
+# Exit codes: 0 written, 1 no build or nothing to export, 2 bad arguments, 3 state DB not current (--user).
+# --------------------------------------------------------------------------------------------------------
+
+export_app = typer.Typer(help="Export the current build's figures as Parquet or CSV (by the file's suffix).")
+app.add_typer(export_app, name="export", no_args_is_help=True)
+
+_EXPORT_SUFFIXES = (".parquet", ".csv")
+
+
+@export_app.command("uplift")
+@needs_current_db
+def export_uplift(
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write: NAME.parquet or NAME.csv.")],
+    user: Annotated[
+        str | None, typer.Option("--user", help="Export as this user (their merchants only).")
+    ] = None,
+) -> None:
+    """Every prediction of the current build at its scoring date: one row per entity and strategy of its
+    kind, eligible or not, with the predicted 28-day uplift, its 80% interval (low, high), whether the
+    strategy's effect is established, the learner and the run id: the figures the Strategy board shows."""
+    from core.access import scope_frame
+    from core.exports import csv_bytes
+    from datastore.snapshots import SnapshotNotFound, latest_manifest, load_snapshot
+    from datastore.users import get_user
+    from strategies.recommend import uplift_export
+
+    settings = Settings.from_env()
+    err = _err()
+    if out.suffix.lower() not in _EXPORT_SUFFIXES:
+        err.print(Text(f"error: --out {out} must end in .parquet or .csv", style="bold red"))
+        raise typer.Exit(2)
+    who = None
+    if user is not None:
+        db.require_current(settings)
+        _report_user(settings, user)
+        who = get_user(settings, user)
+    manifest = latest_manifest(settings)  # one build throughout, even if another lands meanwhile
+    if manifest is None:
+        err.print(
+            Text(f"error: no build in {settings.snapshots}; run `liftboard build` first", style="bold red")
+        )
+        raise typer.Exit(1)
+    try:
+        scan = load_snapshot("uplift_predictions", settings, build_id=manifest["build_id"])
+    except SnapshotNotFound as exc:
+        err.print(Text(f"error: {exc}; run `liftboard build` to publish it", style="bold red"))
+        raise typer.Exit(1) from None
+    predictions = (scope_frame(scan, who, "uplift predictions") if who is not None else scan).collect()
+    as_of = date.fromisoformat(manifest["as_of"])
+    if predictions.height == 0:
+        err.print(
+            Text(
+                f"error: build {manifest['build_id']} has no uplift predictions"
+                + (
+                    f" of {who.username}'s merchants"
+                    if who is not None and not who.is_ops
+                    else ": no interventions with finished outcomes to learn from"
+                ),
+                style="bold red",
+            )
+        )
+        raise typer.Exit(1)
+    frame = uplift_export(predictions, as_of)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        out.write_bytes(csv_bytes(frame))
+    else:
+        frame.write_parquet(out)
+    runs = ", ".join(sorted(set(frame["run_id"].to_list())))
+    _out().print(
+        Text(
+            f"wrote {frame.height:,} predictions ({frame['entity_id'].n_unique():,} entities) as of "
+            f"{as_of}, run {runs}, to {out}",
+            style="green",
+        )
+    )

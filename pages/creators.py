@@ -200,18 +200,13 @@ with tab_strat:
                 + f"  · {ui.team_label(rec['team'])} team"
             )
             head.write(ui.rationale(rec))
-            value.metric(
-                "Expected 28-day uplift",
-                ui.money(rec["expected_uplift"]),
-                delta=f"net {ui.money(rec['net_value'])} after {ui.money(rec['cost'])} cost",
-                delta_color="normal" if rec["net_value"] >= 0 else "inverse",
-                help=f"80% interval {ui.money(rec['uplift_low'])} – {ui.money(rec['uplift_high'])}. Net: the "
-                "platform's take (the catalog's commission rate) on the uplift, minus the strategy's cost.",
-            )
+            ui.recommendation_metric(value, rec)
             d = drivers.filter(pl.col("strategy") == rec["strategy"])
             if d.height:
                 ui.drivers_chart(
-                    d, "SHAP drivers vs the cohort (USD of uplift)", key=f"c_shap_{rec['strategy']}"
+                    d,
+                    "Expected uplift, part by part: SHAP against the average creator (USD)",
+                    key=f"c_shap_{rec['strategy']}",
                 )
     if recs.height:
         ui.downloads(

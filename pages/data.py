@@ -74,4 +74,6 @@ with tab_upload:
                     f"{report.rows_read:,} read · {report.rows_loaded:,} loaded · "
                     f"{report.rows_quarantined:,} quarantined · {report.rows_duplicate:,} duplicate"
                 )
+                for mapped in report.aliases_mapped:
+                    st.write(mapped.text())
                 st.caption("Run `liftboard build` to include the new data in the dashboards.")

@@ -55,8 +55,7 @@ with st.container(border=True):
         key="sb_min_net",
         bind="query-params",
         format="%.0f",
-        help="Net value to the platform: its take (the catalog's commission rate) on the expected 28-day "
-        "uplift, minus the strategy's cost.",
+        help=ui.COLUMN_HELP["net_value"],
     )
     best_only = st.toggle("Best strategy per entity only", value=True, key="sb_best", bind="query-params")
 
@@ -119,6 +118,7 @@ if picked is not None:
         st.subheader(
             f"{row['entity_name'] or row['entity_id']} · {names.get(row['strategy'], row['strategy'])}"
         )
+        ui.recommendation_metric(st, row)
         st.write(ui.rationale(row))
         st.caption(
             f"Status **{row['status']}**"
@@ -238,6 +238,45 @@ def allocation_panel() -> None:
 
 
 allocation_panel()
+
+plans = app_data.pilot_plans(user) if user.is_ops else None
+if plans is not None:  # operations staff: pilots span creators and merchants
+    st.subheader(
+        "Pilots to run",
+        help="A strategy is unproven while the 95% interval of its average effect on 28-day net GMV, "
+        "measured on its randomized pilots so far, includes zero. For each, the randomized pilot that would "
+        "settle it (as `liftboard pilot` proposes it; `--mde` sets another detectable effect).",
+    )
+    percent = {
+        c: st.column_config.NumberColumn(label, format="percent")
+        for c, label in (
+            ("average_effect", "Average effect"),
+            ("effect_low_95", "95% low"),
+            ("effect_high_95", "95% high"),
+            ("pilot_detectable_effect", "Pilot detects"),
+        )
+    }
+    ui.table(
+        plans.precision,
+        key="sb_pilot_precision",
+        overrides={**percent, "strategy_name": st.column_config.TextColumn("Strategy")},
+        hide=("strategy",),
+    )
+    st.write(plans.headline)
+    for proposal in plans.proposals:
+        title = f"{proposal.strategy_name}: {proposal.per_arm:,} {proposal.entity_kind}s per arm"
+        with st.expander(f"{title}, results from {proposal.read_on:%Y-%m-%d}"):
+            st.markdown("\n".join(f"- {line}" for line in proposal.lines()))
+    if plans.entities.height:
+        ui.downloads(
+            "pilot_interventions",
+            {"Pilot interventions": plans.interventions(), "Pilot entities by stratum": plans.entities},
+            key="dl_sb_pilots",
+        )
+        st.caption(
+            "The CSV has the interventions table's columns (assignment randomized): load it on the start day "
+            "through the Data page or `liftboard ingest FILE --table interventions`."
+        )
 
 st.subheader("Accepted earlier: realized against predicted")
 outcomes = app_data.accepted_outcomes(user)

@@ -30,6 +30,7 @@ from reports.common import (
 from reports.model import Report, ReportError, Section, Table, kpi_table
 from reports.weekly import _strategy_names, resolve_week
 from strategies.store import read_actions
+from strategies.wording import NET_VALUE_HELP
 
 MERCHANT_METRICS: tuple[str, ...] = (
     "gmv",
@@ -418,6 +419,7 @@ def _recommendations(settings: Settings, user: User | None, merchant_id: str) ->
             f"expected +${best[0]['expected_uplift']:,.0f} GMV over 28 days "
             f"(${best[0]['uplift_low']:,.0f} to ${best[0]['uplift_high']:,.0f}) for ${best[0]['cost']:,.0f}.",
             f"Why: {best[0]['rationale'].split(': ', 1)[-1]}" if best[0]["rationale"] else "",
+            NET_VALUE_HELP,
         )
         if best
         else ("No recommendation for this merchant in the current run.",)

@@ -51,6 +51,7 @@ from reports.notes import read_notes
 from strategies.catalog import load_catalog
 from strategies.outcomes import WINDOW_DAYS, followed_up_actions, realized_uplift
 from strategies.store import read_actions
+from strategies.wording import NET_VALUE_HELP
 
 HEADLINE_METRICS: tuple[str, ...] = (
     "gmv",
@@ -708,6 +709,7 @@ def _recommendations(settings: Settings, user: User | None) -> Section:
             f"The top {top.height}: expected uplift ${top['expected_uplift'].sum():,.0f} over 28 days "
             f"for ${top['cost'].sum():,.0f} of cost."
         )
+    summary.append(NET_VALUE_HELP)
     return Section(
         key="recommendations",
         short_title="Recommendations",

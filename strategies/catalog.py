@@ -1,9 +1,12 @@
-"""The strategy catalog: strategies as data, loaded once from ``catalog.toml``."""
+"""The strategy catalog: strategies as data, loaded once from the catalog file ``core/strategies.toml``.
+
+``core.strategies`` reads each entry's identity (id, target kind, aliases) for the schema and ingest;
+this module reads the same entries' name, team, cost and eligibility. One file, one entry per strategy.
+"""
 
 from __future__ import annotations
 
 import operator
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
@@ -12,9 +15,8 @@ from typing import Literal
 
 import polars as pl
 
-from core.schema import STRATEGIES
+from core.strategies import CATALOG_PATH, STRATEGY_REGISTRY, read_catalog_file, registry_from
 
-CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 _OPS: dict[str, Callable[[pl.Expr, float], pl.Expr]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -68,6 +70,7 @@ class Strategy:
     team: str
     cost: Cost
     eligibility: tuple[Condition, ...]
+    aliases: tuple[str, ...] = ()
 
     def eligible(self) -> pl.Expr:
         """True where an entity's features meet every condition."""
@@ -110,14 +113,21 @@ class Catalog:
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
-    """Read and validate the catalog file."""
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    """Read and validate a catalog file (default: the shipped one, whose strategies the data knows).
+
+    Every strategy of another file must be one the shipped catalog declares, for the same entity kind:
+    the schema and ingest know only those.
+    """
+    raw = read_catalog_file(path)
+    registry = registry_from(raw, str(path))
+    known = STRATEGY_REGISTRY.kinds
     strategies = []
-    for entry in raw["strategy"]:
-        if entry["id"] not in STRATEGIES:
-            raise ValueError(f"{path}: strategy {entry['id']!r} is not one of {', '.join(STRATEGIES)}")
-        if entry["target"] not in ("creator", "merchant"):
-            raise ValueError(f"{path}: strategy {entry['id']!r} has unknown target {entry['target']!r}")
+    for entry, identity in zip(raw["strategy"], registry.strategies, strict=True):
+        if known.get(identity.id) != identity.kind:
+            raise ValueError(
+                f"{path}: strategy {identity.id!r} ({identity.kind}) is not one of the catalog's "
+                f"{identity.kind} strategies: {', '.join(STRATEGY_REGISTRY.ids(identity.kind))}"
+            )
         conditions = []
         for c in entry.get("eligibility", []):
             if c["op"] not in _OPS:
@@ -126,8 +136,8 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
         cost = entry["cost"]
         strategies.append(
             Strategy(
-                id=entry["id"],
-                target=entry["target"],
+                id=identity.id,
+                target=identity.kind,
                 name=entry["name"],
                 description=entry["description"],
                 team=entry["team"],
@@ -137,11 +147,9 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
                     rate=float(cost.get("rate", 0.0)),
                 ),
                 eligibility=tuple(conditions),
+                aliases=identity.aliases,
             )
         )
-    ids = [s.id for s in strategies]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: duplicate strategy ids")
     capacity = {str(k): int(v) for k, v in raw.get("teams", {}).items()}
     missing = {s.team for s in strategies} - capacity.keys()
     if missing:

@@ -16,9 +16,17 @@ from sklearn.tree import DecisionTreeRegressor
 from strategies.wording import feature_label, format_value
 
 
+def signed_money(amount: float) -> str:
+    """Whole dollars with their sign: "+$1,200", "−$35" (rounded once, so rounded parts add up)."""
+    whole = round(amount)
+    return f"{'+' if whole >= 0 else '−'}${abs(whole):,}"
+
+
 @dataclass(frozen=True)
 class Driver:
-    """One feature's part in one entity's predicted uplift."""
+    """One feature's part in one entity's predicted uplift. SHAP credits a feature relative to the
+    model's base value (what it predicts for the average entity), not relative to the entity's cohort:
+    the cohort's median is shown beside the value for context only."""
 
     feature: str
     value: float | str | None
@@ -26,19 +34,33 @@ class Driver:
     contribution: float
 
     def sentence(self, peers: str) -> str:
-        direction = "adds" if self.contribution >= 0 else "takes off"
+        """The driver and its contribution against the average entity: "rating is 4.5 (similar merchants:
+        4.2): +$1,000"; a value that reads as its cohort's median says so ("…, as for similar merchants")
+        instead of quoting the median as if the amount were earned against it."""
+        amount = signed_money(self.contribution)
         if "=" in self.feature:
             column, level = self.feature.split("=", 1)
             state = "is" if isinstance(self.value, int | float) and self.value >= 0.5 else "is not"
-            return (
-                f"{feature_label(column)} {state} {level}, which {direction} ${abs(self.contribution):,.0f}"
-            )
+            return f"{feature_label(column)} {state} {level}: {amount}"
         value = format_value(self.feature, self.value)
         median = format_value(self.feature, self.cohort_median)
-        return (
-            f"{feature_label(self.feature)} is {value} (similar {peers}: {median}), "
-            f"which {direction} ${abs(self.contribution):,.0f}"
-        )
+        if value == median:
+            return f"{feature_label(self.feature)} is {value}, as for similar {peers}: {amount}"
+        return f"{feature_label(self.feature)} is {value} (similar {peers}: {median}): {amount}"
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """One prediction in parts that add up to it: the base value (the model's prediction for the average
+    entity, at this entity's sales), the top drivers, and the rest of the features ("other factors")."""
+
+    base: float
+    drivers: list[Driver]
+    other: float
+
+    @property
+    def total(self) -> float:
+        return self.base + sum(d.contribution for d in self.drivers) + self.other
 
 
 def top_drivers(
@@ -65,18 +87,38 @@ def top_drivers(
     return out
 
 
+def attributions(
+    contributions: np.ndarray,
+    feature_names: list[str],
+    values: pl.DataFrame,
+    medians: pl.DataFrame,
+    shown: np.ndarray,
+    k: int = 3,
+) -> list[Attribution]:
+    """Each row's base value (the last column of ``contributions``), its k top drivers and "other
+    factors": what is left of the figure ``shown`` (the prediction), so the parts add up to it exactly."""
+    drivers = top_drivers(contributions, feature_names, values, medians, k)
+    base = contributions[:, -1]
+    return [
+        Attribution(float(base[i]), row, float(shown[i] - base[i] - sum(d.contribution for d in row)))
+        for i, row in enumerate(drivers)
+    ]
+
+
 def rationale(
     strategy_name: str,
     expected: float,
-    drivers: list[Driver],
+    attribution: Attribution,
     peers: str,
     baseline_gmv: float | None = None,
 ) -> str:
-    """One paragraph: the expected gain and its top drivers, against similar entities. Without drivers
-    (the model found no trait that moves the effect), the average effect on similar entities applied to
-    the entity's GMV of the last 28 days (``baseline_gmv``)."""
-    head = f"{strategy_name}: expected {'+' if expected >= 0 else '−'}${abs(expected):,.0f} GMV over 28 days."
-    if not drivers:
+    """One paragraph: the expected gain, then its parts, which add up to it in whole dollars: the average
+    effect at the entity's sales (the model's base value) and what sets the entity apart from the average
+    entity (its top drivers and other factors). Without drivers (the model found no trait that moves the
+    effect), the average effect on similar entities applied to the entity's GMV of the last 28 days
+    (``baseline_gmv``)."""
+    head = f"{strategy_name}: expected {signed_money(expected)} GMV over 28 days."
+    if not attribution.drivers:
         if baseline_gmv is None or baseline_gmv <= 0 or expected == 0:
             return head
         return (
@@ -84,7 +126,17 @@ def rationale(
             f"{expected / baseline_gmv:+.0%} of GMV, applied to its GMV of the last 28 days "
             f"(${baseline_gmv:,.0f})."
         )
-    return head + " " + "; ".join(d.sentence(peers) for d in drivers) + "."
+    # "other factors" takes what rounding and the features not shown leave, so the text adds up
+    shown = round(attribution.base) + sum(round(d.contribution) for d in attribution.drivers)
+    other = round(expected) - shown
+    parts = [d.sentence(peers) for d in attribution.drivers]
+    if other != 0:
+        parts.append(f"other factors: {signed_money(other)}")
+    peer = peers.removesuffix("s")
+    return (
+        f"{head} Of this, {signed_money(attribution.base)} is the average effect on {peers} at its sales "
+        f"of the last 28 days; against the average {peer}: " + "; ".join(parts) + "."
+    )
 
 
 def cohort_medians(features: pl.DataFrame, numeric: list[str], cohort: str) -> pl.DataFrame:

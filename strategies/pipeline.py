@@ -23,11 +23,24 @@ from strategies.allocation import AllocationConfig, allocate, cost_curve
 from strategies.catalog import Catalog, load_catalog
 from strategies.evaluation import TRUTH_SCORE_NAMES, truth_scores
 from strategies.modeling import KindModel, ModelConfig, fit_kind
-from strategies.recommend import explain_entities, score_entities
+from strategies.pilots import EVIDENCE_SCHEMA, pilot_evidence
+from strategies.recommend import explain_entities, predict_uplift, rank_strategies
 from strategies.training import ENTITY_ID, data_window, training_set
 
 Progress = Callable[[str, int, int], None]
 KINDS = ("creator", "merchant")
+PREDICTION_COLUMNS = (
+    "entity_kind",
+    "entity_id",
+    "strategy",
+    "eligible",
+    "expected_uplift",
+    "uplift_low",
+    "uplift_high",
+    "established",
+    "learner",
+)
+"""What the ``uplift_predictions`` snapshot keeps of `predict_uplift` (plus the run id)."""
 
 
 @dataclass
@@ -38,6 +51,7 @@ class StrategyRun:
     run_id: str
     as_of: date
     recommendations: pl.DataFrame
+    predictions: pl.DataFrame  # every entity × strategy of its kind, eligible or not (`predict_uplift`)
     allocation: pl.DataFrame
     cost_curve: pl.DataFrame
     metrics: pl.DataFrame
@@ -50,11 +64,14 @@ class StrategyRun:
     catalog: pl.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     models: dict[str, KindModel] = field(default_factory=dict)
+    # per strategy: its average effect from the pilots so far and what sizes a new one (`strategies.pilots`)
+    pilot_evidence: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=EVIDENCE_SCHEMA))
 
     def tables(self) -> dict[str, pl.DataFrame]:
         """The frames to publish, by snapshot name (the catalog's ``strategies`` stage, `core.snapshots`)."""
         return {
             "recommendations": self.recommendations,
+            "uplift_predictions": self.predictions,
             "allocation": self.allocation,
             "cost_curve": self.cost_curve,
             "model_metrics": self.metrics,
@@ -65,6 +82,7 @@ class StrategyRun:
             "shap_dependence": self.dependence,
             "segment_rules": self.rules,
             "strategy_catalog": self.catalog,
+            "pilot_evidence": self.pilot_evidence,
         }
 
 
@@ -220,10 +238,12 @@ def run_strategies(
 
     models: dict[str, KindModel] = {}
     scored: list[pl.DataFrame] = []
+    predictions: list[pl.DataFrame] = []
     metrics: list[pl.DataFrame] = []
     curves: list[pl.DataFrame] = []
     calibration: list[pl.DataFrame] = []
     drivers, importance, dep, rules, rationales = [], [], [], [], []
+    evidence: list[pl.DataFrame] = []
     model_rows = []
     for kind in KINDS:
         t0 = time.perf_counter()
@@ -241,7 +261,8 @@ def run_strategies(
 
         t0 = time.perf_counter()
         features = store_(kind, as_of)
-        kind_scores = score_entities(model, features, catalog)
+        kind_predictions = predict_uplift(model, features, catalog)
+        kind_scores = rank_strategies(kind_predictions, catalog)
         explanations = explain_entities(model, features, kind_scores, catalog)
         timings[f"{kind}_score_explain"] = time.perf_counter() - t0
         tick(f"{kind} scores")
@@ -256,6 +277,7 @@ def run_strategies(
         first, last = data_window(train)
         model_rows += _model_run_rows(kind_metrics, model, training_id, first, last)
         scored.append(kind_scores)
+        predictions.append(kind_predictions.select(PREDICTION_COLUMNS))
         metrics.append(
             kind_metrics.with_columns(
                 data_start=pl.lit(first), data_end=pl.lit(last), n_train=pl.lit(model.n_train)
@@ -269,6 +291,7 @@ def run_strategies(
         importance.append(explanations.importance.with_columns(entity_kind=pl.lit(kind)))
         dep.append(explanations.dependence.with_columns(entity_kind=pl.lit(kind)))
         rules.append(explanations.rules.with_columns(entity_kind=pl.lit(kind)))
+        evidence.append(pilot_evidence(train, kind, model, explanations.importance))
 
     recommendations = (
         pl.concat(scored).join(pl.concat(rationales), on=["entity_kind", "entity_id", "strategy"], how="left")
@@ -306,6 +329,9 @@ def run_strategies(
         recommendations=recommendations.with_columns(run_id=pl.lit(run_id))
         if recommendations.height
         else recommendations,
+        predictions=pl.concat(predictions).with_columns(run_id=pl.lit(run_id))
+        if predictions
+        else pl.DataFrame(),
         allocation=allocation,
         cost_curve=curve,
         metrics=with_truth_columns(concat(metrics)),
@@ -318,4 +344,5 @@ def run_strategies(
         catalog=catalog.frame(),
         timings=timings,
         models=models,
+        pilot_evidence=pl.concat(evidence) if evidence else pl.DataFrame(schema=EVIDENCE_SCHEMA),
     )

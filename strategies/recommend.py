@@ -10,18 +10,19 @@ category).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import polars as pl
 
 from strategies.catalog import Catalog
 from strategies.explain import (
+    attributions,
     cohort_medians,
     dependence,
     global_importance,
     rationale,
     segment_rules,
-    top_drivers,
 )
 from strategies.modeling import KindModel
 
@@ -29,12 +30,20 @@ COHORT = {"creator": "tier", "merchant": "category"}
 PEERS = {"creator": "creators", "merchant": "merchants"}
 
 
-def score_entities(model: KindModel, features: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
-    """One row per (entity, eligible strategy): expected_uplift, uplift_low/high, cost, net_value,
-    ``established`` (the pilots establish the sign of the strategy's effect), rank (established
-    strategies first, then by net value), is_best (rank 1, established, with a positive net value), plus
-    the entity's baseline GMV. An unproven strategy is never recommended on the strength of size alone:
-    its pilot is proposed instead (`strategies.pilots`)."""
+def learner_label(model: KindModel, arm: str) -> str:
+    """What produced a strategy's predictions: the chosen learner's name, or "none" when the strategy had
+    too few rows for a model (its uplift is predicted 0)."""
+    if not model.evidence and arm not in model.learners:
+        return "none"
+    return model.chosen.get(arm, "none")
+
+
+def predict_uplift(model: KindModel, features: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
+    """One row per entity and strategy of its kind, eligible or not: expected_uplift with its 80% interval
+    (uplift_low/high, centred on it by `KindModel.predict_interval`), ``eligible`` (the catalog's rule),
+    ``established`` (the pilots establish the sign of the strategy's effect), the ``learner`` that
+    predicted it, the strategy's team and cost, and the entity's baseline GMV. `rank_strategies` turns the
+    eligible rows into recommendations, so the two never differ in a figure."""
     kind = model.kind
     established = model.established()
     predicted = model.predict(features)
@@ -51,20 +60,73 @@ def score_entities(model: KindModel, features: pl.DataFrame, catalog: Catalog) -
                 pl.lit(strategy.team).alias("team"),
                 baseline.alias("baseline_gmv_28d"),
                 pl.Series("expected_uplift", predicted[:, k]),
-                pl.Series("uplift_low", np.minimum(low[:, k], predicted[:, k])),
-                pl.Series("uplift_high", np.maximum(high[:, k], predicted[:, k])),
-                strategy.eligible().alias("eligible"),
+                pl.Series("uplift_low", low[:, k]),
+                pl.Series("uplift_high", high[:, k]),
+                strategy.eligible().fill_null(False).alias("eligible"),
                 pl.lit(established[arm]).alias("established"),
+                pl.lit(learner_label(model, arm)).alias("learner"),
             ).with_columns(cost=strategy.cost.expr(pl.col("baseline_gmv_28d") + pl.col("expected_uplift")))
         )
+    return pl.concat(frames)
+
+
+def rank_strategies(predictions: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
+    """The eligible rows of `predict_uplift`, ranked: net_value (take rate × expected uplift − cost), rank
+    (established strategies first, then by net value) and is_best (rank 1, established, with a positive
+    net value). An unproven strategy is never recommended on the strength of size alone: its pilot is
+    proposed instead (`strategies.pilots`)."""
     return (
-        pl.concat(frames)
-        .filter(pl.col("eligible"))
-        .drop("eligible")
+        predictions.filter(pl.col("eligible"))
+        .drop("eligible", "learner")
         .with_columns(net_value=catalog.take_rate * pl.col("expected_uplift") - pl.col("cost"))
         .sort("entity_id", "established", "net_value", descending=[False, True, True], maintain_order=True)
         .with_columns(rank=pl.int_range(1, pl.len() + 1).over("entity_id").cast(pl.Int32))
         .with_columns(is_best=(pl.col("rank") == 1) & pl.col("established") & (pl.col("net_value") > 0))
+    )
+
+
+def score_entities(model: KindModel, features: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
+    """The ranked recommendations of one kind (`rank_strategies` of `predict_uplift`)."""
+    return rank_strategies(predict_uplift(model, features, catalog), catalog)
+
+
+UPLIFT_EXPORT_SCHEMA = pl.Schema(
+    {
+        "entity_kind": pl.String,
+        "entity_id": pl.String,
+        "strategy": pl.String,
+        "eligible": pl.Boolean,
+        "predicted_uplift_28d": pl.Float64,
+        "low": pl.Float64,
+        "high": pl.Float64,
+        "established": pl.Boolean,
+        "learner": pl.String,
+        "run_id": pl.String,
+        "as_of": pl.Date,
+    }
+)
+"""The columns of ``liftboard export uplift`` (documented in the README)."""
+
+
+def uplift_export(predictions: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """The ``uplift_predictions`` snapshot as users export it: one row per entity × strategy of its kind,
+    the recommendations' figures under plain names (low/high: the 80% interval), with the scoring date."""
+    return (
+        predictions.select(
+            "entity_kind",
+            "entity_id",
+            "strategy",
+            "eligible",
+            pl.col("expected_uplift").alias("predicted_uplift_28d"),
+            pl.col("uplift_low").alias("low"),
+            pl.col("uplift_high").alias("high"),
+            "established",
+            "learner",
+            "run_id",
+            pl.lit(as_of, pl.Date).alias("as_of"),
+        )
+        .cast(UPLIFT_EXPORT_SCHEMA)
+        .sort("entity_kind", "entity_id", "strategy")
     )
 
 
@@ -73,9 +135,10 @@ class Explanations:
     """Rationales of the first-ranked strategy of each entity, and the models' global view."""
 
     rationales: pl.DataFrame  # entity_kind, entity_id, strategy, rationale
-    drivers: (
-        pl.DataFrame
-    )  # entity_kind, entity_id, strategy, position, feature, value, cohort_median, contribution
+    # entity_kind, entity_id, strategy, position, part, feature, value, cohort_median, contribution: per
+    # explained prediction, the base value (part "base", position 0), the top drivers (part "driver") and
+    # the rest (part "other", last); the contributions add up to the expected uplift
+    drivers: pl.DataFrame
     importance: pl.DataFrame  # strategy, feature, label, mean_abs_shap
     dependence: pl.DataFrame  # strategy, feature, value, shap
     rules: pl.DataFrame  # strategy, rule, entities, mean_predicted_uplift, mean_predicted_lift
@@ -104,7 +167,8 @@ def explain_entities(
     ).select(names)
     first = scored.filter(pl.col("rank") == 1).select("entity_id", "strategy", "expected_uplift")
     position = features.select("entity_id").with_row_index("_row")
-    rationale_rows, driver_rows, importance, dependence_frames, rule_frames = [], [], [], [], []
+    rationale_rows, importance, dependence_frames, rule_frames = [], [], [], []
+    driver_rows: list[tuple[str, str, str, int, str, str | None, float | None, float | None, float]] = []
     rng = np.random.default_rng(seed)
     predicted_all = model.predict(features)
     base = features[model.config.baseline_column].fill_null(0.0).to_numpy()
@@ -116,25 +180,31 @@ def explain_entities(
         if rows.height:
             idx = rows["_row"].to_numpy()
             contrib = model.explain(features[idx], arm)
-            drivers = top_drivers(contrib, names, values[idx], median_frame[idx])
-            for entity_id, expected, entity_drivers, entity_base in zip(
-                rows["entity_id"], rows["expected_uplift"], drivers, base[idx], strict=True
+            parts = attributions(
+                contrib, names, values[idx], median_frame[idx], rows["expected_uplift"].to_numpy()
+            )
+            for entity_id, expected, attribution, entity_base in zip(
+                rows["entity_id"], rows["expected_uplift"], parts, base[idx], strict=True
             ):
-                text = rationale(strategy.name, expected, entity_drivers, PEERS[kind], float(entity_base))
+                text = rationale(strategy.name, expected, attribution, PEERS[kind], float(entity_base))
                 rationale_rows.append((kind, entity_id, arm, text))
-                for pos, d in enumerate(entity_drivers, start=1):
+                driver_rows.append((kind, entity_id, arm, 0, "base", None, None, None, attribution.base))
+                for pos, d in enumerate(attribution.drivers, start=1):
                     driver_rows.append(
                         (
                             kind,
                             entity_id,
                             arm,
                             pos,
+                            "driver",
                             d.feature,
                             _num(d.value),
                             _num(d.cohort_median),
                             d.contribution,
                         )
                     )
+                last = len(attribution.drivers) + 1
+                driver_rows.append((kind, entity_id, arm, last, "other", None, None, None, attribution.other))
         pick = rng.choice(features.height, size=min(sample, features.height), replace=False)
         contrib = model.explain(features[pick], arm)
         imp = global_importance(contrib, names).with_columns(strategy=pl.lit(arm))
@@ -162,6 +232,7 @@ def explain_entities(
                 "entity_id": pl.String,
                 "strategy": pl.String,
                 "position": pl.Int32,
+                "part": pl.String,
                 "feature": pl.String,
                 "value": pl.Float64,
                 "cohort_median": pl.Float64,

@@ -39,3 +39,11 @@ def format_value(name: str, value: float | str | None) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+NET_VALUE_HELP = (
+    "Net value to the platform: what it keeps of the expected 28-day GMV uplift (the uplift times its take "
+    "rate, the catalog's commission rate) minus the strategy's cost. Strategies are ranked by it, those "
+    "whose effect the pilots establish first."
+)
+"""What "net value" means, in words: the pages' tooltips and the reports' notes say it the same way."""

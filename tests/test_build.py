@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import sqlalchemy as sa
+from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
 from analytics.kpis import kpi_cards
@@ -257,3 +258,97 @@ def test_cli_build(tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert bad.exit_code == 2
     assert "not a date" in bad.output
     dispose_engine(settings)
+
+
+# ------------------------------------------------------------------------------------------------
+# liftboard export uplift: every prediction of the build, the figures the Strategy board shows
+# ------------------------------------------------------------------------------------------------
+
+EXPORT_SCHEMA = {
+    "entity_kind": pl.String,
+    "entity_id": pl.String,
+    "strategy": pl.String,
+    "eligible": pl.Boolean,
+    "predicted_uplift_28d": pl.Float64,
+    "low": pl.Float64,
+    "high": pl.Float64,
+    "established": pl.Boolean,
+    "learner": pl.String,
+    "run_id": pl.String,
+    "as_of": pl.Date,
+}
+
+
+@pytest.fixture
+def strategies_build(built: tuple[Settings, BuildResult, list], tmp_path: Path) -> Settings:
+    """A home whose current build is the `built` one, strategies included (other tests of this module
+    publish later builds, without strategies, in the shared home)."""
+    _, result, _ = built
+    settings = Settings.from_env(home=tmp_path / "home")
+    shutil.copytree(result.path, settings.snapshots / result.build_id)
+    (settings.snapshots / LATEST).write_text(result.build_id, encoding="utf-8")
+    return settings
+
+
+def test_cli_export_uplift_writes_every_entity_and_strategy(
+    strategies_build: Settings, tmp_path: Path
+) -> None:
+    settings = strategies_build
+    runner = CliRunner()
+    env = {"LIFTBOARD_HOME": str(settings.home), "COLUMNS": "200"}
+    target = tmp_path / "out" / "uplift.parquet"
+
+    done = runner.invoke(app, ["export", "uplift", "--out", str(target)], env=env)
+
+    assert done.exit_code == 0, done.output
+    exported = pl.read_parquet(target)
+    assert dict(exported.schema) == EXPORT_SCHEMA
+    recs = load_snapshot("recommendations", settings).collect()
+    (run_id,) = recs["run_id"].unique().to_list()
+    assert f"wrote {exported.height:,} predictions" in done.output
+    assert f"as of {AS_OF}, run {run_id}" in done.output
+    # one row per entity × strategy of its kind, eligible or not
+    catalog = load_snapshot("strategy_catalog", settings).collect()
+    entities = {
+        "creator": set(load_snapshot("creator_features", settings).collect()["creator_id"]),
+        "merchant": set(load_snapshot("merchant_features", settings).collect()["merchant_id"]),
+    }
+    for kind, ids in entities.items():
+        strategies = set(catalog.filter(pl.col("target") == kind)["strategy"])
+        rows = exported.filter(pl.col("entity_kind") == kind)
+        assert set(rows.select("entity_id", "strategy").rows()) == {(e, s) for e in ids for s in strategies}
+        assert rows.height == len(ids) * len(strategies)
+    assert (~exported["eligible"]).any(), "ineligible pairs are exported too"
+    assert exported["as_of"].unique().to_list() == [AS_OF]
+    assert exported["run_id"].unique().to_list() == [run_id]
+    assert exported["learner"].null_count() == 0
+    # the eligible pairs are the recommendations, with the same figures
+    keys = ["entity_kind", "entity_id", "strategy"]
+    eligible = exported.filter(pl.col("eligible"))
+    same = eligible.join(recs, on=keys, how="full", coalesce=True)
+    assert same.height == eligible.height == recs.height
+    assert (same["predicted_uplift_28d"] == same["expected_uplift"]).all()
+    assert (same["low"] == same["uplift_low"]).all()
+    assert (same["high"] == same["uplift_high"]).all()
+    assert (same["established"] == same["established_right"]).all()
+
+    as_csv = tmp_path / "uplift.csv"
+    done = runner.invoke(app, ["export", "uplift", "--out", str(as_csv)], env=env)
+    assert done.exit_code == 0, done.output
+    back = pl.read_csv(as_csv, schema=EXPORT_SCHEMA)
+    assert_frame_equal(back, exported)
+
+
+def test_cli_export_uplift_without_a_build_or_with_a_bad_file_name(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"LIFTBOARD_HOME": str(tmp_path / "empty"), "COLUMNS": "200"}
+
+    missing = runner.invoke(app, ["export", "uplift", "--out", str(tmp_path / "u.parquet")], env=env)
+    assert missing.exit_code == 1
+    assert "error: no build in" in missing.output
+    assert "run `liftboard build` first" in missing.output
+    assert not (tmp_path / "u.parquet").exists()
+
+    bad = runner.invoke(app, ["export", "uplift", "--out", str(tmp_path / "u.xlsx")], env=env)
+    assert bad.exit_code == 2
+    assert "must end in .parquet or .csv" in bad.output

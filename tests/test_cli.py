@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from core.config import Settings
 from datastore import db
 from liftboard.cli import app
-from tests.builders import write, write_all
+from tests.builders import valid_tables, write, write_all
 
 WIDE = {"COLUMNS": "250"}
 
@@ -64,6 +64,23 @@ def test_ingest_warns_about_quarantined_rows_but_succeeds(
     assert result.exit_code == 0, result.output
     assert "warning: 1 row(s) quarantined" in result.output
     assert str(sqlite_settings.quarantine) in result.output
+
+
+def test_ingest_says_which_strategy_names_it_read_as_aliases(
+    runner: CliRunner, sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    creators = write(valid_tables()["creators"], tmp_path / "creators.csv")
+    interventions = tmp_path / "interventions.csv"
+    interventions.write_text(
+        "intervention_id,entity_kind,entity_id,strategy,assigned_on,arm,assignment\n"
+        "i1,creator,c000001,live_training,2024-05-01,treatment,randomized\n",
+        encoding="utf-8",
+    )
+
+    result = runner.invoke(app, ["ingest", str(creators), str(interventions)], env=WIDE)
+
+    assert result.exit_code == 0, result.output
+    assert "interventions: 1 row(s) with strategy 'live_training' read as live_coaching" in result.output
 
 
 def test_ingest_error_exits_2_without_a_traceback(
@@ -151,3 +168,79 @@ def test_ingest_with_explicit_table(runner: CliRunner, sqlite_settings: Settings
 
     assert result.exit_code == 0, result.output
     assert db.count_rows("merchants", sqlite_settings) == 2
+
+
+@pytest.fixture(scope="module")
+def built_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app tests' tiny build (built once per session, whichever file asks first); read-only here."""
+    from tests.app.conftest import built_tiny_home
+
+    return built_tiny_home(tmp_path_factory)
+
+
+def test_pilot_prints_the_proposal_and_writes_interventions_that_ingest_cleanly(
+    runner: CliRunner, built_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+    import shutil
+
+    import polars as pl
+
+    from core.schema import table_spec
+    from strategies.catalog import load_catalog
+
+    home = tmp_path / "home"
+    shutil.copytree(built_home, home, ignore=shutil.ignore_patterns("incoming", "truth", ".ready"))
+    monkeypatch.setenv("LIFTBOARD_HOME", str(home))
+    out = tmp_path / "pilot" / "free_samples.csv"
+
+    result = runner.invoke(
+        app, ["pilot", "--strategy", "free_samples", "--mde", "0.2", "--out", str(out)], env=WIDE
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Average effect on 28-day net GMV, 95% interval (build as of 2026-11-23)" in result.output
+    assert "Free samples to creators (free_samples)" in result.output
+    size = re.search(r"Size: (\d+) merchants per arm", result.output)
+    assert size is not None
+    per_arm = int(size.group(1))
+    assert "Who: a seeded random draw of the" in result.output
+    assert "results can be read in a build on or after 2026-12-21" in result.output
+    fee = load_catalog().get("free_samples").cost.amount
+    assert (
+        f"Cost: ${fee * per_arm:,.0f} expected, ${fee:,.0f} per merchant × {per_arm} treated."
+        in result.output
+    )
+    assert f"wrote {2 * per_arm} interventions row(s) to {out}" in result.output
+
+    spec = table_spec("interventions")
+    rows = pl.read_csv(out, schema=spec.schema)
+    assert rows.columns == spec.columns
+    assert rows["intervention_id"].is_unique().all()
+    assert set(rows["assignment"]) == {"randomized"}
+    assert set(rows["strategy"]) == {"free_samples"}
+    assert set(rows["entity_kind"]) == {"merchant"}
+    assert rows.filter(pl.col("arm") == "treatment").height == per_arm
+    assert rows.filter(pl.col("arm") == "control").height == per_arm
+
+    loaded = runner.invoke(app, ["ingest", str(out), "--table", "interventions"], env=WIDE)
+
+    assert loaded.exit_code == 0, loaded.output
+    assert f"committed: {2 * per_arm} row(s) loaded" in loaded.output
+    assert "warning" not in loaded.output  # no row quarantined
+    # the enrolled merchants are now under treatment: the next proposal leaves them out
+    again = runner.invoke(
+        app, ["pilot", "--strategy", "free_samples", "--out", str(tmp_path / "next.parquet")]
+    )
+    assert again.exit_code == 0, again.output
+    assert not set(pl.read_parquet(tmp_path / "next.parquet")["entity_id"]) & set(rows["entity_id"])
+    db.dispose_engine(Settings.from_env(home=home))
+
+
+def test_pilot_errors_are_clear(runner: CliRunner, sqlite_settings: Settings, tmp_path: Path) -> None:
+    no_build = runner.invoke(app, ["pilot"], env=WIDE)
+    assert no_build.exit_code == 2
+    assert "run `liftboard build` first" in no_build.output
+    bad_mde = runner.invoke(app, ["pilot", "--mde", "0"], env=WIDE)
+    assert bad_mde.exit_code == 2
+    assert "the minimum detectable effect must be in (0, 5]" in bad_mde.output

@@ -19,14 +19,14 @@ import io
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import streamlit as st
 
 from analytics import kpis, profiles
 from analytics.profiles import CreatorProfile, MerchantProfile
-from core import access, metrics
+from core import access, exports, metrics
 from core.access import User
 from core.config import Settings
 from core.snapshots import CATALOG
@@ -35,6 +35,9 @@ from datastore import status as data_status
 from datastore.snapshots import SnapshotNotFound, latest_manifest
 from reports.render_xlsx import sheet_name
 from strategies.outcomes import followed_up_actions, realized_uplift
+
+if TYPE_CHECKING:
+    from strategies.pilots import PilotPlans
 
 TTL = 600
 MATCHING_SNAPSHOTS: tuple[str, ...] = tuple(s.name for s in CATALOG if s.stage == "matching")
@@ -552,6 +555,24 @@ def accepted_outcomes(user: User) -> pl.DataFrame:
     return _outcomes(user, rows, columns, _build_key())
 
 
+@st.cache_data(ttl=TTL, max_entries=8, show_spinner=False)
+def _pilot_plans(user: User, _key: tuple[str, str]) -> PilotPlans:
+    from strategies.pilots import published_pilot_plans  # the models' libraries load only when asked
+
+    return published_pilot_plans(settings(), user=user)
+
+
+def pilot_plans(user: User) -> PilotPlans | None:
+    """Each strategy's precision and the pilots proposed for the unproven ones at the default minimum
+    detectable effect (`strategies.pilots.published_pilot_plans`, as ``liftboard pilot`` shows them);
+    ``None`` when the build has no pilot evidence. Operations staff only: pilots span creators too."""
+    if not user.is_ops:
+        raise PermissionError(f"{user.username} may not plan pilots")
+    if not has_snapshot("pilot_evidence"):
+        return None
+    return _pilot_plans(user, _build_key())
+
+
 # ------------------------------------------------------------------------------------------------
 # Models
 # ------------------------------------------------------------------------------------------------
@@ -637,8 +658,8 @@ def _export_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def csv_bytes(frame: pl.DataFrame) -> bytes:
-    """All rows of ``frame`` as UTF-8 CSV."""
-    return _export_frame(frame).write_csv().encode("utf-8")
+    """All rows of ``frame`` as UTF-8 CSV, no cell readable as a formula (`core.exports`)."""
+    return exports.csv_bytes(_export_frame(frame))
 
 
 def xlsx_bytes(sheets: Mapping[str, pl.DataFrame]) -> bytes:
@@ -646,7 +667,8 @@ def xlsx_bytes(sheets: Mapping[str, pl.DataFrame]) -> bytes:
     buffer = io.BytesIO()
     import xlsxwriter
 
-    with xlsxwriter.Workbook(buffer, {"in_memory": True}) as workbook:
+    # text stays text: a cell like "=HYPERLINK(…)" is written as a string, never as a formula
+    with xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False}) as workbook:
         used: set[str] = set()
         for title, frame in sheets.items():
             name = sheet_name(title, used)

@@ -18,7 +18,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from core import metrics
 from core.access import User
-from strategies.wording import feature_label, format_value
+from strategies.wording import NET_VALUE_HELP, feature_label, format_value
 from webapp import data as app_data
 
 MISSING = "—"  # what a missing value shows, in grids and in formatted figures
@@ -117,13 +117,22 @@ _COUNT = (
 )
 
 
+COLUMN_HELP = {
+    "net_value": NET_VALUE_HELP,
+    "expected_uplift": "Expected incremental GMV over the next 28 days if the strategy is applied.",
+    "uplift_low": "Low end of the 80% interval of the expected uplift (centred on it).",
+    "uplift_high": "High end of the 80% interval of the expected uplift (centred on it).",
+}
+"""Tooltips of columns that are not metrics of the dictionary."""
+
+
 def metric_help(name: str) -> str | None:
-    """The dictionary definition of metric ``name`` (tooltips)."""
+    """The dictionary definition of metric ``name`` (tooltips), or the column's own help."""
     base = name.removesuffix("_28d").removesuffix("_91d").removesuffix("_7d").removesuffix("_prev")
     if base in metrics.METRICS:
         m = metrics.metric(base)
         return f"{m.label}: {m.definition}"
-    return None
+    return COLUMN_HELP.get(name)
 
 
 def _label(column: str) -> str:
@@ -424,25 +433,62 @@ def with_names(frame: pl.DataFrame, names: Mapping[str, str]) -> pl.DataFrame:
 
 
 def drivers_chart(drivers: pl.DataFrame, title: str, key: str) -> None:
-    """One recommendation's SHAP drivers as horizontal bars (USD of uplift), each labelled with the
-    entity's value and its peers' median, worded as in the rationale."""
-    d = drivers.sort("contribution")
-    labels = [
-        f"{feature_label(r['feature'])} = {format_value(r['feature'], r['value'])} "
-        f"(median {format_value(r['feature'], r['cohort_median'])})"
-        for r in d.iter_rows(named=True)
-    ]
+    """One prediction in parts that add up to it, as a waterfall (USD of uplift): the average effect at the
+    entity's sales (the SHAP base value), each top driver labelled with the entity's value and its peers'
+    median (worded as in the rationale), the other factors, and the expected uplift they sum to. Drivers
+    are credited against the average entity, not against the peers (a value at the peers' median says
+    so)."""
+    parts = drivers.sort("position") if "position" in drivers.columns else drivers
+    if "part" not in parts.columns:  # a build from before the base and the rest were published
+        parts = parts.with_columns(part=pl.lit("driver"))
+    labels, values, measures = [], [], []
+    for r in parts.iter_rows(named=True):
+        if r["part"] == "base":
+            labels.append("Average effect at its sales")
+        elif r["part"] == "other":
+            labels.append("Other factors")
+        else:
+            value = format_value(r["feature"], r["value"])
+            median = format_value(r["feature"], r["cohort_median"])
+            shown = "the median" if value == median else f"median {median}"
+            labels.append(f"{feature_label(r['feature'])} = {value} ({shown})")
+        values.append(float(r["contribution"]))
+        measures.append("absolute" if r["part"] == "base" else "relative")
+    if "base" in parts["part"]:
+        labels.append("Expected uplift")
+        values.append(sum(values))
+        measures.append("total")
     fig = go.Figure(
-        go.Bar(
-            x=d["contribution"],
+        go.Waterfall(
+            x=values,
             y=labels,
+            measure=measures,
             orientation="h",
-            marker_color=[PALETTE[2] if v >= 0 else PALETTE[4] for v in d["contribution"]],
+            increasing={"marker": {"color": PALETTE[2]}},
+            decreasing={"marker": {"color": PALETTE[4]}},
+            totals={"marker": {"color": PALETTE[0]}},
+            connector={"line": {"color": "#bbb"}},
             hovertemplate="%{y}: %{x:$,.0f}<extra></extra>",
         )
     )
     fig.update_layout(title=title)
-    chart(style(fig, height=110 + 32 * d.height, x_format="$,.0f", legend=False), key=key)
+    fig.update_yaxes(autorange="reversed")  # read top-down: from the average to the total
+    chart(style(fig, height=110 + 32 * len(labels), x_format="$,.0f", legend=False), key=key)
+
+
+def recommendation_metric(container: Any, rec: Mapping[str, Any]) -> None:
+    """A recommendation's headline: its net value, the figure strategies are ranked by, with the expected
+    GMV uplift and the cost it comes from beneath it. No arrow and no colour: a net value is not a change,
+    and a negative one must not read as a rise."""
+    container.metric(
+        "Net value to the platform",
+        money(rec["net_value"]),
+        delta=f"from {money(rec['expected_uplift'])} expected GMV uplift (80% interval "
+        f"{money(rec['uplift_low'])} – {money(rec['uplift_high'])}) and {money(rec['cost'])} cost",
+        delta_color="off",
+        delta_arrow="off",
+        help=NET_VALUE_HELP,
+    )
 
 
 def rationale(rec: Mapping[str, Any]) -> str:

@@ -45,9 +45,9 @@ def _build_tiny(home: Path) -> None:
     (home / ".ready").write_text("ok", encoding="utf-8")
 
 
-@pytest.fixture(scope="session")
-def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Liftboard home with the tiny marketplace built and the demo users (shared across workers)."""
+def built_tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny marketplace built, with the demo users: once per session, whichever test file asks first
+    (the CLI tests read it too; nothing may change it)."""
     root = tmp_path_factory.getbasetemp()
     shared = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
     home = shared / "liftboard-app-tiny"
@@ -60,6 +60,12 @@ def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return home
+
+
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Liftboard home with the tiny marketplace built and the demo users (shared across workers)."""
+    return built_tiny_home(tmp_path_factory)
 
 
 @pytest.fixture

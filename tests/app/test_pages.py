@@ -4,10 +4,12 @@ history, scoping holds for merchant-success users)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import polars as pl
 import pytest
+from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.testing.v1 import AppTest
 
 from core import access
@@ -17,6 +19,7 @@ from datastore.snapshots import load_snapshot
 from strategies import store
 from tests.app.conftest import OTHER_USER, ROOT
 from webapp import data as app_data
+from webapp import ui
 
 OPS_PAGES = ["overview", "movers", "cohorts", "creators", "merchants", "strategy_board", "models", "data"]
 
@@ -140,6 +143,25 @@ def test_creator_selection_opens_profile(open_page: Open) -> None:
     assert any(creator in h.value for h in again.header)
 
 
+def test_recommendation_cards_headline_the_net_value_they_are_ranked_by(
+    open_page: Open, app_settings: Settings
+) -> None:
+    """Each card of a creator's strategies shows "#rank" and, as its headline, the net value the rank
+    follows, explained in words; a negative net value shows no up arrow (nor any arrow)."""
+    recs = load_snapshot("recommendations", app_settings).collect()
+    creator = recs.filter(pl.col("entity_kind") == "creator", pl.col("net_value") < 0)["entity_id"].min()
+    assert isinstance(creator, str), "the tiny build has creators whose strategies cost more than they bring"
+    at = open_page("creators", creator=creator)
+    own = recs.filter(pl.col("entity_id") == creator).sort("rank")
+    cards = [m for m in at.metric if m.label == "Net value to the platform"]
+    assert [m.value for m in cards] == [ui.money(v) for v in own["net_value"]]
+    assert any(m.value.startswith("-$") for m in cards)
+    assert all(m.proto.direction == MetricProto.MetricDirection.NONE for m in cards)
+    assert all("minus the strategy's cost" in m.help for m in cards)
+    headers = [md.value for md in at.markdown if md.value.startswith("**#")]
+    assert [h.split()[0] for h in headers] == [f"**#{r}" for r in own["rank"]]
+
+
 def test_unknown_creator_is_not_found(open_page: Open) -> None:
     at = open_page("creators", creator="c999999")
     assert any("not found" in w.value for w in at.warning)
@@ -205,6 +227,22 @@ def test_strategy_board_accept_persists_with_history(open_page: Open, app_settin
     assert all(s == "no data yet" or s.startswith("so far") for s in states)
 
 
+def test_strategy_board_says_what_net_value_is_and_headlines_it(open_page: Open) -> None:
+    """The grid is ranked by net value and its column says in words what that is; a selected row's
+    headline is that same net value."""
+    at = open_page("strategy_board", sb_best="false")
+    grid = at.dataframe[0]
+    board = grid.value
+    assert board["net_value"].tolist() == sorted(board["net_value"], reverse=True)
+    assert "minus the strategy's cost" in grid.proto.columns  # the column's tooltip (column config JSON)
+    at.session_state["sb_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    (headline,) = [m for m in at.metric if m.label == "Net value to the platform"]
+    assert headline.value == ui.money(board["net_value"][0])
+    assert headline.proto.direction == MetricProto.MetricDirection.NONE
+
+
 def test_strategy_board_allocation_respects_budget(open_page: Open) -> None:
     at = open_page("strategy_board")
     at.number_input(key="sb_budget").set_value(200.0)
@@ -238,6 +276,41 @@ def test_merchant_success_strategy_board_is_scoped(open_page: Open, app_settings
     board = at.dataframe[0].value
     assert set(board["entity_kind"]) <= {"merchant"}
     assert set(board["entity_id"]) <= merchant.merchant_ids
+    assert "Pilots to run" not in [h.value for h in at.subheader]  # pilots span creators: ops only
+
+
+def test_strategy_board_proposes_pilots_where_the_evidence_is_thin(
+    open_page: Open, app_settings: Settings
+) -> None:
+    """Every strategy's precision (the 95% interval of its average effect from the pilots so far) and, for
+    each one whose interval includes zero, the pilot that would settle it: size, who, when, cost."""
+    at = open_page("strategy_board")
+    assert "Pilots to run" in [h.value for h in at.subheader]
+    evidence = load_snapshot("pilot_evidence", app_settings).collect()
+    precision = next(d.value for d in at.dataframe if "average_effect" in d.value.columns)
+    status = dict(zip(precision["strategy"], precision["status"], strict=True))
+    assert set(status) == set(evidence["strategy"])
+    for row in evidence.iter_rows(named=True):
+        assert status[row["strategy"]].startswith("established" if row["established"] else "unproven")
+
+    catalog = load_snapshot("strategy_catalog", app_settings).collect()
+    names = dict(zip(catalog["strategy"], catalog["name"], strict=True))
+    unproven = evidence.filter(~pl.col("established"))["strategy"].to_list()
+    assert unproven  # tiny pilots settle little on the tiny marketplace
+    texts = [m.value for m in at.markdown]
+    assert f"{len(unproven)} pilot(s) to run: " in " ".join(texts)
+    labels = [e.label for e in at.expander]
+    for strategy in unproven:
+        label = next(label for label in labels if label.startswith(f"{names[strategy]}: "))
+        assert re.search(r": \d+ (creators|merchants) per arm, results from 2026-12-21$", label), label
+    proposal = next(t for t in texts if t.startswith("- Why:"))
+    for part in (
+        "- Size:",
+        "- Who: a seeded random draw",
+        "- When: assign on Monday 2026-11-23",
+        "- Cost: $",
+    ):
+        assert part in proposal
 
 
 def test_models_page_has_card_and_curves(open_page: Open, app_settings: Settings) -> None:

@@ -80,6 +80,17 @@ def test_exports_hold_every_row_with_formats() -> None:
     assert "%" in sheet["C2"].number_format
 
 
+def test_exported_cells_never_run_as_formulas() -> None:
+    """A handle typed as a formula reads as text in the CSV and in the workbook (OWASP's CSV injection)."""
+    frame = pl.DataFrame({"handle": ['=HYPERLINK("http://x","y")', "@cmd", "plain"], "gmv": [-1.0, 2.0, 3.0]})
+    back = pl.read_csv(io.BytesIO(app_data.csv_bytes(frame)))
+    assert back["handle"].to_list() == ['\'=HYPERLINK("http://x","y")', "'@cmd", "plain"]
+    assert back["gmv"].to_list() == [-1.0, 2.0, 3.0]
+    sheet = openpyxl.load_workbook(io.BytesIO(app_data.xlsx_bytes({"Creators": frame})))["Creators"]
+    assert sheet["A2"].data_type == "s"
+    assert sheet["A2"].value == '=HYPERLINK("http://x","y")'
+
+
 @pytest.mark.parametrize(
     ("preset", "expected"),
     [

@@ -12,7 +12,7 @@ from polars.testing import assert_frame_equal
 from core.config import Settings
 from core.schema import DIMENSION_TABLES, TABLES
 from datastore import db, lake
-from datastore.ingest import IngestError, ingest_files, ingest_sql, table_for_file
+from datastore.ingest import IngestError, MappedAlias, ingest_files, ingest_sql, table_for_file
 from tests.builders import NOW, canonical, valid_tables, write, write_all
 from tests.datastore.ingest_support import (
     GOOD,
@@ -357,6 +357,136 @@ def test_polymorphic_intervention_entities(settings: Settings, tmp_path: Path) -
         (5, "entity_kind: 'brand' is not one of creator, merchant"),
     ]
     assert db.read_table("interventions", settings)["intervention_id"].to_list() == ["i1", "i2"]
+
+
+INTERVENTIONS_HEADER = "intervention_id,entity_kind,entity_id,strategy,assigned_on,arm,assignment"
+
+
+def interventions_csv(path: Path, *rows: str) -> Path:
+    """An interventions file; each row gives id, entity kind, entity id and strategy (the rest is fixed)."""
+    lines = [INTERVENTIONS_HEADER, *(f"{row},2024-05-01,treatment,randomized" for row in rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def load_entities(settings: Settings, directory: Path) -> None:
+    tables = valid_tables()
+    ingest_files(
+        write_all(directory, "parquet", {name: tables[name] for name in ("creators", "merchants")}),
+        settings,
+        now=NOW,
+    )
+
+
+def test_strategy_aliases_are_stored_as_the_catalog_id_and_counted(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # core/strategies.toml: live_coaching has aliases = ["livestream_coaching", "live_training"]
+    load_entities(settings, tmp_path / "a")
+    path = interventions_csv(
+        tmp_path / "interventions.csv",
+        "i1,creator,c000001,livestream_coaching",
+        "i2,creator,c000002,live_training",
+        "i3,creator,c000003,livestream_coaching",
+        "i4,merchant,m00001,free_samples",
+        "i5,creator,c999,live_training",
+    )
+
+    report = ingest_files([path], settings, now=NOW)
+
+    assert (report.rows_loaded, report.rows_quarantined) == (4, 1)
+    assert report.aliases_mapped == (
+        MappedAlias("interventions", "strategy", "live_training", "live_coaching", 2),
+        MappedAlias("interventions", "strategy", "livestream_coaching", "live_coaching", 2),
+    )
+    assert report.loads[0].aliases_mapped == report.aliases_mapped
+    assert [mapped.text() for mapped in report.aliases_mapped] == [
+        "interventions: 2 row(s) with strategy 'live_training' read as live_coaching "
+        "(an alias in the catalog)",
+        "interventions: 2 row(s) with strategy 'livestream_coaching' read as live_coaching "
+        "(an alias in the catalog)",
+    ]
+    stored = db.read_table("interventions", settings).select("intervention_id", "strategy")
+    assert stored.rows() == [
+        ("i1", "live_coaching"),
+        ("i2", "live_coaching"),
+        ("i3", "live_coaching"),
+        ("i4", "free_samples"),
+    ]
+    mirrored = lake.scan_table("interventions", settings).sort("intervention_id").collect()
+    assert mirrored["strategy"].to_list() == stored["strategy"].to_list()
+    # a quarantined row keeps the name it was read with
+    assert quarantine(report, "interventions").select("intervention_id", "strategy", "_reason").rows() == [
+        ("i5", "live_training", "entity_id: 'c999' is not a known creators.creator_id")
+    ]
+
+    lake_before, db_before = lake_snapshot(settings), db_snapshot(settings)
+    again = ingest_files([path], settings, now=NOW)
+
+    assert (again.rows_loaded, again.rows_duplicate, again.rows_quarantined) == (0, 4, 1)
+    assert again.aliases_mapped == report.aliases_mapped
+    assert lake_snapshot(settings) == lake_before
+    assert_same_db(db_snapshot(settings), db_before)
+
+
+def test_an_unknown_strategy_is_quarantined_with_how_to_add_or_map_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    load_entities(settings, tmp_path / "a")
+    path = interventions_csv(
+        tmp_path / "interventions.csv",
+        "i1,creator,c000001,live_coaching",
+        "i2,merchant,m00001,sampling_program",
+    )
+
+    report = ingest_files([path], settings, now=NOW)
+
+    assert (report.rows_loaded, report.rows_quarantined) == (1, 1)
+    assert report.aliases_mapped == ()
+    bad = quarantine(report, "interventions")
+    assert bad.select("_row", "_column", "strategy").rows() == [(2, "strategy", "sampling_program")]
+    assert bad["_reason"].to_list() == [
+        "strategy: 'sampling_program' is not a known strategy; add it to the strategy catalog "
+        "(core/strategies.toml) as a [[strategy]] entry with its id and target, or map it to a known "
+        'strategy by adding "sampling_program" to that strategy\'s aliases (known: live_coaching, '
+        "commission_boost, matched_product_showcase, posting_schedule_advice, "
+        "commission_to_category_median, matched_creator_recruitment, free_samples, fulfilment_fix)"
+    ]
+    assert db.read_table("interventions", settings)["intervention_id"].to_list() == ["i1"]
+
+
+def test_a_strategy_of_the_other_entity_kind_is_quarantined(settings: Settings, tmp_path: Path) -> None:
+    load_entities(settings, tmp_path / "a")
+    path = interventions_csv(
+        tmp_path / "interventions.csv",
+        "i1,creator,c000001,free_samples",
+        "i2,merchant,m00001,commission_boost",
+        "i3,merchant,m00002,livestream_coaching",
+        "i4,merchant,m00002,free_samples",
+    )
+
+    report = ingest_files([path], settings, now=NOW)
+
+    assert (report.rows_loaded, report.rows_quarantined) == (1, 3)
+    assert quarantine(report, "interventions").select("_row", "_column", "_reason").rows() == [
+        (
+            1,
+            "strategy",
+            "strategy: 'free_samples' is a merchant strategy and cannot apply to a creator (entity_kind)",
+        ),
+        (
+            2,
+            "strategy",
+            "strategy: 'commission_boost' is a creator strategy and cannot apply to a merchant (entity_kind)",
+        ),
+        (
+            3,
+            "strategy",
+            "strategy: 'livestream_coaching' (an alias of live_coaching) is a creator strategy "
+            "and cannot apply to a merchant (entity_kind)",
+        ),
+    ]
+    assert db.read_table("interventions", settings)["intervention_id"].to_list() == ["i4"]
 
 
 # ---------------------------------------------------------------------------------------------------------

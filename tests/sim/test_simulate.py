@@ -58,6 +58,9 @@ def test_every_table_matches_its_spec(sim: dict[str, pl.DataFrame]) -> None:
             assert frame[column].null_count() == 0, f"{name}.{column} has nulls"
         for column, allowed in spec.allowed.items():
             assert set(frame[column].unique()) <= set(allowed), f"{name}.{column}"
+        for catalog in spec.catalog_columns:  # catalog ids (no aliases), each with its own entity kind
+            pairs = set(frame.select(catalog.column, catalog.kind_column).unique().rows())
+            assert pairs <= set(catalog.kinds.items()), f"{name}.{catalog.column}"
         for column, (low, high) in spec.ranges.items():
             if low is not None:
                 assert frame[column].min() >= low, f"{name}.{column} below {low}"  # type: ignore[operator]

@@ -92,6 +92,20 @@ def test_shrunk_predictions_and_their_explanations() -> None:
     np.testing.assert_array_equal(np.argsort(shrunk.predict(frame)[:, 0] / scale), np.argsort(raw))
 
 
+def test_no_interval_touches_its_estimate_unless_its_width_is_zero() -> None:
+    """Intervals are centred on the estimate shown, never clipped to it: "$82,350 (80% interval $82,350 –
+    $198,803)" must not happen, shrunk or not, with or without a traffic effect."""
+    for shrinkage, traffic in (({}, None), ({"s1": (2.0, 0.25)}, None), ({"s1": (2.0, 0.0)}, {"s1": 0.2})):
+        model, frame = _model(shrinkage, traffic)
+        point = model.predict(frame)
+        low, high = model.predict_interval(frame)
+        zero_width = high == low
+        assert ((low < point) & (point < high) | zero_width).all(), shrinkage
+        np.testing.assert_allclose(point - low, high - point, rtol=1e-9, atol=1e-9)
+        assert (zero_width[:, 1] & (point[:, 1] == 0)).all(), "no model: no uplift, no width"
+        assert not zero_width[:, 0].any(), "the bootstrap replicas disagree: a real width"
+
+
 def test_conversion_target_holds_traffic_at_the_before_window() -> None:
     """The "conversion" target is the relative change of GMV at the before window's clicks; without
     clicks in a window there is no conversion signal (no change); equal weights by default."""

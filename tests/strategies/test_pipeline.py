@@ -3,6 +3,7 @@ no leakage, and planted effects recovered within stated tolerances."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -50,6 +51,54 @@ def test_every_active_entity_gets_ranked_costed_recommendations(run: StrategyRun
     first = recs.filter(pl.col("rank") == 1)
     assert first["rationale"].null_count() == 0
     assert first.filter(pl.col("expected_uplift").abs() > 50)["rationale"].str.contains("similar").all()
+
+
+def test_no_interval_touches_its_estimate_unless_its_width_is_zero(run: StrategyRun) -> None:
+    """Intervals are centred on the estimate (`KindModel.predict_interval`), never clipped to it."""
+    recs = run.recommendations
+    inside = (pl.col("uplift_low") < pl.col("expected_uplift")) & (
+        pl.col("expected_uplift") < pl.col("uplift_high")
+    )
+    zero_width = pl.col("uplift_low") == pl.col("uplift_high")
+    assert recs.filter(~(inside | zero_width)).height == 0
+    # zero width only where there is nothing to scale: no sales in the last 28 days (no uplift either)
+    flat = recs.filter(zero_width)
+    assert (flat["baseline_gmv_28d"] == 0).all()
+    assert (flat["expected_uplift"] == 0).all()
+    assert recs.filter(inside).height > 0
+    centred = (pl.col("uplift_high") - pl.col("expected_uplift")) - (
+        pl.col("expected_uplift") - pl.col("uplift_low")
+    )
+    assert recs.select(centred.abs().max()).item() < 1e-6
+
+
+def test_explained_parts_add_up_to_the_expected_uplift(run: StrategyRun) -> None:
+    """Every explained prediction is published as its base value, its top drivers and "other factors",
+    which add up to the expected uplift the board shows; its rationale adds up in whole dollars."""
+    keys = ["entity_kind", "entity_id", "strategy"]
+    parts = run.drivers.group_by(keys).agg(
+        pl.col("contribution").sum(),
+        pl.col("part").sort_by("position"),
+        pl.col("position").sort(),
+    )
+    first = run.recommendations.filter(pl.col("rank") == 1)
+    joined = first.join(parts, on=keys, how="left")
+    assert joined["contribution"].null_count() == 0, "every first-ranked prediction is explained"
+    np.testing.assert_allclose(joined["contribution"], joined["expected_uplift"], rtol=1e-9, atol=1e-6)
+    for row in joined.select("part", "position").iter_rows(named=True):
+        assert row["part"][0] == "base"
+        assert row["part"][-1] == "other"
+        assert set(row["part"][1:-1]) <= {"driver"}
+        assert row["position"] == list(range(len(row["position"])))
+    for text, expected in joined.select("rationale", "expected_uplift").iter_rows():
+        amounts = [
+            (-1 if sign == "−" else 1) * int(digits.replace(",", ""))
+            for sign, digits in re.findall(r"([+−])\$([\d,]+)", text)
+        ]
+        headline, *rest = amounts
+        assert headline == round(expected), text
+        if "Of this" in text:
+            assert sum(rest) == headline, text
 
 
 def test_eligibility_rules_are_applied(run: StrategyRun) -> None:
