@@ -77,10 +77,13 @@ columns = [
     "uplift_high",
     "cost",
     "net_value",
+    "established",
     "status",
     "owner",
     "rationale",
 ]
+if "established" not in shown.columns:  # a build from before the evidence column
+    shown = shown.with_columns(established=pl.lit(None, pl.Boolean))
 board = ui.with_names(shown.select(columns), names)
 
 m = st.columns(4)
@@ -103,7 +106,16 @@ event = ui.table(
     key="sb_table",
     select=True,
     height=360,
-    overrides={**ui.NAME_COLUMNS, "rationale": st.column_config.TextColumn("Why", width="large")},
+    overrides={
+        **ui.NAME_COLUMNS,
+        "rationale": st.column_config.TextColumn("Why", width="large"),
+        "established": st.column_config.CheckboxColumn(
+            "Proven",
+            help="Whether the randomized pilots establish the sign of this strategy's effect (its 95% "
+            "interval excludes zero). An unproven strategy's figure rests on the model alone: see "
+            "'Pilots to run' below for the pilot that would settle it.",
+        ),
+    },
     hide=("strategy", "team"),
 )
 ui.downloads("recommendations", {"Recommendations": board}, key="dl_sb")

@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from strategies import evaluation
-from strategies.effects import NO_EFFECT, NO_HETEROGENEITY
+from strategies.effects import NO_EFFECT, NO_HETEROGENEITY, AverageEffect, average_effect
 from strategies.evidence import ArmEvidence, fit_arm_evidence, net_baseline
 from strategies.learners import LEARNERS, AverageLearner, UpliftLearner
 from strategies.learners.average import MEMBERS as AVERAGE_MEMBERS
@@ -288,11 +288,19 @@ class KindModel:
     # strategy → what its pilots establish ("evidence" policy; empty for "learners")
     evidence: dict[str, ArmEvidence] = field(default_factory=dict)
 
+    # strategy → its pilots' average effect ("learners" policy; the "evidence" policy keeps it in
+    # `evidence`): one definition of "established" for the board, the export and the pilot proposals
+    pilot_effects: dict[str, AverageEffect] = field(default_factory=dict)
+
+    def average_effect(self, arm: str) -> AverageEffect:
+        """The strategy's average effect on 28-day net GMV from its randomized pilots."""
+        if arm in self.evidence:
+            return self.evidence[arm].effect
+        return self.pilot_effects.get(arm, NO_EFFECT)
+
     def established(self) -> dict[str, bool]:
-        """Strategy → whether its average effect's sign is established (always True for "learners")."""
-        if not self.evidence:
-            return {arm: True for arm in self.arms}
-        return {arm: arm in self.evidence and self.evidence[arm].effect.established for arm in self.arms}
+        """Strategy → whether its pilots establish the sign of its average effect (95% interval)."""
+        return {arm: self.average_effect(arm).established for arm in self.arms}
 
     def _conversion(self, arm: str, raw: np.ndarray) -> np.ndarray:
         """The learner's prediction shrunk towards its mean effect."""
@@ -713,6 +721,20 @@ def fit_kind(
         config=cfg,
         shrinkage={arm: fit.shrinkage for arm, fit in fits.items() if fit.learner is not None},
         traffic={arm: fit.traffic for arm, fit in fits.items() if fit.learner is not None},
+        pilot_effects={arm: pilot_effect(train, arm, cfg.seed) for arm in arms},
+    )
+
+
+def pilot_effect(train: pl.DataFrame, arm: str, seed: int) -> AverageEffect:
+    """The average effect of ``arm`` on 28-day net GMV from its randomized rows (`effects.average_effect`)."""
+    rows = _arm_rows(train, arm).filter(pl.col("assignment") == "randomized")
+    if rows.height == 0:
+        return NO_EFFECT
+    return average_effect(
+        rows["net_gmv_after"].to_numpy().astype(float),
+        rows["net_gmv_before"].to_numpy().astype(float),
+        rows["treated"].to_numpy(),
+        seed=seed,
     )
 
 

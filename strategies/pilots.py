@@ -191,8 +191,8 @@ def pilot_evidence(
     for strategy in ARMS[kind]:
         data = strategy_rows(train, strategy).filter(randomized) if train.height else train
         effect: AverageEffect = NO_EFFECT
-        if model is not None and strategy in model.evidence:
-            effect = model.evidence[strategy].effect
+        if model is not None:
+            effect = model.average_effect(strategy)  # the model's own: one definition of "established"
         elif data.height:
             effect = average_effect(*_arrays(data), seed=cfg.seed)
         sd, sd_rows, sd_source = _spread(data, kind_controls, kind)

@@ -262,7 +262,9 @@ def run_strategies(
         t0 = time.perf_counter()
         features = store_(kind, as_of)
         kind_predictions = predict_uplift(model, features, catalog)
-        kind_scores = rank_strategies(kind_predictions, catalog)
+        kind_scores = rank_strategies(
+            kind_predictions, catalog, require_established=model.config.policy == "evidence"
+        )
         explanations = explain_entities(model, features, kind_scores, catalog)
         timings[f"{kind}_score_explain"] = time.perf_counter() - t0
         tick(f"{kind} scores")

@@ -70,24 +70,33 @@ def predict_uplift(model: KindModel, features: pl.DataFrame, catalog: Catalog) -
     return pl.concat(frames)
 
 
-def rank_strategies(predictions: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
+def rank_strategies(
+    predictions: pl.DataFrame, catalog: Catalog, *, require_established: bool
+) -> pl.DataFrame:
     """The eligible rows of `predict_uplift`, ranked: net_value (take rate × expected uplift − cost), rank
-    (established strategies first, then by net value) and is_best (rank 1, established, with a positive
-    net value). An unproven strategy is never recommended on the strength of size alone: its pilot is
-    proposed instead (`strategies.pilots`)."""
+    and is_best (rank 1 with a positive net value). With ``require_established`` (the "evidence"
+    policy), established strategies rank first and an unproven one is never the best: its pilot is
+    proposed instead (`strategies.pilots`). Without it (the "learners" policy, today's default) the rank
+    follows net value alone and the ``established`` column only labels the evidence."""
+    gate = pl.col("established") if require_established else pl.lit(True)
     return (
         predictions.filter(pl.col("eligible"))
         .drop("eligible", "learner")
-        .with_columns(net_value=catalog.take_rate * pl.col("expected_uplift") - pl.col("cost"))
-        .sort("entity_id", "established", "net_value", descending=[False, True, True], maintain_order=True)
+        .with_columns(net_value=catalog.take_rate * pl.col("expected_uplift") - pl.col("cost"), _gate=gate)
+        .sort("entity_id", "_gate", "net_value", descending=[False, True, True], maintain_order=True)
         .with_columns(rank=pl.int_range(1, pl.len() + 1).over("entity_id").cast(pl.Int32))
-        .with_columns(is_best=(pl.col("rank") == 1) & pl.col("established") & (pl.col("net_value") > 0))
+        .with_columns(is_best=(pl.col("rank") == 1) & pl.col("_gate") & (pl.col("net_value") > 0))
+        .drop("_gate")
     )
 
 
 def score_entities(model: KindModel, features: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
     """The ranked recommendations of one kind (`rank_strategies` of `predict_uplift`)."""
-    return rank_strategies(predict_uplift(model, features, catalog), catalog)
+    return rank_strategies(
+        predict_uplift(model, features, catalog),
+        catalog,
+        require_established=model.config.policy == "evidence",
+    )
 
 
 UPLIFT_EXPORT_SCHEMA = pl.Schema(

@@ -222,3 +222,17 @@ def test_real_data_without_truth_still_gets_every_metric_column(
     both = run.recommendations.join(without.recommendations, on=key, how="full", coalesce=True)
     assert both.height == run.recommendations.height == without.recommendations.height
     assert (both["expected_uplift"] - both["expected_uplift_right"]).abs().max() < 1e-6
+
+
+def test_one_definition_of_established(run: StrategyRun) -> None:
+    """The board's flag, the pilot evidence and the model agree on which strategies the pilots prove,
+    and under the default policy the flag labels recommendations without removing them."""
+    evidence = dict(
+        zip(
+            run.pilot_evidence["strategy"].to_list(), run.pilot_evidence["established"].to_list(), strict=True
+        )
+    )
+    flags = run.recommendations.group_by("strategy").agg(pl.col("established").unique())
+    for strategy, values in flags.iter_rows():
+        assert values == [evidence[strategy]], strategy
+    assert run.recommendations.filter(pl.col("is_best")).height > 0
