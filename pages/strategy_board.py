@@ -72,18 +72,26 @@ columns = [
     "entity_name",
     "strategy",
     "team",
+    "established",
+    "evidence",
     "expected_uplift",
     "uplift_low",
     "uplift_high",
     "cost",
     "net_value",
-    "established",
     "status",
     "owner",
     "rationale",
 ]
 if "established" not in shown.columns:  # a build from before the evidence column
     shown = shown.with_columns(established=pl.lit(None, pl.Boolean))
+shown = shown.with_columns(
+    evidence=pl.when(pl.col("established"))
+    .then(pl.lit("proven"))
+    .when(pl.col("established").is_null())
+    .then(pl.lit("—"))
+    .otherwise(pl.lit("unproven: pilot below"))
+)
 board = ui.with_names(shown.select(columns), names)
 
 m = st.columns(4)
@@ -109,14 +117,14 @@ event = ui.table(
     overrides={
         **ui.NAME_COLUMNS,
         "rationale": st.column_config.TextColumn("Why", width="large"),
-        "established": st.column_config.CheckboxColumn(
-            "Proven",
+        "evidence": st.column_config.TextColumn(
+            "Evidence",
             help="Whether the randomized pilots establish the sign of this strategy's effect (its 95% "
             "interval excludes zero). An unproven strategy's figure rests on the model alone: see "
             "'Pilots to run' below for the pilot that would settle it.",
         ),
     },
-    hide=("strategy", "team"),
+    hide=("strategy", "team", "established"),
 )
 ui.downloads("recommendations", {"Recommendations": board}, key="dl_sb")
 picked = ui.selected_row(event, board)

@@ -269,8 +269,11 @@ def test_strategy_board_reads_names_not_ids(open_page: Open, app_settings: Setti
     # each row says whether its strategy's effect is proven, as the pilot evidence says
     evidence = load_snapshot("pilot_evidence", app_settings).collect()
     proven = dict(zip(evidence["strategy"], evidence["established"], strict=True))
-    assert "established" in grid.proto.column_order
+    assert "evidence" in grid.proto.column_order
+    assert "established" not in grid.proto.column_order
     assert board["established"].tolist() == [proven[s] for s in board["strategy"]]
+    expected = ["proven" if proven[s] else "unproven: pilot below" for s in board["strategy"]]
+    assert board["evidence"].tolist() == expected
 
 
 def test_merchant_success_strategy_board_is_scoped(open_page: Open, app_settings: Settings) -> None:
