@@ -194,11 +194,7 @@ with tab_strat:
     for rec in recs.iter_rows(named=True):
         with st.container(border=True):
             head, value = st.columns([3, 2])
-            head.markdown(
-                f"**#{rec['rank']} {names.get(rec['strategy'], rec['strategy'])}**"
-                + ("  :green-badge[best]" if rec["is_best"] else "")
-                + f"  · {ui.team_label(rec['team'])} team"
-            )
+            head.markdown(ui.recommendation_title(rec, names))
             head.write(ui.rationale(rec))
             ui.recommendation_metric(value, rec)
             d = drivers.filter(pl.col("strategy") == rec["strategy"])

@@ -476,6 +476,25 @@ def drivers_chart(drivers: pl.DataFrame, title: str, key: str) -> None:
     chart(style(fig, height=110 + 32 * len(labels), x_format="$,.0f", legend=False), key=key)
 
 
+def recommendation_title(rec: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """A strategy card's title: rank, name, whether it is the entity's best and whether the pilots
+    prove its effect (an unproven strategy's figure rests on the model alone), and its team."""
+    established = rec.get("established")
+    evidence = (
+        ""
+        if established is None
+        else "  :blue-badge[proven]"
+        if established
+        else "  :orange-badge[unproven: pilot proposed]"
+    )
+    return (
+        f"**#{rec['rank']} {names.get(rec['strategy'], rec['strategy'])}**"
+        + ("  :green-badge[best]" if rec["is_best"] else "")
+        + evidence
+        + f"  · {team_label(rec['team'])} team"
+    )
+
+
 def recommendation_metric(container: Any, rec: Mapping[str, Any]) -> None:
     """A recommendation's headline: its net value, the figure strategies are ranked by, with the expected
     GMV uplift and the cost it comes from beneath it. No arrow and no colour: a net value is not a change,

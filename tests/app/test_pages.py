@@ -160,6 +160,12 @@ def test_recommendation_cards_headline_the_net_value_they_are_ranked_by(
     assert all("minus the strategy's cost" in m.help for m in cards)
     headers = [md.value for md in at.markdown if md.value.startswith("**#")]
     assert [h.split()[0] for h in headers] == [f"**#{r}" for r in own["rank"]]
+    # each card says whether the pilots prove its strategy's effect, as the evidence snapshot says
+    evidence = load_snapshot("pilot_evidence", app_settings).collect()
+    proven = dict(zip(evidence["strategy"], evidence["established"], strict=True))
+    for header, strategy in zip(headers, own["strategy"], strict=True):
+        assert ("[proven]" in header) == proven[strategy]
+        assert ("[unproven: pilot proposed]" in header) == (not proven[strategy])
 
 
 def test_unknown_creator_is_not_found(open_page: Open) -> None:
