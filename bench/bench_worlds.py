@@ -22,6 +22,9 @@ Policies:
 - ``liftboard (shipped)``: the shipped policy (`strategies.modeling.ModelConfig`, ``policy="learners"``);
 - ``liftboard (evidence)``: the pilots' average effect plus validated heterogeneity (``policy="evidence"``,
   `strategies.evidence`), under evaluation;
+- ``evidence, pooled (bench only)``: the evidence policy's average effects shrunk towards the kind's
+  pooled effect (empirical Bayes over its strategies); best strategy among those more likely positive
+  than not — an experiment for the best-strategy decision, not a shipped policy;
 - with ``--libs`` (bench extras: ``pip install -e '.[bench]'``): CausalML's X-learner and EconML's
   DR-learner with LightGBM models, untuned, on the same rows and outcome (28-day net GMV change).
 """
@@ -32,21 +35,19 @@ import argparse
 import time
 import warnings
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from bench_uplift_variants import cached_frames  # bench/ is on sys.path when a bench script runs
+from scipy.stats import norm
 
-from analytics.sources import default_as_of, load_inputs
 from core.config import Settings
-from datastore.lake import scan_table
 from strategies.effects import average_effect
 from strategies.evaluation import truth_scores
 from strategies.evidence import net_baseline
-from strategies.modeling import FeatureEncoder, ModelConfig, _arm_rows, fit_kind
-from strategies.pipeline import FeatureStore
-from strategies.training import ARMS, training_set
+from strategies.modeling import FeatureEncoder, KindModel, ModelConfig, _arm_rows, fit_kind
+from strategies.training import ARMS
 
 ROOT = Path(__file__).resolve().parent / "out" / "worlds"
 FRACTION = 0.2
@@ -65,26 +66,6 @@ def world_home(world: str, scale: str, seed: int) -> Path:
         generate(scale=scale, seed=seed, settings=settings, world=world)
         (home / ".complete").write_text("ok\n")
     return home
-
-
-def cached_frames(home: Path, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The pipeline's training set and scoring features of ``kind`` for the marketplace in ``home``."""
-    settings = Settings.from_env(home=home, database_url=f"sqlite:///{home / 'liftboard.db'}")
-    cache = home / "bench_cache"
-    train_path, features_path = cache / f"{kind}_train.parquet", cache / f"{kind}_features.parquet"
-    if not (train_path.exists() and features_path.exists()):
-        inputs = load_inputs(settings)
-        as_of = default_as_of(inputs.orders)
-        if as_of is None:
-            raise SystemExit(f"{home}: no orders in the lake")
-        store = FeatureStore(inputs, as_of)
-        interventions = scan_table("interventions", settings).filter(pl.col("assigned_on") < as_of).collect()
-        cache.mkdir(exist_ok=True)
-        training_set(
-            interventions, inputs, kind, store, as_of - timedelta(days=1), daily=store.daily(kind)
-        ).write_parquet(train_path)
-        store(kind, as_of).write_parquet(features_path)
-    return pl.read_parquet(train_path), pl.read_parquet(features_path)
 
 
 def true_matrix(home: Path, features: pl.DataFrame, kind: str) -> np.ndarray:
@@ -200,10 +181,37 @@ def policy_rows(
     return rows
 
 
+def _pooled_effects(model: KindModel, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each strategy's average effect shrunk towards the kind's pooled mean (normal-normal empirical
+    Bayes over the kind's strategies: between-strategy variance by the method of moments), and the
+    posterior probability that it is positive."""
+    effects = [model.average_effect(arm) for arm in ARMS[kind]]
+    known = [e for e in effects if e.method != "none" and np.isfinite(e.se) and e.se > 0]
+    if not known:
+        return np.zeros(len(effects)), np.full(len(effects), 0.5)
+    estimate = np.array([e.relative for e in known])
+    variance = np.array([e.se**2 for e in known])
+    weights = 1.0 / variance
+    pooled = float(np.sum(weights * estimate) / np.sum(weights))
+    between = max(0.0, float(np.var(estimate, ddof=1) - variance.mean())) if len(known) > 1 else 0.0
+    means, positive = [], []
+    for e in effects:
+        if e.method == "none" or not (np.isfinite(e.se) and e.se > 0):
+            means.append(pooled)
+            positive.append(0.5)
+            continue
+        share = between / (between + e.se**2) if between > 0 else 0.0
+        mean = pooled + share * (e.relative - pooled)
+        sd = float(np.sqrt(share * e.se**2)) if between > 0 else 0.0
+        means.append(mean)
+        positive.append(float(norm.cdf(mean / sd)) if sd > 0 else float(mean > 0))
+    return np.array(means), np.array(positive)
+
+
 def evaluate(
-    home: Path, kind: str, libs: bool, model_seed: int
+    home: Path, kind: str, libs: bool, model_seed: int, shipped: bool = True
 ) -> tuple[list[dict[str, object]], dict[str, float]]:
-    train, features = cached_frames(home, kind)
+    train, features = cached_frames(str(home), kind)  # bench/bench_uplift_variants.py, same cache
     true = true_matrix(home, features, kind)
     rows = policy_rows("random", None, true, kind)
     rows += policy_rows(
@@ -218,8 +226,12 @@ def evaluate(
     low, high = model.predict_interval(features)
     inside = (true >= low - 1e-9) & (true <= high + 1e-9)
     extra = {"coverage_80": float(inside.mean()), "established": float(allowed.mean())}
-    learners = fit_kind(train, kind, replace(ModelConfig(), policy="learners", seed=model_seed))
-    rows += policy_rows("liftboard (shipped)", learners.predict(features), true, kind)
+    means, positive = _pooled_effects(model, kind)
+    pooled = means[None, :] * net_baseline(features)[:, None]
+    rows += policy_rows("evidence, pooled (bench only)", pooled, true, kind, allowed=positive > 0.5)
+    if shipped:
+        learners = fit_kind(train, kind, replace(ModelConfig(), policy="learners", seed=model_seed))
+        rows += policy_rows("liftboard (shipped)", learners.predict(features), true, kind)
     if libs:
         rows += policy_rows(
             "X-learner (CausalML)", _library_predictions(train, features, kind, "causalml"), true, kind
@@ -241,6 +253,7 @@ def main() -> None:
         "--libs", action="store_true", help="add CausalML's X-learner and EconML's DR-learner"
     )
     parser.add_argument("--out", default=str(ROOT.parent / "worlds.parquet"))
+    parser.add_argument("--no-shipped", action="store_true", help="skip the shipped policy (the slowest fit)")
     args = parser.parse_args()
     from sim.worlds import world_names, world_split
 
@@ -257,7 +270,7 @@ def main() -> None:
             started = time.perf_counter()
             home = world_home(world, args.scale, seed)
             for kind in ARMS:
-                found, extra = evaluate(home, kind, args.libs, args.model_seed)
+                found, extra = evaluate(home, kind, args.libs, args.model_seed, shipped=not args.no_shipped)
                 for row in found:
                     rows.append({"world": world, "split": split_of(world), "seed": seed, "kind": kind, **row})
                 rows.append(

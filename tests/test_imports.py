@@ -33,7 +33,8 @@ PACKAGES = (
 APP = (*PACKAGES, "pages", "app.py")
 """What runs in production: the packages, the Streamlit pages and the app script."""
 DEV = ("tests", "bench")
-OURS = {*PACKAGES, "pages", "app", "tests", "bench"}
+OURS = {*PACKAGES, "pages", "app", "tests", "bench", *(path.stem for path in (ROOT / "bench").glob("*.py"))}
+"""Our own top-level names, the bench scripts included (a bench script imports its siblings by name)."""
 
 USED_WITHOUT_IMPORT = {
     "pyarrow": "Polars' Arrow interchange with Streamlit and Parquet",
