@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from strategies.wording import EVIDENCE_HELP, evidence_label
 from webapp import data as app_data
 from webapp import ui
 
@@ -85,13 +86,7 @@ columns = [
 ]
 if "established" not in shown.columns:  # a build from before the evidence column
     shown = shown.with_columns(established=pl.lit(None, pl.Boolean))
-shown = shown.with_columns(
-    evidence=pl.when(pl.col("established"))
-    .then(pl.lit("proven"))
-    .when(pl.col("established").is_null())
-    .then(pl.lit("—"))
-    .otherwise(pl.lit("unproven: pilot below"))
-)
+shown = shown.with_columns(evidence=evidence_label(pl.col("established")).fill_null("—"))
 board = ui.with_names(shown.select(columns), names)
 
 m = st.columns(4)
@@ -117,12 +112,7 @@ event = ui.table(
     overrides={
         **ui.NAME_COLUMNS,
         "rationale": st.column_config.TextColumn("Why", width="large"),
-        "evidence": st.column_config.TextColumn(
-            "Evidence",
-            help="Whether the randomized pilots establish the sign of this strategy's effect (its 95% "
-            "interval excludes zero). An unproven strategy's figure rests on the model alone: see "
-            "'Pilots to run' below for the pilot that would settle it.",
-        ),
+        "evidence": st.column_config.TextColumn("Evidence", help=EVIDENCE_HELP),
     },
     hide=("strategy", "team", "established"),
 )

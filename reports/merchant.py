@@ -30,7 +30,7 @@ from reports.common import (
 from reports.model import Report, ReportError, Section, Table, kpi_table
 from reports.weekly import _strategy_names, resolve_week
 from strategies.store import read_actions
-from strategies.wording import NET_VALUE_HELP
+from strategies.wording import NET_VALUE_HELP, evidence_label
 
 MERCHANT_METRICS: tuple[str, ...] = (
     "gmv",
@@ -399,9 +399,12 @@ def _recommendations(settings: Settings, user: User | None, merchant_id: str) ->
         recs = recs.with_columns(
             pl.lit(None, pl.String).alias("action_status"), pl.lit(None, pl.String).alias("started_on")
         )
+    if "established" not in recs.columns:  # a build from before the evidence flag
+        recs = recs.with_columns(established=pl.lit(None, pl.Boolean))
     frame = recs.with_columns(pl.col("strategy").replace(_strategy_names())).select(
         "rank",
         "strategy",
+        evidence_label(pl.col("established")).fill_null("").alias("evidence"),
         "expected_uplift",
         "uplift_low",
         "uplift_high",
@@ -417,7 +420,8 @@ def _recommendations(settings: Settings, user: User | None, merchant_id: str) ->
         (
             f"Best strategy: {best[0]['strategy']}, "
             f"expected +${best[0]['expected_uplift']:,.0f} GMV over 28 days "
-            f"(${best[0]['uplift_low']:,.0f} to ${best[0]['uplift_high']:,.0f}) for ${best[0]['cost']:,.0f}.",
+            f"(${best[0]['uplift_low']:,.0f} to ${best[0]['uplift_high']:,.0f}) for ${best[0]['cost']:,.0f}"
+            + (f"; its effect is {best[0]['evidence']}." if best[0]["evidence"] else "."),
             f"Why: {best[0]['rationale'].split(': ', 1)[-1]}" if best[0]["rationale"] else "",
             NET_VALUE_HELP,
         )
@@ -442,6 +446,7 @@ def _recommendations(settings: Settings, user: User | None, merchant_id: str) ->
                     "uplift_high": "High",
                     "net_value": "Net value",
                     "is_best": "Best",
+                    "evidence": "Evidence",
                     "action_status": "Status",
                 },
                 formats={

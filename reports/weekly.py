@@ -51,7 +51,7 @@ from reports.notes import read_notes
 from strategies.catalog import load_catalog
 from strategies.outcomes import WINDOW_DAYS, followed_up_actions, realized_uplift
 from strategies.store import read_actions
-from strategies.wording import NET_VALUE_HELP
+from strategies.wording import EVIDENCE_UNPROVEN, NET_VALUE_HELP, evidence_label
 
 HEADLINE_METRICS: tuple[str, ...] = (
     "gmv",
@@ -679,11 +679,19 @@ def recommendations_frame(settings: Settings, user: User | None) -> pl.DataFrame
     return (
         recs.join(names, on="entity_id", how="left", maintain_order="left")
         .with_columns(pl.col("strategy").replace(_strategy_names()))
+        .with_columns(
+            evidence_label(
+                pl.col("established") if "established" in recs.columns else pl.lit(None, pl.Boolean)
+            )
+            .fill_null("")
+            .alias("evidence")
+        )
         .select(
             "entity_kind",
             "entity_id",
             "name",
             "strategy",
+            "evidence",
             "team",
             "expected_uplift",
             "uplift_low",
@@ -709,6 +717,12 @@ def _recommendations(settings: Settings, user: User | None) -> Section:
             f"The top {top.height}: expected uplift ${top['expected_uplift'].sum():,.0f} over 28 days "
             f"for ${top['cost'].sum():,.0f} of cost."
         )
+        unproven = top.filter(pl.col("evidence") == EVIDENCE_UNPROVEN).height
+        if unproven:
+            summary.append(
+                f"{unproven} of them rest on a strategy the pilots have not proven yet "
+                "(see the Strategy board's 'Pilots to run' or `liftboard pilot`)."
+            )
     summary.append(NET_VALUE_HELP)
     return Section(
         key="recommendations",
@@ -723,6 +737,7 @@ def _recommendations(settings: Settings, user: User | None) -> Section:
                 labels={
                     "entity_kind": "Kind",
                     "entity_id": "Entity",
+                    "evidence": "Evidence",
                     "expected_uplift": "Expected uplift (28 d)",
                     "uplift_low": "Low",
                     "uplift_high": "High",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import polars as pl
 
 _ABBREVIATIONS = {"gmv": "GMV", "ctr": "CTR", "cvr": "CVR", "gpm": "GPM", "aov": "AOV", "id": "ID"}
 
@@ -43,7 +44,27 @@ def format_value(name: str, value: float | str | None) -> str:
 
 NET_VALUE_HELP = (
     "Net value to the platform: what it keeps of the expected 28-day GMV uplift (the uplift times its take "
-    "rate, the catalog's commission rate) minus the strategy's cost. Strategies are ranked by it, those "
-    "whose effect the pilots establish first."
+    "rate, the catalog's commission rate) minus the strategy's cost. Strategies are ranked by it."
 )
 """What "net value" means, in words: the pages' tooltips and the reports' notes say it the same way."""
+
+
+EVIDENCE_PROVEN = "proven"
+EVIDENCE_UNPROVEN = "unproven: pilot proposed"
+EVIDENCE_HELP = (
+    "Whether the randomized pilots establish the sign of the strategy's effect (its 95% interval excludes "
+    "zero). An unproven strategy's figure rests on the model alone; `liftboard pilot` and the Strategy "
+    "board's 'Pilots to run' propose the pilot that would settle it."
+)
+
+
+def evidence_label(established: pl.Expr) -> pl.Expr:
+    """'proven' / 'unproven: pilot proposed' (null where a build predates the flag): one wording for the
+    board, the strategy cards and the reports."""
+    return (
+        pl.when(established)
+        .then(pl.lit(EVIDENCE_PROVEN))
+        .when(established.is_not_null())
+        .then(pl.lit(EVIDENCE_UNPROVEN))
+        .otherwise(pl.lit(None, pl.String))
+    )

@@ -18,7 +18,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from core import metrics
 from core.access import User
-from strategies.wording import NET_VALUE_HELP, feature_label, format_value
+from strategies.wording import EVIDENCE_PROVEN, EVIDENCE_UNPROVEN, NET_VALUE_HELP, feature_label, format_value
 from webapp import data as app_data
 
 MISSING = "—"  # what a missing value shows, in grids and in formatted figures
@@ -483,9 +483,9 @@ def recommendation_title(rec: Mapping[str, Any], names: Mapping[str, str]) -> st
     evidence = (
         ""
         if established is None
-        else "  :blue-badge[proven]"
+        else f"  :blue-badge[{EVIDENCE_PROVEN}]"
         if established
-        else "  :orange-badge[unproven: pilot proposed]"
+        else f"  :orange-badge[{EVIDENCE_UNPROVEN}]"
     )
     return (
         f"**#{rec['rank']} {names.get(rec['strategy'], rec['strategy'])}**"

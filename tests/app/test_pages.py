@@ -278,7 +278,7 @@ def test_strategy_board_reads_names_not_ids(open_page: Open, app_settings: Setti
     assert "evidence" in grid.proto.column_order
     assert "established" not in grid.proto.column_order
     assert board["established"].tolist() == [proven[s] for s in board["strategy"]]
-    expected = ["proven" if proven[s] else "unproven: pilot below" for s in board["strategy"]]
+    expected = ["proven" if proven[s] else "unproven: pilot proposed" for s in board["strategy"]]
     assert board["evidence"].tolist() == expected
 
 

@@ -94,7 +94,9 @@ def test_weekly_workbook(weekly_files) -> None:  # type: ignore[no-untyped-def]
     body = [r for r in rows[header + 1 :] if r[0] is not None]
     assert len(body) == recs.height, "every row, not the printed ones"
     assert body[0][1] == recs["entity_id"][0]
-    assert body[0][9] == pytest.approx(recs["net_value"][0])
+    columns = list(rows[header])
+    assert body[0][columns.index("Net value")] == pytest.approx(recs["net_value"][0])
+    assert body[0][columns.index("Evidence")] == recs["evidence"][0]
     notes = [c for row in book["Meeting notes"].iter_rows(values_only=True) for c in row if c]
     assert NOTES in notes
     trend_rows = list(book["Trends volume"].iter_rows(values_only=True))

@@ -10,7 +10,7 @@ import pytest
 from core.config import Settings
 from datastore.snapshots import load_snapshot
 from reports.model import NoReportData, ReportError
-from reports.weekly import FOLLOW_UP_DAYS, weekly_review
+from reports.weekly import FOLLOW_UP_DAYS, RECOMMENDATIONS_SHOWN, weekly_review
 from tests.reports.conftest import NOTES, WEEK, ReportWorld
 
 MONDAY = date(2026, 11, 16)
@@ -115,6 +115,34 @@ def test_recommendations_by_net_value_without_accepted_ones(world: ReportWorld, 
         pl.col("is_best") & (pl.col("net_value") > 0)
     )
     assert frame.height == best.select(pl.len()).collect().item() - len(world.accepted)
+
+
+def test_recommendations_say_whether_the_pilots_prove_them(world: ReportWorld, review) -> None:  # type: ignore[no-untyped-def]
+    """Every recommended strategy reads 'proven' or 'unproven: pilot proposed', as the pilot evidence
+    says, and the summary counts the unproven ones among those shown."""
+    section = review.section("recommendations")
+    frame = section.table("recommendations").frame
+    assert section.table("recommendations").labels["evidence"] == "Evidence"
+    evidence = load_snapshot("pilot_evidence", world.settings).collect()
+    names = load_snapshot("strategy_catalog", world.settings).collect()
+    proven = dict(
+        evidence.join(names.select("strategy", "name"), on="strategy")
+        .select("name", "established")
+        .iter_rows()
+    )
+    assert frame.height > 0
+    expected = ["proven" if proven[s] else "unproven: pilot proposed" for s in frame["strategy"]]
+    assert frame["evidence"].to_list() == expected
+    unproven = sum(value == "unproven: pilot proposed" for value in expected[:RECOMMENDATIONS_SHOWN])
+    lines = [line for line in section.summary if "not proven yet" in line]
+    assert lines == (
+        [
+            f"{unproven} of them rest on a strategy the pilots have not proven yet "
+            "(see the Strategy board's 'Pilots to run' or `liftboard pilot`)."
+        ]
+        if unproven
+        else []
+    )
 
 
 def test_cohorts_and_notes(review) -> None:  # type: ignore[no-untyped-def]
