@@ -727,6 +727,8 @@ def fit_kind(
 
 def pilot_effect(train: pl.DataFrame, arm: str, seed: int) -> AverageEffect:
     """The average effect of ``arm`` on 28-day net GMV from its randomized rows (`effects.average_effect`)."""
+    if "net_gmv_after" not in train.columns:  # a training set cached before net GMV was recorded
+        return NO_EFFECT
     rows = _arm_rows(train, arm).filter(pl.col("assignment") == "randomized")
     if rows.height == 0:
         return NO_EFFECT
