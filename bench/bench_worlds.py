@@ -43,10 +43,9 @@ from bench_uplift_variants import cached_frames  # bench/ is on sys.path when a 
 from scipy.stats import norm
 
 from core.config import Settings
-from strategies.effects import average_effect
 from strategies.evaluation import truth_scores
 from strategies.evidence import net_baseline
-from strategies.modeling import FeatureEncoder, KindModel, ModelConfig, _arm_rows, fit_kind
+from strategies.modeling import FeatureEncoder, KindModel, ModelConfig, fit_kind, pilot_effect, strategy_rows
 from strategies.training import ARMS
 
 ROOT = Path(__file__).resolve().parent / "out" / "worlds"
@@ -85,7 +84,7 @@ def _library_predictions(train: pl.DataFrame, features: pl.DataFrame, kind: str,
     x_score = np.nan_to_num(encoder.transform(features))
     out = np.zeros((features.height, len(ARMS[kind])))
     for k, arm in enumerate(ARMS[kind]):
-        data = _arm_rows(train, arm)
+        data = strategy_rows(train, arm)
         x = np.nan_to_num(encoder.transform(data))
         t = data["treated"].to_numpy()
         y = (data["net_gmv_after"] - data["net_gmv_before"]).to_numpy().astype(float)
@@ -117,10 +116,7 @@ def _average_effect_predictions(train: pl.DataFrame, features: pl.DataFrame, kin
     baseline = net_baseline(features)
     out = np.zeros((features.height, len(ARMS[kind])))
     for k, arm in enumerate(ARMS[kind]):
-        rows = _arm_rows(train, arm).filter(pl.col("assignment") == "randomized")
-        effect = average_effect(
-            rows["net_gmv_after"].to_numpy(), rows["net_gmv_before"].to_numpy(), rows["treated"].to_numpy()
-        )
+        effect = pilot_effect(train, arm, seed=0)
         out[:, k] = (effect.relative if effect.method != "none" else 0.0) * baseline
     return out
 

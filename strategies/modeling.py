@@ -424,7 +424,7 @@ def _select(
 MIN_ARM_ROWS = 10  # a strategy needs this many treated and control rows to get a model
 
 
-def _arm_rows(frame: pl.DataFrame, arm: str) -> pl.DataFrame:
+def strategy_rows(frame: pl.DataFrame, arm: str) -> pl.DataFrame:
     """A strategy's rows: its own treated and control rows, plus the control rows of other strategies
     whose entity got no strategy at all in that wave (pure controls: in a one-strategy-per-wave design
     every control row is one; in a factorial pilot the strategy's own rows hold them already).
@@ -615,7 +615,7 @@ def _fit_arm(
 ) -> _ArmFit:
     """Fit every learner on the strategy's training rows, calibrate and score them on the holdout, choose
     one, refit it on all the strategy's rows."""
-    data = _arm_rows(train, arm)
+    data = strategy_rows(train, arm)
     fit_rows, held = data.filter(~in_holdout), data.filter(in_holdout)
     randomized = held.filter(pl.col("assignment") == "randomized")
     targeted = held.filter(pl.col("assignment") == "targeted")
@@ -678,7 +678,7 @@ def _subsample_entities(train: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
 def fit_kind(
     train: pl.DataFrame, kind: str, cfg: ModelConfig | None = None, truth: pl.DataFrame | None = None
 ) -> KindModel:
-    """Per strategy: fit every learner on the strategy's rows (see `_arm_rows`) of the training entities,
+    """Per strategy: fit every learner on the strategy's rows (see `strategy_rows`) of the training entities,
     calibrate and choose one on the randomized holdout, refit it on all the strategy's rows. Controls are
     the strategy's own and other strategies' pure controls, never an entity treated with something else.
     ``truth`` (intervention_id, true_uplift_gmv_28d) adds truth-based metrics (simulator only, never used
@@ -729,7 +729,7 @@ def pilot_effect(train: pl.DataFrame, arm: str, seed: int) -> AverageEffect:
     """The average effect of ``arm`` on 28-day net GMV from its randomized rows (`effects.average_effect`)."""
     if "net_gmv_after" not in train.columns:  # a training set cached before net GMV was recorded
         return NO_EFFECT
-    rows = _arm_rows(train, arm).filter(pl.col("assignment") == "randomized")
+    rows = strategy_rows(train, arm).filter(pl.col("assignment") == "randomized")
     if rows.height == 0:
         return NO_EFFECT
     return average_effect(
@@ -756,7 +756,7 @@ def fit_kind_evidence(
     evidence: dict[str, ArmEvidence] = {}
     curves, calibration = [], []
     for arm in arms:
-        data = _arm_rows(train, arm)
+        data = strategy_rows(train, arm)
         if data.height == 0:
             continue
         after = data["net_gmv_after"].to_numpy().astype(float)
@@ -801,19 +801,8 @@ def fit_kind_evidence(
                         strategy=pl.lit(arm)
                     )
                 )
-            own = (randomized["strategy"] == arm).to_numpy()
-            if truth_map is not None and own.sum() > 2:
-                true = randomized.filter(pl.Series(own)).join(truth_map, on="intervention_id", how="left")
-                row.update(
-                    {
-                        f"holdout_{key}": v
-                        for key, v in evaluation.truth_scores(
-                            score[own], true["true_uplift_gmv_28d"].to_numpy()
-                        )
-                        .as_dict()
-                        .items()
-                    }
-                )
+            if truth_map is not None:
+                row.update(_truth_row(arm, score, randomized, truth_map))
         rows.append(row)
     metrics = (
         pl.DataFrame(rows, infer_schema_length=None)

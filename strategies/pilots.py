@@ -46,9 +46,8 @@ from core.schema import table_spec
 from datastore import db
 from datastore.snapshots import SnapshotNotFound, latest_manifest, load_snapshot, scoped_snapshot
 from strategies.catalog import Catalog, Strategy, load_catalog
-from strategies.effects import MIN_ARM_ROWS, NO_EFFECT, AverageEffect, average_effect
-from strategies.modeling import KindModel
-from strategies.modeling import _arm_rows as strategy_rows  # one definition of a strategy's rows
+from strategies.effects import MIN_ARM_ROWS, NO_EFFECT, AverageEffect
+from strategies.modeling import KindModel, pilot_effect, strategy_rows
 from strategies.training import ARMS, ENTITY_ID, HORIZON_DAYS
 from strategies.wording import feature_label, format_value
 
@@ -194,7 +193,7 @@ def pilot_evidence(
         if model is not None:
             effect = model.average_effect(strategy)  # the model's own: one definition of "established"
         elif data.height:
-            effect = average_effect(*_arrays(data), seed=cfg.seed)
+            effect = pilot_effect(train, strategy, cfg.seed)
         sd, sd_rows, sd_source = _spread(data, kind_controls, kind)
         drivers, drivers_source = top_drivers(importance, kind, strategy, cfg.max_drivers)
         rows.append(

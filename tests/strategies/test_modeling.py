@@ -9,7 +9,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from strategies.learners import TLearner
-from strategies.modeling import FeatureEncoder, KindModel, ModelConfig, _arm_rows, _target, traffic_effect
+from strategies.modeling import FeatureEncoder, KindModel, ModelConfig, _target, strategy_rows, traffic_effect
 from tests.strategies.conftest import make_uplift_data
 
 D1, D2 = date(2026, 6, 1), date(2026, 8, 3)
@@ -27,12 +27,12 @@ def test_arm_rows_pool_pure_controls_and_never_entities_treated_with_something_e
             "arm": ["treatment", "control", "treatment", "control", "treatment", "control", "treatment"],
         }
     )
-    result = _arm_rows(frame, "s1").select("intervention_id", "treated")
+    result = strategy_rows(frame, "s1").select("intervention_id", "treated")
     # i1, i4: own rows; i2: b got nothing in its wave; i3 treated; i5 is d's other row (d has an s1 row
     # already); e's control row i6 is not pure (e was treated with s3 in that wave)
     expected = pl.DataFrame({"intervention_id": ["i1", "i2", "i4"], "treated": [1, 0, 0]})
     assert_frame_equal(result, expected)
-    empty = _arm_rows(frame.clear(), "s1")
+    empty = strategy_rows(frame.clear(), "s1")
     assert empty.height == 0
     assert "treated" in empty.columns
 
