@@ -25,6 +25,9 @@ Policies:
 - ``evidence, pooled (bench only)``: the evidence policy's average effects shrunk towards the kind's
   pooled effect (empirical Bayes over its strategies); best strategy among those more likely positive
   than not — an experiment for the best-strategy decision, not a shipped policy;
+- ``feature ceiling (cheats)``: LightGBM fitted to the *true* uplift on the observed scoring features,
+  out of fold (5 folds over entities): what any learner could reach with unlimited pilots and these
+  features. Not a policy (it reads the truth); the bound a target must be set against;
 - with ``--libs`` (bench extras: ``pip install -e '.[bench]'``): CausalML's X-learner and EconML's
   DR-learner with LightGBM models, untuned, on the same rows and outcome (28-day net GMV change).
 """
@@ -109,6 +112,24 @@ def _library_predictions(train: pl.DataFrame, features: pl.DataFrame, kind: str,
                 )
                 model.fit(y, t, X=x)
                 out[:, k] = np.asarray(model.effect(x_score)).ravel()
+    return out
+
+
+def _ceiling_predictions(features: pl.DataFrame, true: np.ndarray, kind: str) -> np.ndarray:
+    """Out-of-fold LightGBM fit to the true uplift on the observed features (reads the truth)."""
+    from lightgbm import LGBMRegressor
+
+    encoder = FeatureEncoder.fit(features)
+    x = encoder.transform(features)
+    fold = np.random.default_rng(0).integers(0, 5, len(x))
+    out = np.zeros_like(true)
+    for k in range(len(ARMS[kind])):
+        for f in range(5):
+            model = LGBMRegressor(
+                n_estimators=300, learning_rate=0.05, num_leaves=15, verbose=-1, random_state=0
+            )
+            model.fit(x[fold != f], true[fold != f, k])
+            out[fold == f, k] = model.predict(x[fold == f])
     return out
 
 
@@ -214,6 +235,7 @@ def evaluate(
         "biggest sellers", None, true, kind, baseline_score=features["gmv_28d"].fill_null(0.0).to_numpy()
     )
     rows += policy_rows("average effect", _average_effect_predictions(train, features, kind), true, kind)
+    rows += policy_rows("feature ceiling (cheats)", _ceiling_predictions(features, true, kind), true, kind)
     model = fit_kind(train, kind, replace(ModelConfig(), policy="evidence", seed=model_seed))
     predicted = model.predict(features)
     established = model.established()
