@@ -1,14 +1,92 @@
 """Data: ingestion runs from the ledger, freshness per table, the quarantine browser (rows with their
-reasons) and an upload that ingests a file through `datastore.ingest.ingest_files` (the CLI's path)."""
+reasons) and uploads, each ingested in a background job of its own process (`liftboard.jobs`, through
+`datastore.ingest.ingest_files`: the CLI's path), with their progress."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import polars as pl
 import streamlit as st
 
+from core.access import User
 from core.schema import TABLES
+from liftboard.jobs import Job
 from webapp import data as app_data
 from webapp import ui
+
+JOB_COLUMNS = {
+    "progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0, format="percent"),
+    "size_mb": st.column_config.NumberColumn("Size (MB)", format="%.1f"),
+    "seconds": st.column_config.NumberColumn("Seconds", format="%.0f"),
+}
+
+
+STAGES = {
+    "queued": "queued",
+    "starting": "starting (after any other ingest)",
+    "validating": "reading and validating the rows",
+    "staging": "writing the lake files",
+    "committing": "committing",
+}
+
+
+def jobs_panel(user: User) -> None:
+    """The upload jobs with their progress; when one that was running ends, the whole page reruns so that
+    the runs, the freshness and the quarantine show what it did, and says what it did."""
+    found = app_data.upload_jobs(user)
+    for job in (job for job in found if job.active):
+        stage = STAGES.get(job.stage, job.stage)
+        st.progress(job.fraction, text=f"{job.file} ({job.bytes / 1e6:,.1f} MB): {stage}")
+    if found:
+        ui.table(app_data.jobs_frame(found), key="d_jobs", overrides=JOB_COLUMNS, hide=("job_id",))
+    else:
+        st.caption("No uploads yet.")
+    active = {job.job_id for job in found if job.active}
+    finished = set(st.session_state.get("d_active_jobs", ())) - active
+    st.session_state["d_active_jobs"] = sorted(active)
+    if finished:
+        st.session_state["d_finished_jobs"] = sorted(finished)
+        st.rerun(scope="app")
+
+
+def job_outcome(job: Job) -> None:
+    """What a finished upload job did (or why it failed)."""
+    result = job.result or {}
+    if job.state != "done":
+        st.error(f"{job.file} was not ingested: {job.error}", icon=":material/error:")
+        return
+    st.success(
+        f"{job.file} is ingested (run {result['run_id']}): {result['rows_loaded']:,} loaded · "
+        f"{result['rows_quarantined']:,} quarantined · {result['rows_duplicate']:,} duplicate. "
+        "Run `liftboard build` to include the new data in the dashboards.",
+        icon=":material/task_alt:",
+    )
+    for text in result.get("aliases_mapped", []):
+        st.write(text)
+
+
+def submit_upload(user: User) -> None:
+    """The upload form's callback (it runs before the page script): start the ingest job of the chosen
+    file. It reads the file from the widget state, which shares the uploaded bytes; the value the widget
+    returns to the script is a deep copy, a second whole copy of the file in the server's memory."""
+    upload = st.session_state.get("d_upload")
+    table = st.session_state.get("d_table", "")
+    if upload is None:
+        st.session_state["d_upload_message"] = ("warning", "Choose a file to ingest first.")
+        return
+    name = upload.name
+    try:
+        job = app_data.start_upload(user, upload, name, None if table.startswith("(") else table)
+    except Exception as exc:  # noqa: BLE001 - shown to the user
+        st.session_state["d_upload_message"] = ("error", f"Could not start the ingest of {name}: {exc}")
+    else:
+        st.session_state["d_upload_message"] = (
+            "info",
+            f"{name} ({job.bytes / 1e6:,.1f} MB) is being ingested in the background (job {job.job_id}); "
+            "you may leave this page meanwhile.",
+        )
+
 
 user = ui.current_user()
 st.title("Data")
@@ -52,28 +130,26 @@ with tab_quarantine:
         ui.table(rows, key="d_qrows", export_name="quarantine_rows", height=320)
 with tab_upload:
     st.write(
-        "Load a CSV, Parquet or NDJSON file of one canonical table. Rows that fail validation are "
-        "quarantined with their reason; re-loading the same file changes nothing."
+        "Load a CSV, Parquet or NDJSON file of one canonical table. It is ingested in the background, in a "
+        "process of its own: rows that fail validation are quarantined with their reason; re-loading the "
+        "same file changes nothing; the uploaded file is removed once it is ingested."
     )
-    with st.form("d_upload_form"):
-        upload = st.file_uploader("File", type=["csv", "parquet", "ndjson", "jsonl"], key="d_upload")
-        table = st.selectbox("Table", ["(from the file name)", *TABLES], key="d_table")
-        go = st.form_submit_button("Ingest", type="primary", icon=":material/upload:")
-    if go and upload is not None:
-        with st.status(f"Ingesting {upload.name}…", expanded=True) as status:
-            try:
-                report = app_data.ingest_upload(
-                    user, upload.name, upload.getvalue(), None if table.startswith("(") else table
-                )
-            except Exception as exc:  # noqa: BLE001 - shown to the user, with the file/row/column it names
-                status.update(label="Ingest failed", state="error")
-                st.error(str(exc))
-            else:
-                status.update(label=f"Run {report.run_id}: {report.status}", state="complete")
-                st.write(
-                    f"{report.rows_read:,} read · {report.rows_loaded:,} loaded · "
-                    f"{report.rows_quarantined:,} quarantined · {report.rows_duplicate:,} duplicate"
-                )
-                for mapped in report.aliases_mapped:
-                    st.write(mapped.text())
-                st.caption("Run `liftboard build` to include the new data in the dashboards.")
+    with st.form("d_upload_form", clear_on_submit=True):
+        st.file_uploader("File", type=["csv", "parquet", "ndjson", "jsonl"], key="d_upload")
+        st.selectbox("Table", ["(from the file name)", *TABLES], key="d_table")
+        st.form_submit_button(
+            "Ingest", type="primary", icon=":material/upload:", on_click=submit_upload, args=(user,)
+        )
+    kind, message = st.session_state.pop("d_upload_message", (None, ""))
+    if kind == "info":
+        st.info(message, icon=":material/upload:")
+    elif kind == "warning":
+        st.warning(message)
+    elif kind == "error":
+        st.error(message)
+    found = {job.job_id: job for job in app_data.upload_jobs(user)}
+    for job_id in st.session_state.pop("d_finished_jobs", []):
+        if job_id in found:
+            job_outcome(found[job_id])
+    running = any(job.active for job in found.values())
+    st.fragment(jobs_panel, run_every=timedelta(seconds=2) if running else None)(user)

@@ -40,7 +40,6 @@ search = st.text_input(
     icon=":material/search:",
     placeholder="p0000921, necklace, @glowhaul12",
 ).strip()
-sheets: dict[str, pl.DataFrame] = {}
 for tab, (name, label) in zip(st.tabs(list(present.values())), present.items(), strict=True):
     with tab:
         frame = app_data.matching_table(user, name, search)
@@ -54,8 +53,7 @@ for tab, (name, label) in zip(st.tabs(list(present.values())), present.items(), 
             st.info(f"Nothing matches “{search}” in {label.lower()}.")
             continue
         ui.table(frame.head(5_000), key=f"pm_{name}", height=380, overrides=NUMBER_COLUMNS)
-        shown = "all shown" if frame.height <= 5_000 else "first 5,000 shown; exports have all rows"
+        shown = "all shown" if frame.height <= 5_000 else "first 5,000 shown; the downloads hold more"
         st.caption(f"{frame.height:,} rows ({shown})")
-        sheets[label] = frame
-if sheets:
-    ui.downloads("matching", sheets, key="dl_matching", csv=False, label="Excel: all tables")
+        # one table per download, each bounded (its help says how many rows): no workbook of every table
+        ui.downloads(name, {label: frame}, key=f"dl_pm_{name}")

@@ -12,10 +12,10 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-import xlsxwriter
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from core.exports import safe_workbook
 from reports.model import Chart, Report, Table, format_of
 
 _INVALID = re.compile(r"[\[\]\:\*\?\/\\]")
@@ -100,7 +100,7 @@ def _chart_table(chart: Chart) -> Table:
 def render_xlsx(report: Report) -> bytes:
     """The report as an .xlsx workbook (bytes)."""
     buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_numbers": False})
+    workbook = safe_workbook(buffer, in_memory=True)  # text stays text: never a formula, link or number
     workbook.set_properties({"title": report.title, "subject": report.period, "comments": report.filter_text})
     fmt = _Formats(workbook)
     used: set[str] = set()

@@ -16,10 +16,10 @@ and the CLI show the same figure for the same thing.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import polars as pl
 import streamlit as st
@@ -33,6 +33,7 @@ from core.snapshots import CATALOG
 from datastore import db, snapshots
 from datastore import status as data_status
 from datastore.snapshots import SnapshotNotFound, latest_manifest
+from liftboard import jobs
 from reports.render_xlsx import sheet_name
 from strategies.outcomes import followed_up_actions, realized_uplift
 
@@ -632,8 +633,13 @@ def quarantine_rows(user: User, relative: str, limit: int = 5_000) -> pl.DataFra
     return frame.select(*first, *(c for c in frame.columns if c not in first))
 
 
+UPLOAD_CHUNK = 8 << 20
+"""Bytes copied from an upload to disk at a time (the server never makes a second whole copy of it)."""
+
+
 def ingest_upload(user: User, name: str, content: bytes, table: str | None) -> Any:
-    """Ingest one uploaded file through `datastore.ingest.ingest_files` (the CLI's path)."""
+    """Ingest ``content`` (a small file: scripts and tests) here, through `datastore.ingest.ingest_files`
+    (the CLI's path), then remove the copy; the Data page's uploads run as jobs instead (`start_upload`)."""
     _require_ops(user)
     from datastore.ingest import ingest_files
 
@@ -643,32 +649,130 @@ def ingest_upload(user: User, name: str, content: bytes, table: str | None) -> A
     target = s.incoming / "uploads" / f"{original.stem}-{datetime.now():%Y%m%dT%H%M%S}{original.suffix}"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(content)
-    return ingest_files([target], s, table=table, source=f"upload:{Path(name).name}", user=user.username)
+    try:
+        return ingest_files([target], s, table=table, source=f"upload:{original}", user=user.username)
+    finally:
+        target.unlink(missing_ok=True)  # quarantined rows are kept in the quarantine
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    while chunk := stream.read(UPLOAD_CHUNK):
+        yield chunk
+
+
+def start_upload(user: User, upload: BinaryIO, name: str, table: str | None) -> jobs.Job:
+    """Copy an uploaded file to disk in chunks and ingest it in a job of its own process
+    (`liftboard.jobs.submit_ingest`: the CLI's ingest path); then release the server's copy of it.
+
+    Pass the `st.file_uploader` value as the widget state holds it (``st.session_state[key]`` in the
+    form's callback), not the one the widget returns to the script: Streamlit returns a deep copy, a
+    second whole copy of the file in the server's memory.
+    """
+    _require_ops(user)
+    try:
+        return jobs.submit_ingest(settings(), user.username, name, _chunks(upload), table)
+    finally:
+        _release_upload(upload)
+
+
+def _release_upload(upload: BinaryIO) -> None:
+    """Drop the server's in-memory copies of an uploaded file: the upload manager's (Streamlit keeps it
+    for the session otherwise; its chat and audio inputs drop theirs the same way) and the one the widget
+    state shares with it (emptied, so that the script's deep copy of the widget value is empty too)."""
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    file_id = getattr(upload, "file_id", None)
+    if ctx is not None and file_id and isinstance(ctx.uploaded_file_mgr, MemoryUploadedFileManager):
+        ctx.uploaded_file_mgr.remove_file(session_id=ctx.session_id, file_id=file_id)
+    upload.seek(0)
+    upload.truncate(0)
+
+
+def upload_jobs(user: User, limit: int = 50) -> list[jobs.Job]:
+    """The newest upload jobs: every user's for ops, else the user's own."""
+    return jobs.list_jobs(settings(), None if user.is_ops else user.username, limit)
+
+
+_UTC_DATETIME: pl.DataType | type[pl.DataType] = pl.Datetime("us", "UTC")
+JOB_COLUMNS = pl.Schema(
+    {
+        "job_id": pl.String,
+        "user": pl.String,
+        "file": pl.String,
+        "size_mb": pl.Float64,
+        "table": pl.String,
+        "state": pl.String,
+        "stage": pl.String,
+        "progress": pl.Float64,
+        "created_at": _UTC_DATETIME,
+        "seconds": pl.Float64,
+        "run_id": pl.String,
+        "rows_loaded": pl.Int64,
+        "rows_quarantined": pl.Int64,
+        "rows_duplicate": pl.Int64,
+        "message": pl.String,
+    }
+)
+"""The Data page's table of upload jobs."""
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def jobs_frame(found: Sequence[jobs.Job]) -> pl.DataFrame:
+    """One row per job (newest first, as given): what, whose, how far, how long, what it loaded, its error."""
+    now = datetime.now(UTC)
+    rows = []
+    for job in found:
+        result = job.result or {}
+        started, finished = _moment(job.started_at), _moment(job.finished_at)
+        rows.append(
+            (
+                job.job_id,
+                job.user,
+                job.file,
+                job.bytes / 1e6,
+                job.table or "(from the file name)",
+                job.state,
+                job.stage,
+                job.fraction,
+                _moment(job.created_at),
+                ((finished or now) - started).total_seconds() if started else None,
+                result.get("run_id"),
+                result.get("rows_loaded"),
+                result.get("rows_quarantined"),
+                result.get("rows_duplicate"),
+                job.error or "; ".join(result.get("aliases_mapped", [])) or None,
+            )
+        )
+    return pl.DataFrame(rows, schema=JOB_COLUMNS, orient="row")
 
 
 # ------------------------------------------------------------------------------------------------
 # Exports (built only when the user clicks: pass these as ``data=`` callables)
 # ------------------------------------------------------------------------------------------------
 
-
-def _export_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.col(c).cast(pl.String) for c, t in frame.schema.items() if isinstance(t, pl.Enum | pl.Categorical)
-    )
-
-
-def csv_bytes(frame: pl.DataFrame) -> bytes:
-    """All rows of ``frame`` as UTF-8 CSV, no cell readable as a formula (`core.exports`)."""
-    return exports.csv_bytes(_export_frame(frame))
+CSV_MAX_ROWS = 500_000
+"""Rows a CSV download holds at most: the file is built in the server's memory."""
+XLSX_MAX_ROWS = 100_000
+"""Rows per sheet an Excel download holds at most (XlsxWriter keeps the whole workbook in memory: a
+1.1-million-row workbook took 157 s and left the server at 5.4 GB)."""
 
 
-def xlsx_bytes(sheets: Mapping[str, pl.DataFrame]) -> bytes:
-    """One workbook (XlsxWriter), a sheet per frame, all rows, money and rate columns formatted."""
+def csv_bytes(frame: pl.DataFrame, max_rows: int = CSV_MAX_ROWS) -> bytes:
+    """The first ``max_rows`` rows of ``frame`` as UTF-8 CSV, no cell readable as a formula, list columns
+    as joined text (`core.exports`)."""
+    return exports.csv_bytes(frame.head(max_rows))
+
+
+def xlsx_bytes(sheets: Mapping[str, pl.DataFrame], max_rows: int = XLSX_MAX_ROWS) -> bytes:
+    """One workbook (XlsxWriter), a sheet per frame with its first ``max_rows`` rows, money and rate
+    columns formatted; text cells stay text (`core.exports.safe_workbook`), lists are joined text."""
     buffer = io.BytesIO()
-    import xlsxwriter
-
-    # text stays text: a cell like "=HYPERLINK(…)" is written as a string, never as a formula
-    with xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False}) as workbook:
+    with exports.safe_workbook(buffer, in_memory=True) as workbook:
         used: set[str] = set()
         for title, frame in sheets.items():
             name = sheet_name(title, used)
@@ -677,7 +781,7 @@ def xlsx_bytes(sheets: Mapping[str, pl.DataFrame]) -> bytes:
                 fmt = _excel_format(column)
                 if fmt:
                     formats[column] = fmt
-            _export_frame(frame).write_excel(
+            exports.spreadsheet_frame(frame.head(max_rows)).write_excel(
                 workbook,
                 worksheet=name,
                 column_formats=formats or None,  # type: ignore[arg-type]

@@ -218,6 +218,15 @@ def column_config(frame: pl.DataFrame, overrides: Mapping[str, Any] | None = Non
 # ------------------------------------------------------------------------------------------------
 
 
+def _export_help(what: str, rows: int | None, cap: int) -> str:
+    """The help of a download button: how many rows the file holds, the cap stated when it applies."""
+    if rows is None:
+        return f"All rows as {what} (at most {cap:,} rows per table, to keep the server responsive)"
+    if rows <= cap:
+        return f"All {rows:,} rows as {what}"
+    return f"The first {cap:,} of {rows:,} rows as {what} (downloads are capped at {cap:,} rows per table)"
+
+
 def downloads(
     name: str,
     sheets: Mapping[str, pl.DataFrame] | Callable[[], Mapping[str, pl.DataFrame]],
@@ -225,11 +234,14 @@ def downloads(
     csv: bool = True,
     label: str = "Excel",
 ) -> None:
-    """CSV (first sheet) and Excel (every sheet) download buttons; files are built only on click."""
+    """CSV (first sheet) and Excel (every sheet) download buttons; files are built only on click, each
+    bounded (`webapp.data.CSV_MAX_ROWS`, `webapp.data.XLSX_MAX_ROWS` rows per table, stated in the help)
+    so that a download never holds the server's memory hostage."""
 
     def resolved() -> Mapping[str, pl.DataFrame]:
         return sheets() if callable(sheets) else sheets
 
+    heights = None if callable(sheets) else [frame.height for frame in sheets.values()]
     with st.container(horizontal=True, gap="small"):
         if csv:
             st.download_button(
@@ -240,7 +252,7 @@ def downloads(
                 key=f"{key}_csv",
                 on_click="ignore",
                 icon=":material/download:",
-                help="All rows as CSV",
+                help=_export_help("CSV", heights[0] if heights else None, app_data.CSV_MAX_ROWS),
             )
         st.download_button(
             label,
@@ -250,7 +262,12 @@ def downloads(
             key=f"{key}_xlsx",
             on_click="ignore",
             icon=":material/table_view:",
-            help="All rows as an Excel workbook (one sheet per table)",
+            help=_export_help(
+                "an Excel workbook"
+                + ("" if heights is not None and len(heights) == 1 else " (one sheet per table)"),
+                max(heights) if heights else None,
+                app_data.XLSX_MAX_ROWS,
+            ),
         )
 
 
@@ -264,7 +281,8 @@ def table(
     select: bool = False,
     hide: tuple[str, ...] = (),
 ) -> Any:
-    """A formatted dataframe with CSV + Excel exports of all its rows; returns the selection if ``select``."""
+    """A formatted dataframe with CSV + Excel exports of its rows (bounded: `downloads`); returns the
+    selection if ``select``."""
     order = [c for c in frame.columns if c not in hide]
     kwargs: dict[str, Any] = {}
     if select:
