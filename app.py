@@ -1,7 +1,9 @@
 """Liftboard — the Streamlit entry: login gate, shared sidebar filters (bound to the URL), navigation.
 
 Pages live in ``pages/`` and are routed explicitly with ``st.navigation``; each reads the signed-in
-user and the global filters from ``st.session_state`` and renders what `webapp.data` returns.
+user and the global filters from ``st.session_state`` and renders what `webapp.data` returns. The user
+is resolved again on every run from the browser's session (`webapp.auth`) or the OIDC identity, so a
+sign-out elsewhere, a disabled account or a change of merchants applies on the next click.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core import access  # noqa: E402
+from core.config import Settings  # noqa: E402
 from datastore import db, users  # noqa: E402
 from datastore.snapshots import SnapshotNotFound  # noqa: E402
+from webapp import auth  # noqa: E402
 from webapp import data as app_data  # noqa: E402
 from webapp.ui import Filters  # noqa: E402
 
@@ -84,42 +88,59 @@ def _oidc_configured() -> bool:
         return False
 
 
-def _login() -> access.User | None:
-    """The signed-in user, or draw the login screen and return ``None``."""
-    user = st.session_state.get("user")
-    if user is not None:
-        return user
-    settings = app_data.settings()
+def _signed_in_user(settings: Settings) -> access.User | None:
+    """The signed-in user, read from the DB on every run (role, merchants, disabled: current), or ``None``.
+
+    With OIDC, ``st.login``'s own cookie keeps the identity and its e-mail maps to a local user; else
+    the session cookie does (`webapp.auth`).
+    """
     if _oidc_configured():
         if not st.user.is_logged_in:
-            st.title("Liftboard")
-            st.button("Log in with your company account", on_click=st.login, type="primary")
             return None
         user = users.user_for_email(settings, str(st.user.get("email", "")))
         if user is None:
-            st.error("Your account is not registered in Liftboard. Ask an administrator to add you.")
-            st.button("Log out", on_click=st.logout)
-            return None
-        st.session_state["user"] = user
+            st.session_state.pop(auth.USER_KEY, None)
+        else:
+            st.session_state[auth.USER_KEY] = user
         return user
+    return auth.signed_in_user(settings)
+
+
+def _oidc_login() -> None:
+    st.title("Liftboard")
+    if not st.user.is_logged_in:
+        st.button("Log in with your company account", on_click=st.login, type="primary")
+        return
+    st.error("Your account is not registered in Liftboard. Ask an administrator to add you.")
+    st.button("Log out", on_click=st.logout)
+
+
+def _login(settings: Settings) -> None:
+    """Draw the login screen; a successful sign-in opens a session and reruns on the requested page."""
+    if _oidc_configured():
+        _oidc_login()
+        return
     _, middle, _ = st.columns([1, 1.2, 1])
     with middle:
         st.title(":material/insights: Liftboard")
         st.caption("Creator-commerce analytics and strategy recommendations")
+        if notice := auth.take_notice():
+            st.info(notice, icon=":material/logout:")
         with st.form("login", border=True):
             username = st.text_input("Username", key="login_username", autocomplete="username")
             password = st.text_input(
                 "Password", type="password", key="login_password", autocomplete="current-password"
             )
             submitted = st.form_submit_button("Sign in", type="primary", width="stretch", key="login_submit")
+        auth.sync_cookie()  # clears the cookie of a session that ended
         if submitted:
-            user = users.authenticate(settings, username, password)
-            if user is None:
-                st.error("Unknown user or wrong password.")
-                return None
-            st.session_state["user"] = user
+            try:
+                user = users.sign_in(settings, username, password, client=auth.client_address())
+            except users.SignInRefused as refused:
+                st.error(refused.message)
+                return
+            auth.start_session(settings, user)
             st.rerun()
-    return None
 
 
 try:
@@ -128,13 +149,12 @@ except db.DatabaseNotCurrent as exc:
     st.error(str(exc))
     st.stop()
 
-user = st.session_state.get("user")
+user = _signed_in_user(app_data.settings())
 if user is None:
     # Route first (hidden) so the requested page and its query parameters survive the login.
     st.navigation(_sections(None), position="hidden")
-    user = _login()
-    if user is None:
-        st.stop()
+    _login(app_data.settings())
+    st.stop()
 
 # ------------------------------------------------------------------------------------------------
 # Shared sidebar: global filters bound to the URL
@@ -195,9 +215,10 @@ with st.sidebar:
     manifest = app_data.manifest() or {}
     st.caption(f"Data as of {manifest.get('as_of', '?')} · build {manifest.get('build_id', '?')[:15]}")
     if st.button("Sign out", key="sign_out", icon=":material/logout:"):
-        st.session_state.pop("user", None)
+        auth.end_session(app_data.settings())
         if _oidc_configured():
             st.logout()
         st.rerun()
+    auth.sync_cookie()  # writes the cookie of a sign-in made in this tab
 
 st.navigation(_sections(user)).run()

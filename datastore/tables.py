@@ -1,5 +1,6 @@
-"""Tables of the state DB besides the dimensions and the ingestion ledger (`datastore.db`): users and
-their merchants, model runs, recommendation runs, recommendations and the workflow of actions.
+"""Tables of the state DB besides the dimensions and the ingestion ledger (`datastore.db`): users, their
+merchants, sign-in attempts, sessions and the accounts' audit trail, model runs, recommendation runs,
+recommendations and the workflow of actions.
 
 Declared once on the state DB's one `MetaData`, created and changed only by the Alembic migrations in
 ``datastore/migrations``; the modules that read and write them (`datastore.users`, `strategies.store`)
@@ -23,6 +24,7 @@ users = sa.Table(
     sa.Column("role", sa.String(32), nullable=False),
     sa.Column("password_hash", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("role IN ('ops', 'merchant_success')", name="role"),
 )
 
@@ -31,6 +33,44 @@ user_merchants = sa.Table(
     metadata,
     sa.Column("username", sa.String(128), sa.ForeignKey("users.username"), primary_key=True),
     sa.Column("merchant_id", sa.String(64), primary_key=True),
+)
+
+# Every sign-in with a password, kept for throttling and "last sign-in"; no foreign key: unknown user
+# names are recorded too (their failures count against the name and the client address).
+sign_in_attempts = sa.Table(
+    "sign_in_attempts",
+    metadata,
+    sa.Column("attempt_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("username", sa.String(128), nullable=False),
+    sa.Column("client", sa.String(128), nullable=True),
+    sa.Column("success", sa.Boolean, nullable=False),
+    sa.Index("ix_sign_in_attempts_username_at", "username", "at"),
+    sa.Index("ix_sign_in_attempts_client_at", "client", "at"),
+)
+
+# Server-side sign-in sessions: only the SHA-256 of the opaque token the browser holds is stored.
+user_sessions = sa.Table(
+    "user_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(128), sa.ForeignKey("users.username"), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# Who changed which account, when and how; no foreign key: the rows outlive a removed user.
+user_audit = sa.Table(
+    "user_audit",
+    metadata,
+    sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("username", sa.String(128), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),  # JSON
 )
 
 

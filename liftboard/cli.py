@@ -10,6 +10,7 @@ DB; every other command that uses it stops with exit code 3 and the reason when 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from core.config import Settings
@@ -70,14 +71,59 @@ def needs_current_db(command: Callable[_P, _R]) -> Callable[_P, _R]:
     return checked
 
 
+class _ProgressLines:
+    """Which progress events become a printed line, and how it reads: ``  12.3s [4/11] features``.
+
+    A line per event, except that repeats of one description (a stage ticking through weeks or files)
+    print at most every ``every`` seconds, and always at the last step. With ``finished_only``, only
+    events that finish a step (``done`` grew) print.
+    """
+
+    def __init__(self, every: float = 2.0, finished_only: bool = False) -> None:
+        self.started = time.perf_counter()
+        self.every = every
+        self.finished_only = finished_only
+        self.last: tuple[str, int, float] = ("", -1, float("-inf"))
+
+    def line(self, description: str, done: int, total: int) -> str | None:
+        now = time.perf_counter()
+        last_description, last_done, last_at = self.last
+        if self.finished_only and done <= last_done:
+            return None
+        repeat = description == last_description and done < total and now - last_at < self.every
+        if repeat:
+            return None
+        self.last = (description, done, now)
+        counts = f"[{done}/{total}] " if total else ""
+        return f"{now - self.started:7.1f}s {counts}{description}"
+
+
 @contextmanager
 def progress_bar(console: Console) -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress bar, yielded as the ``progress(stage, done, total)`` callback the libraries take."""
+    """Progress as the ``progress(stage, done, total)`` callback the libraries take.
+
+    When standard output is a terminal: rich's live bar on ``console`` (gone when done), above it a line
+    per finished stage. Otherwise (a log, a pipe, CI): a plain line on standard output per event
+    (`_ProgressLines`), with the time since the start, flushed at once.
+    """
+    out = _out()
+    if not out.is_terminal:
+        lines = _ProgressLines()
+
+        def log(stage: str, done: int, total: int) -> None:
+            text = lines.line(stage, done, total)
+            if text is not None:
+                out.print(text, highlight=False, markup=False)
+                out.file.flush()
+
+        yield log
+        return
+    finished = _ProgressLines(finished_only=True)
     with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
         TimeElapsedColumn(),
+        MofNCompleteColumn(),
+        BarColumn(bar_width=20),
+        TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
         console=console,
         transient=True,
     ) as bar:
@@ -85,6 +131,9 @@ def progress_bar(console: Console) -> Iterator[Callable[[str, int, int], None]]:
 
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, description=stage, completed=done, total=total)
+            text = finished.line(stage, done, total)
+            if text is not None:
+                bar.console.print(text, highlight=False, markup=False)
 
         yield progress
 
@@ -299,16 +348,18 @@ def build_command(
     except ValueError:
         err.print(Text(f"error: --as-of {as_of!r} is not a date (YYYY-MM-DD)", style="bold red"))
         raise typer.Exit(2) from None
+    started = time.perf_counter()
     with progress_bar(err) as progress:
         result = build(settings, day, progress=progress, config=BuildConfig(publish_sql=not no_sql))
+    seconds = time.perf_counter() - started
     table = Table(title=f"Build {result.build_id} (as of {result.as_of})")
     table.add_column("snapshot")
     table.add_column("rows", justify="right")
     for name, count in result.row_counts.items():
         table.add_row(name, f"{count:,}")
     out.print(table)
-    timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.timings.items())
-    out.print(Text(f"published to {result.path} ({timings})", style="green"))
+    timings = ", ".join(f"{stage} {stage_seconds:.1f}s" for stage, stage_seconds in result.timings.items())
+    out.print(Text(f"published to {result.path} in {seconds:.1f}s ({timings})", style="green"))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -495,82 +546,246 @@ def pilot(
 # users and serve (the app)
 # ------------------------------------------------------------------------------------------------
 
-users_app = typer.Typer(help="App users: local accounts, roles and assigned merchants.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="App users: accounts, roles and assigned merchants; every change is recorded in the audit trail.",
+    no_args_is_help=True,
+)
 app.add_typer(users_app, name="users")
+
+EXIT_USERS_REFUSED = 1
+"""A `users` command refused by the DB's state or the password policy: unknown user or merchant ids."""
+EXIT_USERS_INVALID = 2
+"""A `users` request that cannot be honoured as written: unknown role, taken name, empty password."""
+
+UsernameArgument = Annotated[str, typer.Argument(help="Login name.")]
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who makes the change, for the audit trail (default: the OS user)."),
+]
+PasswordOption = Annotated[
+    str | None,
+    typer.Option(
+        "--password",
+        help="The password, for scripts (other local users can see it in the process list: prefer the "
+        "prompt or --password-stdin).",
+    ),
+]
+PasswordStdinOption = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
+MerchantOption = Annotated[
+    list[str] | None, typer.Option("--merchant", help="A merchant id this user manages (repeatable).")
+]
+
+
+def _users_refusal(exc: Exception) -> typer.Exit:
+    """Print a `users` command's error and return the exit to raise (see EXIT_USERS_*)."""
+    from datastore import users
+
+    _err().print(Text(f"error: {exc}", style="bold red"))
+    refused = isinstance(exc, users.UnknownUser | users.UnknownMerchants | users.PasswordPolicyError)
+    return typer.Exit(EXIT_USERS_REFUSED if refused else EXIT_USERS_INVALID)
+
+
+def _new_password(password: str | None, password_stdin: bool) -> str:
+    """The password given with --password, read from standard input, or typed twice at a hidden prompt."""
+    import sys
+
+    if password is not None:
+        secret = password
+    elif password_stdin:
+        secret = sys.stdin.readline().rstrip("\n")
+    else:
+        secret = str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    if not secret:
+        raise _users_refusal(ValueError("empty password"))
+    return secret
+
+
+def _existing_user(settings: Settings, username: str) -> None:
+    """Stop with EXIT_USERS_REFUSED unless ``username`` exists (checked before asking for anything)."""
+    from datastore import users
+
+    if users.get_user(settings, username) is None:
+        raise _users_refusal(users.UnknownUser(f"unknown user {username!r}"))
 
 
 @users_app.command("add")
 @needs_current_db
 def users_add(
-    username: Annotated[str, typer.Argument(help="Login name.")],
+    username: UsernameArgument,
     role: Annotated[str, typer.Option("--role", help="ops | merchant_success")],
-    merchant: Annotated[
-        list[str] | None, typer.Option("--merchant", help="A merchant id this user manages (repeatable).")
-    ] = None,
+    merchant: MerchantOption = None,
     display_name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
     email: Annotated[
         str | None, typer.Option("--email", help="E-mail of the OIDC identity (st.login).")
     ] = None,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
-    ] = False,
+    password: PasswordOption = None,
+    password_stdin: PasswordStdinOption = False,
+    actor: ActorOption = None,
 ) -> None:
-    """Create an app user (asks for a password unless --password-stdin)."""
-    import sys
-
+    """Create an app user (asks for the password twice unless --password or --password-stdin)."""
     from core import access
     from datastore import users
 
     settings = Settings.from_env()
     db.require_current(settings)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if not password:
-        _err().print(Text("error: empty password", style="bold red"))
-        raise typer.Exit(2)
+    secret = _new_password(password, password_stdin)
     try:
         user = users.add_user(
             settings,
             username,
-            password,
+            secret,
             role,
             display_name=display_name,
             merchant_ids=merchant or (),
             email=email,
+            actor=actor or users.default_actor(),
         )
     except access.AccessError as exc:
-        _err().print(Text(f"error: {exc}", style="bold red"))
-        raise typer.Exit(2) from None
+        raise _users_refusal(exc) from None
     scope = "all merchants" if user.merchant_ids is None else f"{len(user.merchant_ids)} merchant(s)"
     _out().print(Text(f"user {user.username} ({user.role}, {scope}) created", style="green"))
+
+
+def _signed_in_at(value: object) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, date) else "never"
 
 
 @users_app.command("list")
 @needs_current_db
 def users_list() -> None:
-    """List the app users with their roles and merchants."""
+    """List the app users: role, merchants, status (active or disabled) and last sign-in."""
     from datastore import users
 
     frame = users.list_users(Settings.from_env())
     table = Table(title="Users")
-    for column in frame.columns:
+    for column in ("username", "name", "email", "role", "merchants", "status", "last sign-in"):
         table.add_column(column, overflow="fold")
-    for row in frame.iter_rows():
-        table.add_row(*(value or "" for value in row))
+    for row in frame.iter_rows(named=True):
+        table.add_row(
+            row["username"],
+            row["display_name"],
+            row["email"] or "",
+            row["role"],
+            row["merchants"],
+            Text(row["status"], style="red" if row["status"] == "disabled" else "green"),
+            _signed_in_at(row["last_sign_in"]),
+        )
     _out().print(table)
+
+
+@users_app.command("remove")
+@needs_current_db
+def users_remove(
+    username: UsernameArgument,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    actor: ActorOption = None,
+) -> None:
+    """Delete a user with their merchants and sessions (the audit trail keeps their history)."""
+    from core import access
+    from datastore import users
+
+    settings = Settings.from_env()
+    _existing_user(settings, username)
+    if not yes:
+        typer.confirm(f"Remove user {username}, their merchants and their sessions?", abort=True)
+    try:
+        users.remove_user(settings, username, actor=actor or users.default_actor())
+    except access.AccessError as exc:
+        raise _users_refusal(exc) from None
+    _out().print(Text(f"user {username} removed", style="green"))
+
+
+@users_app.command("disable")
+@needs_current_db
+def users_disable(username: UsernameArgument, actor: ActorOption = None) -> None:
+    """Stop a user from signing in and end their open sessions."""
+    from core import access
+    from datastore import users
+
+    try:
+        changed = users.disable_user(Settings.from_env(), username, actor=actor or users.default_actor())
+    except access.AccessError as exc:
+        raise _users_refusal(exc) from None
+    if changed:
+        _out().print(Text(f"user {username} disabled; their sessions are ended", style="green"))
+    else:
+        _out().print(f"user {username} was already disabled")
+
+
+@users_app.command("enable")
+@needs_current_db
+def users_enable(username: UsernameArgument, actor: ActorOption = None) -> None:
+    """Let a disabled user sign in again."""
+    from core import access
+    from datastore import users
+
+    try:
+        changed = users.enable_user(Settings.from_env(), username, actor=actor or users.default_actor())
+    except access.AccessError as exc:
+        raise _users_refusal(exc) from None
+    if changed:
+        _out().print(Text(f"user {username} enabled", style="green"))
+    else:
+        _out().print(f"user {username} was not disabled")
+
+
+@users_app.command("reset-password")
+@needs_current_db
+def users_reset_password(
+    username: UsernameArgument,
+    password: PasswordOption = None,
+    password_stdin: PasswordStdinOption = False,
+    actor: ActorOption = None,
+) -> None:
+    """Set a user's password (asked twice unless --password or --password-stdin); ends their sessions."""
+    from core import access
+    from datastore import users
+
+    settings = Settings.from_env()
+    _existing_user(settings, username)
+    secret = _new_password(password, password_stdin)
+    try:
+        users.reset_password(settings, username, secret, actor=actor or users.default_actor())
+    except access.AccessError as exc:
+        raise _users_refusal(exc) from None
+    _out().print(Text(f"password of {username} reset; their sessions are ended", style="green"))
+
+
+@users_app.command("set-merchants")
+@needs_current_db
+def users_set_merchants(
+    username: UsernameArgument,
+    merchant: MerchantOption = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove all the user's merchants.")] = False,
+    actor: ActorOption = None,
+) -> None:
+    """Replace a merchant-success user's merchants (open sessions see the change at their next click)."""
+    from core import access
+    from datastore import users
+
+    if bool(merchant) == clear:
+        raise _users_refusal(ValueError("name the merchants with --merchant (repeatable), or give --clear"))
+    try:
+        user = users.set_merchants(
+            Settings.from_env(), username, merchant or (), actor=actor or users.default_actor()
+        )
+    except access.AccessError as exc:
+        raise _users_refusal(exc) from None
+    listed = ", ".join(sorted(user.merchant_ids or ())) or "none"
+    _out().print(Text(f"merchants of {username}: {listed}", style="green"))
 
 
 @users_app.command("seed-demo")
 @needs_current_db
-def users_seed_demo() -> None:
+def users_seed_demo(actor: ActorOption = None) -> None:
     """Create the demo users ops/ops and merchant/merchant (the 5 largest merchants); needs a build."""
     from datastore import users
     from datastore.snapshots import SnapshotNotFound
 
     try:
-        created = users.seed_demo_users(Settings.from_env())
+        created = users.seed_demo_users(Settings.from_env(), actor=actor or users.default_actor())
     except SnapshotNotFound as exc:
         _err().print(Text(f"error: {exc}", style="bold red"))
         raise typer.Exit(1) from None
@@ -623,7 +838,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
     address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
 ) -> None:
-    """Serve the dashboard (streamlit run app.py, headless)."""
+    """Serve the dashboard (streamlit run app.py, headless); first print its URL and how to sign in."""
+    import os
     import subprocess
     import sys
 
@@ -641,7 +857,34 @@ def serve(
         "--server.headless",
         "true",
     ]
-    raise typer.Exit(subprocess.call(command, cwd=app_path.parent))
+    out = _out()
+    host = "127.0.0.1" if address in ("", "0.0.0.0", "::") else address
+    out.print(f"Liftboard: open http://{host}:{port} in a browser (Ctrl-C stops the server)", highlight=False)
+    out.print(_sign_in_hint(), highlight=False)
+    out.file.flush()
+    # unbuffered: the server's own lines reach a log (`make run > log`) as they are written
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    raise typer.Exit(subprocess.call(command, cwd=app_path.parent, env=environment))
+
+
+def _sign_in_hint() -> str:
+    """How to sign in: the demo logins when they exist, otherwise how to make a user."""
+    from datastore import users
+
+    try:
+        settings = Settings.from_env()
+        demo = [name for name in ("ops", "merchant") if users.get_user(settings, name) is not None]
+    except db.DatabaseNotCurrent:
+        return "Sign in: not yet — run `liftboard db upgrade` first (the state DB is not current)"
+    if demo == ["ops", "merchant"]:
+        return (
+            "Sign in as ops / ops (everything) or merchant / merchant (the five merchants assigned to "
+            "them): the demo logins, unless their passwords were changed"
+        )
+    return (
+        "Sign in with a user made by `liftboard users add NAME --role ops` "
+        "(or `liftboard users seed-demo` for the demo logins ops/ops and merchant/merchant)"
+    )
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -96,8 +96,8 @@ st.caption(
     f"built {manifest.get('created_at', '—')}"
 )
 
-tab_runs, tab_fresh, tab_quarantine, tab_upload = st.tabs(
-    ["Ingestion runs", "Freshness", "Quarantine", "Upload"]
+tab_runs, tab_fresh, tab_quarantine, tab_upload, tab_users = st.tabs(
+    ["Ingestion runs", "Freshness", "Quarantine", "Upload", "Users & audit"]
 )
 with tab_runs:
     runs = app_data.ingestion_runs(user)
@@ -153,3 +153,15 @@ with tab_upload:
             job_outcome(found[job_id])
     running = any(job.active for job in found.values())
     st.fragment(jobs_panel, run_every=timedelta(seconds=2) if running else None)(user)
+with tab_users:
+    st.caption(
+        "Accounts are managed with `liftboard users` (list, add, remove, disable, enable, reset-password, "
+        "set-merchants); every change is recorded below with who made it and when."
+    )
+    ui.table(app_data.accounts(user), key="d_users", export_name="users", height=240)
+    st.markdown("**Account changes (newest first)**")
+    audit = app_data.account_audit(user)
+    if audit.height == 0:
+        st.caption("No account changes recorded yet.")
+    else:
+        ui.table(audit, key="d_audit", export_name="account_audit", height=320)

@@ -30,7 +30,7 @@ from core import access, exports, metrics
 from core.access import User
 from core.config import Settings
 from core.snapshots import CATALOG
-from datastore import db, snapshots
+from datastore import db, snapshots, users
 from datastore import status as data_status
 from datastore.snapshots import SnapshotNotFound, latest_manifest
 from liftboard import jobs
@@ -631,6 +631,18 @@ def quarantine_rows(user: User, relative: str, limit: int = 5_000) -> pl.DataFra
     frame = pl.read_parquet(path, n_rows=limit)
     first = [c for c in ("_row", "_column", "_reason") if c in frame.columns]
     return frame.select(*first, *(c for c in frame.columns if c not in first))
+
+
+def accounts(user: User) -> pl.DataFrame:
+    """Every app user with role, merchants, status and last sign-in (no hashes; `datastore.users`)."""
+    _require_ops(user)
+    return users.list_users(settings())
+
+
+def account_audit(user: User, limit: int = 500) -> pl.DataFrame:
+    """The newest changes to the accounts: who, when, what (`datastore.users.audit_log`)."""
+    _require_ops(user)
+    return users.audit_log(settings(), limit)
 
 
 UPLOAD_CHUNK = 8 << 20

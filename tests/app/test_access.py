@@ -8,14 +8,24 @@ from typer.testing import CliRunner
 
 from core import access
 from core.config import Settings
-from datastore import snapshots, users
+from datastore import db, snapshots, users
 from liftboard.cli import app as cli
+from tests.builders import valid_tables
+
+STRONG = "cobalt-lantern-47-orbit"
+
+
+def _with_merchants(settings: Settings) -> Settings:
+    """``settings`` with merchants m00001 and m00002 in the state DB (merchant ids are validated)."""
+    with db.connect(settings) as connection:
+        connection.execute(db.sql_table("merchants").insert(), valid_tables()["merchants"].to_dicts())
+    return settings
 
 
 def test_password_hash_is_salted_and_verifies() -> None:
     first, second = users.hash_password("s3cret"), users.hash_password("s3cret")
     assert first != second
-    assert first.startswith("scrypt$")
+    assert first.startswith("$argon2id$")
     assert users.verify_password("s3cret", first)
     assert not users.verify_password("wrong", first)
     assert not users.verify_password("s3cret", None)
@@ -23,21 +33,22 @@ def test_password_hash_is_salted_and_verifies() -> None:
 
 
 def test_add_and_authenticate(sqlite_settings: Settings) -> None:
-    user = users.add_user(sqlite_settings, "ana", "pw", "merchant_success", "Ana", ["m00002", "m00001"])
+    _with_merchants(sqlite_settings)
+    user = users.add_user(sqlite_settings, "ana", STRONG, "merchant_success", "Ana", ["m00002", "m00001"])
     assert user == access.User("ana", "Ana", "merchant_success", frozenset({"m00001", "m00002"}))
-    assert users.authenticate(sqlite_settings, "ana", "pw") == user
+    assert users.authenticate(sqlite_settings, "ana", STRONG) == user
     assert users.authenticate(sqlite_settings, "ana", "nope") is None
-    assert users.authenticate(sqlite_settings, "nobody", "pw") is None
+    assert users.authenticate(sqlite_settings, "nobody", STRONG) is None
     assert users.get_user(sqlite_settings, "ana") == user
-    ops = users.add_user(sqlite_settings, "olga", "pw", "ops")
+    ops = users.add_user(sqlite_settings, "olga", STRONG, "ops")
     assert ops.merchant_ids is None
     assert ops.is_ops
     with pytest.raises(access.AccessError, match="already exists"):
-        users.add_user(sqlite_settings, "ana", "pw", "ops")
+        users.add_user(sqlite_settings, "ana", STRONG, "ops")
     with pytest.raises(access.AccessError, match="unknown role"):
-        users.add_user(sqlite_settings, "x", "pw", "admin")
+        users.add_user(sqlite_settings, "x", STRONG, "admin")
     with pytest.raises(access.AccessError, match="ops users see every merchant"):
-        users.add_user(sqlite_settings, "y", "pw", "ops", merchant_ids=["m00001"])
+        users.add_user(sqlite_settings, "y", STRONG, "ops", merchant_ids=["m00001"])
 
 
 def test_oidc_email_maps_to_local_user(sqlite_settings: Settings) -> None:
@@ -97,6 +108,7 @@ def test_scoped_snapshots_on_the_tiny_build(app_settings: Settings) -> None:
 
 def test_cli_users_add_list_and_seed(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIFTBOARD_HOME", str(sqlite_settings.home))
+    _with_merchants(sqlite_settings)
     runner = CliRunner()
     result = runner.invoke(
         cli,
@@ -109,24 +121,26 @@ def test_cli_users_add_list_and_seed(sqlite_settings: Settings, monkeypatch: pyt
             "--merchant",
             "m00001",
             "--merchant",
-            "m00007",
+            "m00002",
             "--password-stdin",
         ],
-        input="pw\n",
+        input=f"{STRONG}\n",
     )
     assert result.exit_code == 0, result.output
     assert "kim (merchant_success, 2 merchant(s)) created" in result.output
-    assert users.authenticate(sqlite_settings, "kim", "pw") is not None
-    again = runner.invoke(cli, ["users", "add", "kim", "--role", "ops", "--password-stdin"], input="pw\n")
+    assert users.authenticate(sqlite_settings, "kim", STRONG) is not None
+    again = runner.invoke(
+        cli, ["users", "add", "kim", "--role", "ops", "--password-stdin"], input=f"{STRONG}\n"
+    )
     assert again.exit_code == 2
     assert "already exists" in again.output
-    bad = runner.invoke(cli, ["users", "add", "z", "--role", "boss", "--password-stdin"], input="pw\n")
+    bad = runner.invoke(cli, ["users", "add", "z", "--role", "boss", "--password-stdin"], input=f"{STRONG}\n")
     assert bad.exit_code == 2
     assert "unknown role" in bad.output
     listed = runner.invoke(cli, ["users", "list"])
     assert listed.exit_code == 0
     assert "kim" in listed.output
-    assert "m00007" in listed.output
+    assert "m00002" in listed.output
     seeded = runner.invoke(cli, ["users", "seed-demo"])
     assert seeded.exit_code == 1
     assert "no analytics build" in seeded.output

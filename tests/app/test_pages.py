@@ -18,8 +18,8 @@ from datastore import users
 from datastore.snapshots import load_snapshot
 from strategies import store
 from tests.app.conftest import OTHER_USER, ROOT
+from webapp import auth, ui
 from webapp import data as app_data
-from webapp import ui
 
 OPS_PAGES = ["overview", "movers", "cohorts", "creators", "merchants", "strategy_board", "models", "data"]
 
@@ -51,7 +51,7 @@ def open_page(app_settings: Settings) -> Open:
 
     def run(page: str | None, username: str = "ops", **query: str) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.session_state["user"] = users.get_user(app_settings, username)
+        at.session_state[auth.TOKEN_KEY] = users.create_session(app_settings, username)
         for key, value in query.items():
             at.query_params[key] = value
         at.run()
@@ -403,3 +403,17 @@ def test_data_page_lists_runs_and_freshness(open_page: Open) -> None:
     assert set(runs["status"]) <= {"committed", "failed", "running"}
     fresh = at.dataframe[1].value
     assert "orders" in fresh["table"].to_list()
+
+
+def test_data_page_shows_accounts_and_their_audit(open_page: Open, app_settings: Settings) -> None:
+    """Ops see every account with its status and the audit of account changes (the tiny build's seeding
+    added the demo users: recorded with their actor)."""
+    at = open_page("data")
+    frames = [d.value for d in at.dataframe]
+    accounts = next(f for f in frames if {"username", "status"} <= set(f.columns))
+    assert {"ops", "merchant"} <= set(accounts["username"].to_list())
+    assert set(accounts["status"].to_list()) <= {"active", "disabled"}
+    audit = next(f for f in frames if {"actor", "action", "username"} <= set(f.columns))
+    added = audit[audit["action"] == "add"]["username"].to_list()
+    assert {"ops", "merchant"} <= set(added)
+    assert audit["actor"].notna().all()
