@@ -10,10 +10,16 @@ Order accounting (see docs/analytics.md): an order counts towards ``orders`` and
 cancelled; a refunded order was completed and then refunded, so it is in ``gmv`` and in
 ``refunded_gmv``; ``net_gmv = gmv - refunded_gmv`` is the GMV of orders that stayed completed.
 Ratios are null when their denominator is zero (never 0, never inf) and rates are clipped to [0, 1].
+
+How a number reads is decided here too, once per unit (`Display`): a metric's from its unit and format,
+and the other quantities the app shows (expected uplift, Qini coefficient, mean predicted lift, …) from
+`FIELDS`. `display_of(column)` resolves a column to one of them; nothing guesses a format from a word
+inside a column's name.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -36,7 +42,10 @@ BASE_COLUMNS: tuple[str, ...] = (
 )
 """Additive columns of the daily facts: summing them over any rows gives the total of those rows."""
 
-Unit = Literal["USD", "count", "ratio", "USD per 1,000 views"]
+Unit = Literal["USD", "count", "ratio", "USD per 1,000 views", "points", "multiple", "number"]
+"""``ratio``: a share shown as a percentage; ``points``: a difference of two shares (percentage points);
+``multiple``: one value over another (1.25×); ``number``: a unitless score (a correlation, a Qini
+coefficient)."""
 
 
 def safe_ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
@@ -47,6 +56,86 @@ def safe_ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
 def rate(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
     """A share: ``safe_ratio`` clipped to [0, 1] (e.g. orders not driven by a click can exceed clicks)."""
     return safe_ratio(numerator, denominator).clip(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Display:
+    """How a quantity reads, in grids, charts, cards and workbooks alike: its unit and a fixed number of
+    decimals (one column, one number of decimals)."""
+
+    unit: Unit
+    decimals: int = 0
+
+    @property
+    def is_money(self) -> bool:
+        return self.unit in ("USD", "USD per 1,000 views")
+
+    @property
+    def scale(self) -> float:
+        """What a stored value is multiplied by before a printf format shows it (points: ×100)."""
+        return 100.0 if self.unit == "points" else 1.0
+
+    @property
+    def streamlit_format(self) -> str:
+        """A Streamlit ``NumberColumn`` format (its decimals are set by `step`)."""
+        if self.is_money:
+            return "dollar"
+        if self.unit == "ratio":
+            return "percent"
+        if self.unit == "count":
+            return "localized"
+        if self.unit == "points":
+            return f"%+.{self.decimals}f pp"
+        if self.unit == "multiple":
+            return f"%.{self.decimals}f×"
+        return f"%.{self.decimals}f"
+
+    @property
+    def step(self) -> float:
+        """The ``NumberColumn`` step: Streamlit's presets take their (fixed) decimals from it."""
+        return 10.0 ** -(self.decimals + (2 if self.unit == "ratio" else 0))
+
+    @property
+    def d3_format(self) -> str:
+        """The d3 format of axes and hover labels."""
+        d = self.decimals
+        return {
+            "USD": f"$,.{d}f",
+            "USD per 1,000 views": f"$,.{d}f",
+            "ratio": f".{d}%",
+            "points": f"+.{d}%",
+            "count": f",.{d}f",
+            "multiple": f".{d}f",
+        }.get(self.unit, f".{d}f")
+
+    @property
+    def excel_format(self) -> str:
+        """The Excel number format of the stored value (points and multiples as plain numbers)."""
+        d = "." + "0" * self.decimals if self.decimals else ""
+        if self.is_money:
+            return f'"$"#,##0{d}'
+        if self.unit == "ratio":
+            return f"0{d}%"
+        if self.unit == "count":
+            return f"#,##0{d}"
+        return f"0{d}"
+
+    def text(self, value: float | None) -> str:
+        """The value as a label reads it: ``$1,234``, ``12.3%``, ``+1.5 pp``, ``1.25×``, ``0.408``."""
+        if value is None or value != value:
+            return "—"
+        d = self.decimals
+        if self.is_money:
+            return f"{'-' if value < 0 else ''}${abs(value):,.{d}f}"
+        if self.unit == "ratio":
+            return f"{value * 100:.{d}f}%"
+        if self.unit == "points":
+            return f"{value * 100:+.{d}f} pp"
+        if self.unit == "multiple":
+            return f"{value:.{d}f}×"
+        if self.unit == "count":
+            return f"{value:,.{d}f}"
+        return f"{value:.{d}f}"
 
 
 Column = Callable[[str], pl.Expr]
@@ -81,6 +170,12 @@ class Metric:
     def over(self, suffix: str) -> pl.Expr:
         """The formula over suffixed base columns: ``ctr.over("_28d")`` is clicks_28d / views_28d."""
         return self.formula(lambda name: pl.col(f"{name}{suffix}"))
+
+    @property
+    def display(self) -> Display:
+        """How the metric reads: its unit, with the decimals of its d3 format."""
+        decimals = re.search(r"\.(\d+)", self.d3_format)
+        return Display(self.unit, int(decimals.group(1)) if decimals else 0)
 
     @property
     def is_rate(self) -> bool:
@@ -274,3 +369,72 @@ def describe_metrics() -> pl.DataFrame:
             for m in METRICS.values()
         ]
     )
+
+
+_USD, _CENTS = Display("USD"), Display("USD", 2)
+_SHARE, _COUNT, _SCORE = Display("ratio", 1), Display("count"), Display("number", 3)
+_FIELD_GROUPS: tuple[tuple[Display, tuple[str, ...]], ...] = (
+    (
+        _USD,
+        (
+            "expected_uplift", "uplift_low", "uplift_high", "cost", "net_value", "cumulative_cost", "budget",
+            "qini_area", "auuc", "uplift_at_10", "uplift_at_20", "uplift_at_30", "realized_uplift",
+            "predicted_so_far", "predicted_uplift", "gmv_before", "gmv_since", "change", "lifetime_gmv",
+            "pilot_cost", "expected_gmv", "contribution", "previous_gmv", "platform_gmv",
+        ),
+    ),
+    (_CENTS, ("price", "gmv_per_member", "average_gmv_per_member", "cumulative_gmv_per_member")),
+    (
+        _SHARE,
+        (
+            "mean_predicted_lift", "holdout_policy_vs_oracle", "truth_policy_vs_oracle", "average_effect",
+            "effect_low_95", "effect_high_95", "pilot_detectable_effect", "growth_pct", "change_pct",
+            "change_pct_4w", "change_pct_13w", "gmv_trend_28d", "retention", "average_retention", "share",
+            "share_of_gmv", "live_share_of_gmv_91d", "top_creator_gmv_share_91d", "beats_default_share",
+            "commission_rate", "median_commission_rate", "category_median_commission_rate",
+            "view_rate_28d", "share_of_platform_gmv",
+        ),
+    ),
+    (Display("points", 1), ("retention_vs_average", "retention_vs_previous_cohort")),
+    (Display("multiple", 2), ("gmv_per_member_vs_average", "gmv_per_member_vs_previous_cohort")),
+    (
+        _COUNT,
+        (
+            "entities", "members", "active_members", "days_observed", "treated_rows", "control_rows",
+            "pilot_per_arm", "pilot_required_per_arm", "pilot_eligible", "pilot_strata", "catalog_products",
+            "followers", "content_28d", "rank", "weeks_since", "n_train", "n_holdout", "n_treated",
+            "n_control", "rows", "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate",
+            "files", "products_matched", "baskets", "pair_count", "count_a", "count_b", "decile",
+        ),
+    ),
+    (
+        _SCORE,
+        ("qini_coefficient", "holdout_spearman", "truth_spearman", "similarity", "score", "pmi"),
+    ),
+    (Display("number", 1), ("rating", "seconds", "half_life_days", "ships_in_days", "tenure_days")),
+)  # fmt: skip
+
+FIELDS: Mapping[str, Display] = MappingProxyType(
+    {name: display for display, names in _FIELD_GROUPS for name in names}
+)
+"""How quantities that are not metrics of the dictionary read (model scores, uplift, counts of rows …),
+by the column name the libraries give them."""
+
+_WINDOW_SUFFIXES = ("_prev_28d", "_prev", "_28d", "_91d", "_7d")
+_RELATIVE_PREFIXES = ("previous_", "category_median_", "median_", "peer_median_")
+
+
+def display_of(column: str) -> Display | None:
+    """How ``column`` reads: a field of `FIELDS`, or a metric of the dictionary, possibly over a window
+    (``ctr_28d``, ``gmv_prev_28d``) or of a reference (``previous_gmv``, ``median_cvr``); ``None`` for
+    a column the dictionary does not know (shown by its type alone)."""
+    if column in FIELDS:
+        return FIELDS[column]
+    base = column
+    for suffix in _WINDOW_SUFFIXES:
+        base = base.removesuffix(suffix)
+    for prefix in _RELATIVE_PREFIXES:
+        base = base.removeprefix(prefix)
+    if base in METRICS:
+        return METRICS[base].display
+    return FIELDS.get(base)

@@ -81,7 +81,7 @@ st.divider()
 st.header(f"{profile.handle}  ·  {creator_id}")
 st.caption(
     f"{seg['tier']} creator · {seg['primary_category']} · {seg['region']} · "
-    f"lifecycle **{seg['lifecycle_stage']}** · value segment **{seg['value_segment'].replace('_', ' ')}** · "
+    f"lifecycle **{seg['lifecycle_stage']}** · value segment **{ui.segment_label(seg['value_segment'])}** · "
     f"{feat.get('followers', 0):,} followers"
 )
 
@@ -140,11 +140,16 @@ with tab_perf:
             go.Funnel(
                 y=[s.replace("_", " ").capitalize() for s in stages],
                 x=[funnel[s] or 0 for s in stages],
-                texttemplate="%{value:,.3~s}  (%{percentPrevious:.1%} of previous)",
+                texttemplate="%{value:,.3~s} · %{percentPrevious:.1%}",
+                textposition="inside",
+                constraintext="none",
+                hovertemplate="%{y}: %{value:,.0f} (%{percentPrevious:.1%} of the stage before)"
+                "<extra></extra>",
                 marker={"color": ui.PALETTE[: len(stages)]},
             )
         )
-        fig.update_layout(title="Funnel in the selected range")
+        fig.update_layout(title="Funnel in the selected range (count · share of the stage before)")
+        fig.update_yaxes(automargin=True)
         ui.chart(ui.style(fig, legend=False), key="c_funnel")
     left, right = st.columns(2)
     with left:

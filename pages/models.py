@@ -7,6 +7,8 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from core import metrics
+from strategies.modeling import ModelConfig
 from webapp import data as app_data
 from webapp import ui
 
@@ -16,6 +18,70 @@ LEARNER_NAMES = {
     "dr_learner": "DR-learner",
     "average": "Average",
 }
+
+SELECTION = ModelConfig()
+
+
+def learner_name(learner: str) -> str:
+    return LEARNER_NAMES.get(learner, learner)
+
+
+def selection_reason(runs: pl.DataFrame, chosen: str) -> str:
+    """Why the chosen learner was chosen, in words, from each learner's share of holdout bootstrap
+    resamples in which it beat the default's Qini area (`strategies.modeling._select`)."""
+    default, needed = SELECTION.default_learner, SELECTION.switch_share
+    rule = (
+        f"The {learner_name(default).lower()} of the T-, X- and DR-learners is the default, since it varies "
+        f"less than any one of them; another learner replaces it only if it beats the default's holdout "
+        f"Qini area in at least {needed:.0%} of paired bootstrap resamples of the holdout."
+    )
+    shares = {
+        r["learner"]: r["beats_default_share"]
+        for r in runs.iter_rows(named=True)
+        if r["learner"] != default and r.get("beats_default_share") is not None
+    }
+    if not shares:
+        return rule + " The holdout could not score the learners, so the default is kept."
+    if chosen != default:
+        return rule + f" The {learner_name(chosen)} did so in {shares.get(chosen, 0):.0%} of them."
+    best = max(shares, key=lambda name: shares[name])
+    others = ", ".join(f"{learner_name(n)} {v:.0%}" for n, v in shares.items() if n != best)
+    return (
+        rule + f" Here the best challenger, the {learner_name(best)}, beat it in {shares[best]:.0%} "
+        f"({others}), short of {needed:.0%}, so the default is kept: a higher Qini or Spearman on one small "
+        "holdout is often luck, and a learner chosen on it ranks entities worse elsewhere. The truth columns "
+        "(simulator only) are measured for the chosen learner and never used to choose."
+    )
+
+
+COMPARED = (
+    "beats_default_share",
+    "qini_coefficient",
+    "qini_area",
+    "auuc",
+    "uplift_at_10",
+    "uplift_at_20",
+    "holdout_spearman",
+    "holdout_policy_vs_oracle",
+    "truth_spearman",
+    "truth_policy_vs_oracle",
+)
+
+
+def learners_table(runs: pl.DataFrame) -> pl.DataFrame:
+    """The learners side by side, one column each (the chosen one says so), one row per measure, each
+    value as the metric dictionary shows it (so the table fits the page instead of scrolling sideways)."""
+    columns: dict[str, list[str]] = {"measure": [ui.column_label(c) for c in COMPARED]}
+    for r in runs.iter_rows(named=True):
+        name = learner_name(r["learner"]) + (" (chosen)" if r["chosen"] else "")
+        columns[name] = [
+            ui.MISSING
+            if r.get(c) is None or (c == "beats_default_share" and r["learner"] == SELECTION.default_learner)
+            else metrics.FIELDS[c].text(r[c])
+            for c in COMPARED
+        ]
+    return pl.DataFrame(columns)
+
 
 user = ui.current_user()
 st.title("Models")
@@ -43,9 +109,9 @@ with st.container(border=True):
     c = st.columns(5)
     c[0].metric(
         "Learner",
-        LEARNER_NAMES.get(card["learner"], card["learner"]),
-        help="The average of the T-, X- and DR-learners, unless another beat its holdout Qini in nearly "
-        "every bootstrap resample of the holdout.",
+        learner_name(card["learner"]),
+        help=f"The average of the T-, X- and DR-learners, unless another beat its holdout Qini area in "
+        f"{SELECTION.switch_share:.0%} of bootstrap resamples of the holdout (see below).",
     )
     c[1].metric(
         "Training weeks",
@@ -193,33 +259,19 @@ if rules.height:
         "**Segments where the model expects the most lift** (readable rules from a shallow tree on the "
         "predictions)"
     )
-    ui.table(
-        rules.select("rule", "entities", "mean_predicted_lift"),
-        key="md_rules",
-        overrides={
-            "mean_predicted_lift": st.column_config.NumberColumn("Mean predicted lift", format="percent")
-        },
-    )
+    ui.table(rules.select("rule", "entities", "mean_predicted_lift"), key="md_rules")
 
 st.markdown("**All learners compared**")
+st.write(f"**Chosen: {learner_name(card['learner'])}.** " + selection_reason(runs, str(card["learner"])))
+compared = learners_table(runs)
 ui.table(
-    runs.select(
-        "learner",
-        "chosen",
-        "qini_coefficient",
-        "qini_area",
-        "auuc",
-        "uplift_at_10",
-        "uplift_at_20",
-        "holdout_spearman",
-        "holdout_policy_vs_oracle",
-        "truth_spearman",
-        "truth_policy_vs_oracle",
-    ),
+    compared,
     key="md_runs",
     overrides={
-        c: st.column_config.NumberColumn(ui._label(c), format="%.3f")
-        for c in ("qini_coefficient", "holdout_spearman", "truth_spearman")
+        "measure": st.column_config.TextColumn(
+            "Measure (on the holdout; truth: simulator only)", pinned=True
+        ),
+        **{c: st.column_config.TextColumn(c) for c in compared.columns[1:]},
     },
 )
 ui.downloads(

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from core import metrics
 from webapp import data as app_data
 from webapp import ui
 
@@ -37,14 +38,8 @@ for column, name in zip(columns, CARDS, strict=False):
             border=True,
         )
         continue
-    shown = {
-        "gmv": ui.money_compact(value),
-        "aov": ui.money(value, 2),
-        "gpm": ui.money(value, 2),
-        "ctr": ui.pct(value, 2),
-        "cvr": ui.pct(value, 2),
-        "refund_rate": ui.pct(value, 2),
-    }.get(name, f"{value:,.0f}")
+    # the dictionary's rule for the metric (GMV compact: a card has little room)
+    shown = ui.money_compact(value) if name == "gmv" else metrics.metric(name).display.text(value)
     delta = None if change_pct is None else f"{change_pct * 100:+.1f}%"
     spark = current[name].fill_null(0).to_list() if name in current.columns else None
     column.metric(

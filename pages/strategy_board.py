@@ -4,13 +4,76 @@ earlier with its realized against predicted uplift."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
+from core import metrics
+from core.access import User
 from strategies.wording import EVIDENCE_HELP, evidence_label
 from webapp import data as app_data
 from webapp import ui
+
+
+def reference_gmv(user: User, recs: pl.DataFrame) -> tuple[str, float | None]:
+    """What the expected uplift is set against: the platform's GMV of the build's last 28 days (ops), or
+    the 28-day GMV of the user's merchants (merchant success, who do not see the platform's)."""
+    if user.is_ops:
+        end = app_data.last_day()
+        cards = app_data.overview(user, end - timedelta(days=27), end, (), (), ())["cards"]
+        gmv = cards.filter(pl.col("metric") == "gmv")["value"]
+        return "the platform's GMV", ui.as_float(gmv.item(), 0.0) if gmv.len() else None
+    merchants = recs.filter(pl.col("entity_kind") == "merchant").unique("entity_id")
+    return "your merchants' GMV", ui.as_float(merchants["baseline_gmv_28d"].sum(), 0.0)
+
+
+def uplift_totals(rows: pl.DataFrame, reference: tuple[str, float | None]) -> None:
+    """The expected 28-day uplift of ``rows`` as an operator weighs it: its 80% interval, its share of the
+    reference GMV over 28 days, and how much of it rests on strategies whose pilots establish the effect
+    (the rest rests on the model alone)."""
+    what, gmv = reference
+    if "established" not in rows.columns:  # a build from before the evidence column
+        rows = rows.with_columns(established=pl.lit(None, pl.Boolean))
+    total = ui.as_float(rows["expected_uplift"].sum())
+    established = ui.as_float(rows.filter(pl.col("established").fill_null(False))["expected_uplift"].sum())
+    share = metrics.Display("ratio", 1)
+    c = st.columns(3)
+    c[0].metric(
+        "Expected uplift",
+        ui.money_compact(total),
+        delta=f"80% interval {ui.money_compact(ui.as_float(rows['uplift_low'].sum()))} – "
+        f"{ui.money_compact(ui.as_float(rows['uplift_high'].sum()))}",
+        delta_color="off",
+        delta_arrow="off",
+        border=True,
+        help="Sum of the expected 28-day incremental GMV of these rows; the interval adds up the rows' 80% "
+        "intervals (as if their errors moved together, so it is wide).",
+    )
+    c[1].metric(
+        f"Share of {what}",
+        share.text(total / gmv) if gmv else ui.MISSING,
+        delta=f"of {ui.money_compact(gmv)} over the last 28 days",
+        delta_color="off",
+        delta_arrow="off",
+        border=True,
+        help="The expected uplift over 28 days against the GMV of the build's last 28 days. A creator's "
+        "sale is also a merchant's, so creator and merchant uplifts overlap: the share of both kinds "
+        "together overstates what the platform gains.",
+    )
+    c[2].metric(
+        "Established by pilots",
+        ui.money_compact(established),
+        delta=f"{share.text(established / total)} of the expected uplift"
+        if established
+        else "none yet: every figure rests on the model alone",
+        delta_color="off",
+        delta_arrow="off",
+        border=True,
+        help=EVIDENCE_HELP + " The rest of the expected uplift rests on the model alone.",
+    )
+
 
 user = ui.current_user()
 st.title("Strategy board")
@@ -89,20 +152,27 @@ if "established" not in shown.columns:  # a build from before the evidence colum
 shown = shown.with_columns(evidence=evidence_label(pl.col("established")).fill_null("—"))
 board = ui.with_names(shown.select(columns), names)
 
-m = st.columns(4)
+reference = reference_gmv(user, recs)
+m = st.columns(3)
 m[0].metric("Recommendations", f"{board.height:,}", border=True)
-m[1].metric(
-    "Expected uplift",
-    ui.money(board["expected_uplift"].sum()),
-    border=True,
-    help="Sum of expected 28-day incremental GMV of the rows shown.",
-)
-m[2].metric("Cost", ui.money(board["cost"].sum()), border=True)
-m[3].metric(
+m[1].metric("Cost", ui.money(board["cost"].sum()), border=True)
+m[2].metric(
     "Accepted or in progress",
     f"{recs.filter(pl.col('status').is_in(['accepted', 'in_progress'])).height:,}",
     border=True,
 )
+uplift_totals(shown, reference)
+by_kind = shown.group_by("entity_kind").agg(pl.col("expected_uplift").sum()).sort("entity_kind")
+if by_kind.height > 1 and reference[1]:
+    st.caption(
+        "By kind: "
+        + "; ".join(
+            f"{kind}s {ui.money_compact(v)} ({metrics.Display('ratio', 1).text(v / reference[1])} of "
+            f"{reference[0]})"
+            for kind, v in by_kind.iter_rows()
+        )
+        + ". The two overlap (the same orders), so read them apart, not added up."
+    )
 
 event = ui.table(
     board,
@@ -203,13 +273,11 @@ def allocation_panel() -> None:
         for i, team in enumerate(team_names)
     }
     chosen = app_data.allocation(user, candidates, budget, capacity)
-    a = st.columns(3)
+    a = st.columns(2)
     a[0].metric("Entities treated", f"{chosen.height:,}", border=True)
     a[1].metric("Spend", ui.money(chosen["cost"].sum() if chosen.height else 0), border=True)
-    a[2].metric(
-        "Expected uplift", ui.money(chosen["expected_uplift"].sum() if chosen.height else 0), border=True
-    )
     if chosen.height:
+        uplift_totals(chosen, reference)
         fig = go.Figure(
             go.Scatter(
                 x=[0.0, *chosen["cumulative_cost"]],  # from the origin: nothing spent, nothing gained
@@ -258,7 +326,7 @@ if plans is not None:  # operations staff: pilots span creators and merchants
         "settle it (as `liftboard pilot` proposes it; `--mde` sets another detectable effect).",
     )
     percent = {
-        c: st.column_config.NumberColumn(label, format="percent")
+        c: st.column_config.NumberColumn(label, format="percent", step=metrics.FIELDS[c].step)
         for c, label in (
             ("average_effect", "Average effect"),
             ("effect_low_95", "95% low"),

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from numbers import Real
 from typing import Any, Literal
 
 import plotly.graph_objects as go
@@ -71,57 +72,14 @@ def filters() -> Filters:
 # Formats
 # ------------------------------------------------------------------------------------------------
 
-_MONEY = (
-    "qini_area",
-    "auuc",
-    "gmv",
-    "net_value",
-    "cost",
-    "uplift",
-    "commission",
-    "price",
-    "aov",
-    "value_usd",
-    "budget",
-    "gpm",
-    "baseline",
-    "contribution",
-    "change",
-    "predicted",
-    "realized",
-    "revenue",
-    "before",
-    "after",
-)
-_MONEY_CENTS = ("aov", "gpm", "price", "per_member", "value_usd")
-_RATE = ("ctr", "cvr", "rate", "share", "retention", "trend", "growth_pct", "change_pct", "pct")
-_COUNT = (
-    "orders",
-    "views",
-    "clicks",
-    "impressions",
-    "followers",
-    "members",
-    "creators",
-    "merchants",
-    "products",
-    "entities",
-    "content",
-    "rows",
-    "add_to_carts",
-    "days",
-    "n_",
-    "videos",
-    "lives",
-    "rank",
-)
-
-
 COLUMN_HELP = {
     "net_value": NET_VALUE_HELP,
     "expected_uplift": "Expected incremental GMV over the next 28 days if the strategy is applied.",
     "uplift_low": "Low end of the 80% interval of the expected uplift (centred on it).",
     "uplift_high": "High end of the 80% interval of the expected uplift (centred on it).",
+    "beats_default_share": "Share of paired bootstrap resamples of the holdout in which this learner's "
+    "Qini area beat the average's; a learner replaces the average only at 99% or more.",
+    "mean_predicted_lift": "Mean predicted relative lift of 28-day GMV of the segment's entities.",
 }
 """Tooltips of columns that are not metrics of the dictionary."""
 
@@ -135,7 +93,8 @@ def metric_help(name: str) -> str | None:
     return COLUMN_HELP.get(name)
 
 
-def _label(column: str) -> str:
+def column_label(column: str) -> str:
+    """A column's label as grids show it: the metric's label (with its window), or a readable name."""
     base = column.removesuffix("_28d").removesuffix("_91d").removesuffix("_7d")
     if base in metrics.METRICS:
         label = metrics.metric(base).label
@@ -156,53 +115,53 @@ def _label(column: str) -> str:
         "qini_coefficient": "Qini coefficient",
         "holdout_spearman": "Holdout Spearman",
         "truth_spearman": "Truth Spearman",
+        "holdout_policy_vs_oracle": "Holdout policy vs oracle",
+        "truth_policy_vs_oracle": "Truth policy vs oracle",
+        "beats_default_share": "Beats the average",
+        "uplift_at_10": "Uplift in top 10%",
+        "uplift_at_20": "Uplift in top 20%",
     }
     return special.get(
         column, column.replace("_", " ").capitalize().replace("Gmv", "GMV").replace("gmv", "GMV")
     )
 
 
-def money_decimals(frame: pl.DataFrame) -> dict[str, int]:
-    """Money columns (float columns named like GMV, cost, value …) and the decimals they are shown with."""
-    return {
-        column: 2 if any(token in column.lower() for token in _MONEY_CENTS) else 0
-        for column, dtype in frame.schema.items()
-        if dtype.is_float()
-        and any(token in column.lower() for token in _MONEY)
-        and not any(token in column.lower() for token in _RATE)
-    }
+def display_of(column: str, dtype: pl.DataType) -> metrics.Display | None:
+    """How a numeric column reads: the metric dictionary's rule for it (`core.metrics.display_of`), else
+    by its type alone (whole numbers as counts, others with two decimals); ``None`` if not numeric."""
+    if not dtype.is_numeric():
+        return None
+    known = metrics.display_of(column)
+    if known is not None:
+        return known
+    return metrics.Display("count") if dtype.is_integer() else metrics.Display("number", 2)
 
 
 def rounded(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with its money columns rounded as shown (the grid would truncate them); display only,
-    exports keep every digit."""
-    return frame.with_columns(pl.col(c).round(d) for c, d in money_decimals(frame).items())
+    """``frame`` as the grid shows it: money rounded to its decimals (Streamlit's "dollar" truncates) and
+    percentage points scaled for their printf format; display only, exports keep every digit."""
+    changes = []
+    for column, dtype in frame.schema.items():
+        display = display_of(column, dtype)
+        if display is None or not dtype.is_float():
+            continue
+        if display.is_money:
+            changes.append(pl.col(column).round(display.decimals))
+        elif display.scale != 1.0:
+            changes.append(pl.col(column) * display.scale)
+    return frame.with_columns(changes)
 
 
 def column_config(frame: pl.DataFrame, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """NumberColumn formats, labels and tooltips for every column, from its name and the dictionary."""
+    """Formats, labels and tooltips of every column, from the metric dictionary (`display_of`)."""
     config: dict[str, Any] = {}
-    money = money_decimals(frame)
     for column, dtype in frame.schema.items():
-        lowered = column.lower()
-        label, help_text = _label(column), metric_help(column)
-        if dtype.is_numeric():
-            if lowered in ("rating", "ships_in_days", "tenure_days", "decile", "weeks_since", "position"):
-                fmt = "%.1f" if dtype.is_float() else "%d"
-            elif any(token in lowered for token in _RATE) and dtype.is_float():
-                fmt = "percent"
-            elif column in money:
-                # "dollar" puts the sign first (-$1,234, where printf's "$%,.0f" wrote $-1,234); its
-                # decimals follow the step, and it truncates to them: `rounded` rounds first
-                config[column] = st.column_config.NumberColumn(
-                    label, format="dollar", step=10.0 ** -money[column], help=help_text
-                )
-                continue
-            elif any(token in lowered for token in _COUNT) or dtype.is_integer():
-                fmt = "localized"
-            else:
-                fmt = "%.2f" if dtype.is_float() else "localized"
-            config[column] = st.column_config.NumberColumn(label, format=fmt, help=help_text)
+        label, help_text = column_label(column), metric_help(column)
+        display = display_of(column, dtype)
+        if display is not None:
+            config[column] = st.column_config.NumberColumn(
+                label, format=display.streamlit_format, step=display.step, help=help_text
+            )
         elif dtype == pl.Date:
             config[column] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
         elif isinstance(dtype, pl.Datetime):
@@ -357,7 +316,36 @@ def style(
         fig.layout.yaxis.tickformat = _axis(y_format)  # the primary axis only (a secondary keeps its own)
     if x_format:
         fig.update_xaxes(tickformat=_axis(x_format))
+    for axis in _nonnegative_axes(fig):
+        fig.layout[axis].rangemode = "nonnegative"
     return fig
+
+
+_VALUE_TRACES = ("scatter", "scattergl", "bar")
+
+
+def _nonnegative_axes(fig: go.Figure) -> list[str]:
+    """The layout axes (``yaxis``, ``yaxis2``, ``xaxis``) whose every plotted number is at least zero:
+    counts, GMV and rates never show a negative tick (Plotly pads a flat series below zero: ``-1``
+    orders, ``-1%`` refunds). Axes holding dates or text, or any other kind of trace, are left alone."""
+    values: dict[str, list[Any]] = {}
+    for trace in fig.data:
+        if trace.type not in _VALUE_TRACES:
+            return []
+        for letter in ("x", "y"):
+            data = getattr(trace, letter)
+            if data is None:
+                continue
+            name = getattr(trace, f"{letter}axis") or letter
+            values.setdefault(f"{letter}axis{name[1:]}", []).extend(list(data))
+    return [
+        axis
+        for axis, points in values.items()
+        if points
+        and all(isinstance(v, Real) and not isinstance(v, bool) for v in points if v is not None)
+        and all(v >= 0 for v in points if v is not None and v == v)
+        and fig.layout[axis].range is None
+    ]
 
 
 def _axis(fmt: str) -> str:
@@ -419,6 +407,22 @@ def strategy_names(user: User) -> dict[str, str]:
     """The strategies' display names ("Live-stream coaching"), by id, from the current build's catalog."""
     catalog = app_data.snapshot("strategy_catalog", user)
     return dict(zip(catalog["strategy"], catalog["name"], strict=True))
+
+
+VALUE_SEGMENT_LABELS = {
+    "top_1pct": "top 1%",
+    "top_10pct": "top 10%",
+    "core": "core",
+    "long_tail": "long tail",
+    "inactive": "inactive",
+}
+
+
+def segment_label(segment: str | None) -> str:
+    """A value segment as users read it: ``top_1pct`` → ``top 1%`` (`analytics.segments.VALUE_SEGMENTS`)."""
+    if segment is None:
+        return MISSING
+    return VALUE_SEGMENT_LABELS.get(segment, segment.replace("_", " "))
 
 
 def team_label(team: str) -> str:
