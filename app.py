@@ -36,8 +36,14 @@ st.set_page_config(page_title="Liftboard", page_icon=":material/insights:", layo
 P = "pages"
 
 
+PAGE_FILES: dict[int, str] = {}
+"""Each page's file stem by the page object's id, for this run (the default page's ``url_path`` is empty)."""
+
+
 def _page(file: str, title: str, icon: str, *, default: bool = False) -> st.Page:
-    return st.Page(f"{P}/{file}", title=title, icon=icon, url_path=file.removesuffix(".py"), default=default)
+    page = st.Page(f"{P}/{file}", title=title, icon=icon, url_path=file.removesuffix(".py"), default=default)
+    PAGE_FILES[id(page)] = file.removesuffix(".py")
+    return page
 
 
 def _sections(user: access.User | None) -> dict[str, list[st.Page]]:
@@ -166,6 +172,41 @@ except SnapshotNotFound:
     st.error("No analytics build yet. Run `liftboard build` (or `make run`) and reload.")
     st.stop()
 
+# Which sidebar filters each page applies, by the page's file stem; a page not listed applies none.
+# Filters a page ignores are shown disabled with the reason beneath them: hidden widgets would lose their
+# values (and drop them from the URL) on the way back to a page that applies them.
+APPLIED_FILTERS: dict[str, frozenset[str]] = {
+    "overview": frozenset({"range", "region", "category", "tier"}),
+    "creators": frozenset({"range", "region", "category"}),
+    "merchants": frozenset({"range", "region", "category"}),
+}
+FILTER_NAMES = {"range": "date range", "region": "region", "category": "category", "tier": "tier"}
+IGNORED_BECAUSE: dict[str, str] = {
+    "movers": "Movers compares the build's last complete week with the week before, marketplace-wide.",
+    "weekly_review": "The weekly review covers the week picked on the page, marketplace-wide.",
+    "cohorts": "Cohorts follow every cohort over its whole life, marketplace-wide.",
+    "creators": "The directory has its own tier filter.",
+    "merchants": "Merchants have no creator tier.",
+    "strategy_board": "The board lists the current build's recommendations; its own filters apply.",
+    "models": "Models are trained on the whole marketplace.",
+    "products": "Matching tables are built on the whole marketplace.",
+    "data": "Data shows the whole installation.",
+}
+
+
+def _ignored_note(page: str, applied: frozenset[str], shown: tuple[str, ...]) -> str | None:
+    """Why the sidebar's ``shown`` filters that ``page`` does not apply are disabled (``None``: all apply)."""
+    ignored = [FILTER_NAMES[name] for name in shown if name not in applied]
+    if not ignored:
+        return None
+    listed = ", ".join(ignored).capitalize()
+    return f"{listed}: not applied on this page. {IGNORED_BECAUSE.get(page, '')}".strip()
+
+
+page = st.navigation(_sections(user))
+page_name = PAGE_FILES.get(id(page), "")
+applied = APPLIED_FILTERS.get(page_name, frozenset())
+
 with st.sidebar:
     st.markdown(f"**{user.display_name}** · {user.role.replace('_', ' ')}")
     preset = st.selectbox(
@@ -175,25 +216,39 @@ with st.sidebar:
         index=1,
         key="range",
         bind="query-params",
+        disabled="range" not in applied,
         help=f"Relative to the data's last day, {last:%a %d %b %Y}.",
     )
     custom = None
     if preset == "custom":
         c1, c2 = st.columns(2)
         start_in = c1.date_input(
-            "From", value=last - timedelta(days=27), max_value=last, key="from", bind="query-params"
+            "From",
+            value=last - timedelta(days=27),
+            max_value=last,
+            key="from",
+            bind="query-params",
+            disabled="range" not in applied,
         )
-        end_in = c2.date_input("To", value=last, max_value=last, key="to", bind="query-params")
+        end_in = c2.date_input(
+            "To", value=last, max_value=last, key="to", bind="query-params", disabled="range" not in applied
+        )
         custom = (start_in, end_in)
     start, end = app_data.preset_range(preset, last, custom)
-    st.caption(f"{start:%d %b %Y} – {end:%d %b %Y} · vs the {(end - start).days + 1} days before")
+    if "range" in applied:
+        st.caption(f"{start:%d %b %Y} – {end:%d %b %Y} · vs the {(end - start).days + 1} days before")
     values = app_data.dimension_values(user)
     regions: list[str] = []
     categories: list[str] = []
     tiers: list[str] = []
     if user.is_ops:
         regions = st.multiselect(
-            "Region", values["region"], key="region", bind="query-params", placeholder="All regions"
+            "Region",
+            values["region"],
+            key="region",
+            bind="query-params",
+            placeholder="All regions",
+            disabled="region" not in applied,
         )
         categories = st.multiselect(
             "Category",
@@ -202,6 +257,7 @@ with st.sidebar:
             bind="query-params",
             placeholder="All categories",
             help="The creator's primary category.",
+            disabled="category" not in applied,
         )
         tiers = st.multiselect(
             "Creator tier",
@@ -210,7 +266,11 @@ with st.sidebar:
             bind="query-params",
             placeholder="All tiers",
             help="By followers: nano <10k, micro <100k, mid <500k, macro <1M, mega ≥1M.",
+            disabled="tier" not in applied,
         )
+    shown = ("range", "region", "category", "tier") if user.is_ops else ("range",)
+    if note := _ignored_note(page_name, applied, shown):
+        st.caption(f":material/filter_alt_off: {note}")
     st.session_state["filters"] = Filters(start, end, preset, tuple(regions), tuple(categories), tuple(tiers))
     manifest = app_data.manifest() or {}
     st.caption(f"Data as of {manifest.get('as_of', '?')} · build {manifest.get('build_id', '?')[:15]}")
@@ -221,4 +281,4 @@ with st.sidebar:
         st.rerun()
     auth.sync_cookie()  # writes the cookie of a sign-in made in this tab
 
-st.navigation(_sections(user)).run()
+page.run()

@@ -20,14 +20,27 @@ TABLES = {
     "creator_interests": "Interests and drift",
 }
 # basket statistics read poorly as 2-decimal numbers (a support of 2 in a million baskets showed 0.00)
+# and as scientific notation (1.7e-6): support is shown per million baskets
+PER_MILLION = 1_000_000
 NUMBER_COLUMNS = {
     "support": st.column_config.NumberColumn(
-        "Support", format="%.1e", help="Share of all baskets that hold both products."
+        "Support (per million baskets)",
+        format="%.1f",
+        help="Baskets holding both products, per million baskets.",
     ),
     "confidence": st.column_config.NumberColumn(
         "Confidence", format="percent", help="Share of the baskets with product a that also hold product b."
     ),
     "pmi": st.column_config.NumberColumn("PMI", format="%.2f", help="Pointwise mutual information (log)."),
+    "pair_strength": st.column_config.NumberColumn(
+        "Strength",
+        format="%.2f",
+        help="Adjusted lift shrunk toward 1 by "
+        f"{app_data.PAIR_PRIOR_BASKETS:g} baskets: (seen + {app_data.PAIR_PRIOR_BASKETS:g}) / "
+        f"(expected + {app_data.PAIR_PRIOR_BASKETS:g}). Pairs seen in a handful of baskets do not lead.",
+    ),
+    "title_a": st.column_config.TextColumn("Title a"),
+    "title_b": st.column_config.TextColumn("Title b"),
 }
 present = {name: label for name, label in TABLES.items() if app_data.has_snapshot(name)}
 if not present:
@@ -39,6 +52,7 @@ search = st.text_input(
     bind="query-params",
     icon=":material/search:",
     placeholder="p0000921, necklace, @glowhaul12",
+    help="An exact id, or a word of a product title or creator handle (with or without @).",
 ).strip()
 for tab, (name, label) in zip(st.tabs(list(present.values())), present.items(), strict=True):
     with tab:
@@ -52,7 +66,12 @@ for tab, (name, label) in zip(st.tabs(list(present.values())), present.items(), 
         if frame.height == 0:
             st.info(f"Nothing matches “{search}” in {label.lower()}.")
             continue
-        ui.table(frame.head(5_000), key=f"pm_{name}", height=380, overrides=NUMBER_COLUMNS)
+        if name == "product_pairs":
+            st.caption("Strongest pairs first: by adjusted lift shrunk toward 1 (see Strength).")
+        shown_rows = frame.head(5_000)
+        if "support" in shown_rows.columns:
+            shown_rows = shown_rows.with_columns(pl.col("support") * PER_MILLION)
+        ui.table(shown_rows, key=f"pm_{name}", height=380, overrides=NUMBER_COLUMNS)
         shown = "all shown" if frame.height <= 5_000 else "first 5,000 shown; the downloads hold more"
         st.caption(f"{frame.height:,} rows ({shown})")
         # one table per download, each bounded (its help says how many rows): no workbook of every table

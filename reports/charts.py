@@ -134,7 +134,8 @@ def _draw_panel(ax: Any, chart: Chart, panel: str, scale: float) -> None:
     ax.set_xticks(range(len(xs)))
     ax.set_xticklabels(xs)  # rotated by `_fit_tick_labels` once the layout is known
     if len(series) > 1:
-        ax.legend(frameon=False, loc="best")
+        # beside the plot, never over its lines (tight_layout makes room for it)
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def plotly_figure(chart: Chart) -> Any:

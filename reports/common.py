@@ -230,36 +230,46 @@ def trend_chart(weekly: pl.DataFrame, monthly: pl.DataFrame, week: date, name: s
         )
     data_first = monthly["period_start"].min() if monthly.height else None
     metric = METRICS[name]
-    note = "Months are calendar months; the last one runs to the end of the reviewed week."
     days = calendar.monthrange(month_start.year, month_start.month)[1]
+    partial = week_end.day < days  # the reviewed week ends inside its month
     for row in months.iter_rows(named=True):
         start, value = row["period_start"], row[name]
-        month = label = start.strftime("%b %Y")
-        if start == month_start and week_end.day < days:  # the reviewed week ends inside this month
+        label = start.strftime("%b %Y")
+        if start == month_start and partial:
             if metric.additive and value is not None:
                 # a sum over part of a month would read as a fall: show the month's run-rate instead
                 value = value * days / week_end.day
                 label += " (run-rate)"
-                note = (
-                    f"Months are calendar months. {month} so far ({week_end.day} of {days} days, to the "
-                    f"end of the reviewed week) is shown as a run-rate: its total × {days} ÷ {week_end.day}."
-                )
             else:
                 label += f" (to {week_end.day})"
         rows.append({"panel": f"Last {MONTHS_SHOWN} months", "x": label, "y": value, "series": "monthly"})
     frame = pl.DataFrame(
         rows, schema={"panel": pl.String, "x": pl.String, "y": pl.Float64, "series": pl.String}
     )
-    if data_first is not None:
-        note += f" Data starts {data_first.strftime('%b %Y')}."  # type: ignore[union-attr]
     return Chart(
         key=f"trend_{name}",
         title=metric.label,
         frame=frame,
         kind="line",
         y_format=name,
-        note=note,
+        note=trend_note(month_start, week_end, data_first),  # type: ignore[arg-type]
     )
+
+
+def trend_note(month_start: date, week_end: date, data_first: date | None) -> str:
+    """The one footnote of every 6/12 trend chart of a report (the same for sums and rates, so a section
+    prints it once)."""
+    days = calendar.monthrange(month_start.year, month_start.month)[1]
+    note = "Months are calendar months."
+    if week_end.day < days:
+        note += (
+            f" {month_start:%b %Y} runs to the end of the reviewed week ({week_end.day} of {days} days): "
+            f"sums (GMV, orders) show its run-rate, the total so far × {days} ÷ {week_end.day}; rates and "
+            "counts of distinct creators or merchants show the value so far."
+        )
+    if data_first is not None:
+        note += f" Data starts {data_first:%b %Y}."
+    return note
 
 
 def share(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:

@@ -45,6 +45,34 @@ MERCHANT_METRICS: tuple[str, ...] = (
 TREND_METRICS: tuple[str, ...] = ("gmv", "orders", "aov", "active_creators")
 WINDOW_DAYS = 28
 
+RATE_FORMATS = ("ratio", "pct_change")
+"""Formats of rates: their difference from the median is in percentage points, not relative."""
+TIMES_FROM = 10.0
+"""From this many times the median on, the difference reads as a multiple (a 1,079× median) rather than a
+relative change (+107,823.4%)."""
+
+
+def _why(rationale: str) -> str:
+    """The rationale's reasons, after its first sentence (the expected gain, which the line before says):
+    "Why: Of this, …"; empty when it gives none."""
+    reasons = rationale.split(". ", 1)[1] if ". " in rationale else ""
+    return f"Why: {reasons[:1].upper()}{reasons[1:]}" if reasons else ""
+
+
+def _vs_median(value: float | None, median: float | None, fmt: str) -> dict[str, object]:
+    """The merchant against its category's median, and the format it reads in: rates in percentage
+    points, amounts and counts as a relative change, or as a multiple when ``TIMES_FROM`` times or more."""
+    if value is None or median is None:
+        return {"vs_median": None, "vs_median_format": None}
+    if fmt in RATE_FORMATS:
+        return {"vs_median": (value - median) * 100, "vs_median_format": "pp_change"}
+    if not median:
+        return {"vs_median": None, "vs_median_format": None}
+    if median > 0 and value / median >= TIMES_FROM:
+        return {"vs_median": value / median, "vs_median_format": "multiple"}
+    return {"vs_median": (value - median) / abs(median), "vs_median_format": "pct_change"}
+
+
 COMPARISON_FEATURES: tuple[tuple[str, str, str], ...] = (
     ("gmv_28d", "GMV (28 days)", "usd"),
     ("gmv_trend_28d", "GMV trend (28 vs prior 28 days)", "pct_change"),
@@ -333,7 +361,7 @@ def _category(settings: Settings, user: User | None, merchant_id: str, category:
                 "format": fmt,
                 "merchant": None if value is None else float(value),
                 "category_median": median,
-                "vs_median": None if value is None or not median else (float(value) - median) / abs(median),
+                **_vs_median(None if value is None else float(value), median, fmt),
                 "percentile": percentile,
             }
         )
@@ -345,6 +373,7 @@ def _category(settings: Settings, user: User | None, merchant_id: str, category:
             "merchant": pl.Float64,
             "category_median": pl.Float64,
             "vs_median": pl.Float64,
+            "vs_median_format": pl.String,
             "percentile": pl.Float64,
         },
     )
@@ -375,8 +404,9 @@ def _category(settings: Settings, user: User | None, merchant_id: str, category:
                 formats={"vs_median": "pct_change", "percentile": "ratio"},
                 metric_column="format",
                 per_row_columns=("merchant", "category_median"),
+                format_columns={"vs_median": "vs_median_format"},
                 widths={"measure": 2.2},
-                hidden=("format",),
+                hidden=("format", "vs_median_format"),
             ),
         ),
     )
@@ -422,7 +452,7 @@ def _recommendations(settings: Settings, user: User | None, merchant_id: str) ->
             f"expected +${best[0]['expected_uplift']:,.0f} GMV over 28 days "
             f"(${best[0]['uplift_low']:,.0f} to ${best[0]['uplift_high']:,.0f}) for ${best[0]['cost']:,.0f}"
             + (f"; its effect is {best[0]['evidence']}." if best[0]["evidence"] else "."),
-            f"Why: {best[0]['rationale'].split(': ', 1)[-1]}" if best[0]["rationale"] else "",
+            _why(best[0]["rationale"]),
             NET_VALUE_HELP,
         )
         if best

@@ -10,7 +10,7 @@ keys in `EXTRA_FORMATS` (``pct_change``, ``int``, ``text``, ``date``…).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
@@ -35,7 +35,9 @@ class Format:
 
     excel: str
     d3: str
-    kind: Literal["usd", "usd2", "count", "ratio", "pct_change", "number", "multiple", "text", "date"]
+    kind: Literal[
+        "usd", "usd2", "count", "ratio", "pct_change", "points", "number", "multiple", "text", "date"
+    ]
 
 
 EXTRA_FORMATS: Mapping[str, Format] = MappingProxyType(
@@ -45,6 +47,8 @@ EXTRA_FORMATS: Mapping[str, Format] = MappingProxyType(
         "int": Format("#,##0", ",d", "count"),
         "ratio": Format("0.0%", ".1%", "ratio"),
         "pct_change": Format("+0.0%;-0.0%;0.0%", "+.1%", "pct_change"),
+        # a difference of two rates, in percentage points (the value is in points: 5.0 = 5 pp)
+        "pp_change": Format('+0.0" pp";-0.0" pp";0.0" pp"', "+.1f", "points"),
         "number": Format("#,##0.00", ",.2f", "number"),
         "multiple": Format('0.00"×"', ".2f", "multiple"),
         "text": Format("@", "", "text"),
@@ -76,6 +80,23 @@ def format_of(key: str) -> Format:
         raise KeyError(f"unknown format key {key!r}") from None
 
 
+def _ratio(number: float) -> str:
+    return f"{number:.2%}" if abs(number) < 0.1 else f"{number:.1%}"
+
+
+_NUMBER_TEXT: Mapping[str, Callable[[float], str]] = MappingProxyType(
+    {
+        "usd": lambda n: f"-${-n:,.0f}" if n < 0 else f"${n:,.0f}",
+        "usd2": lambda n: f"-${-n:,.2f}" if n < 0 else f"${n:,.2f}",
+        "count": lambda n: f"{n:,.0f}",
+        "ratio": _ratio,
+        "pct_change": lambda n: f"{n:+.1%}",
+        "points": lambda n: f"{n:+.1f} pp",
+        "multiple": lambda n: f"{n:,.2f}×",
+    }
+)
+
+
 def format_value(value: Any, key: str) -> str:
     """``value`` as text for PDF, slides and HTML tables (``–`` for a missing value)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -85,20 +106,7 @@ def format_value(value: Any, key: str) -> str:
         return str(value)
     if kind == "date":
         return value.isoformat() if isinstance(value, date | datetime) else str(value)
-    number = float(value)
-    if kind == "usd":
-        return f"-${-number:,.0f}" if number < 0 else f"${number:,.0f}"
-    if kind == "usd2":
-        return f"-${-number:,.2f}" if number < 0 else f"${number:,.2f}"
-    if kind == "count":
-        return f"{number:,.0f}"
-    if kind == "ratio":
-        return f"{number:.2%}" if abs(number) < 0.1 else f"{number:.1%}"
-    if kind == "pct_change":
-        return f"{number:+.1%}"
-    if kind == "multiple":
-        return f"{number:.2f}×"
-    return f"{number:,.2f}"
+    return _NUMBER_TEXT.get(kind, lambda n: f"{n:,.2f}")(float(value))
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,8 @@ class Table:
     formats: Mapping[str, str] = field(default_factory=dict)
     metric_column: str | None = None
     per_row_columns: tuple[str, ...] = ()
+    format_columns: Mapping[str, str] = field(default_factory=dict)
+    """Columns whose format key each row names in another column (column → that column)."""
     print_rows: int | None = None
     widths: Mapping[str, float] = field(default_factory=dict)
     """Relative column widths for PDF/slides (default 1; long text columns get more)."""
@@ -158,6 +168,10 @@ class Table:
         return text[:1].upper() + text[1:]
 
     def format_key(self, column: str, row: Mapping[str, Any] | None = None) -> str:
+        if column in self.format_columns and row is not None:
+            key = row.get(self.format_columns[column])
+            if isinstance(key, str) and (key in METRICS or key in EXTRA_FORMATS):
+                return key
         if self.metric_column and row is not None and column in self.per_row_columns:
             metric = row.get(self.metric_column)
             if isinstance(metric, str) and (metric in METRICS or metric in EXTRA_FORMATS):

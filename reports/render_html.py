@@ -113,7 +113,7 @@ def render_html(report: Report) -> bytes:
     nav = "".join(f'<a href="#{s.key}">{html.escape(s.label)}</a>' for s in report.sections)
     page = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(report.title)}</title>"
+        f"<title>{html.escape(report.title)} · {html.escape(report.period)}</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<style>{_CSS}</style></head><body>"
         f'<header><h1>{html.escape(report.title)}</h1><div class="meta">{html.escape(report.period)}'

@@ -24,6 +24,8 @@ ACCENT = (30, 58, 138)
 MUTED = (90, 98, 112)
 GOOD = (22, 128, 61)
 BAD = (185, 28, 28)
+STUB_MM = 40.0
+"""The least height (mm) of a table's part on either side of a page break (about five rows)."""
 
 
 class _ReportPDF(FPDF):
@@ -120,7 +122,7 @@ def _charts(pdf: _ReportPDF, section: Section) -> None:
     for note in notes:
         pdf.set_font(FONT, "I", 7.5)
         pdf.set_text_color(*MUTED)
-        pdf.multi_cell(0, 4, note, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 4, note, align="L", new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(0, 0, 0)
 
 
@@ -134,10 +136,23 @@ def _align(table: Table, column: str) -> str:
 
 
 def _table(pdf: _ReportPDF, table: Table) -> None:
-    columns = table.shown_columns
+    """``table`` with its title, kept from leaving a stub: when it would split with less than `STUB_MM` on
+    either side of the break (a title and a row or two at the bottom of this page, a row or two alone on
+    the next), it starts on a new page instead; longer tables flow with their header repeated."""
     rows = table.display_rows()
-    if pdf.get_y() + 30 > pdf.h - 18:
+    start_page, start_y = pdf.page, pdf.get_y()
+    with pdf.offset_rendering() as dummy:
+        _table_body(dummy, table, rows)  # type: ignore[arg-type]
+        height = dummy.get_y() - start_y + (dummy.page - start_page) * pdf.eph
+    room = pdf.page_break_trigger - start_y
+    fits_a_page = height <= pdf.page_break_trigger - pdf.t_margin
+    if height > room and (room < STUB_MM or (fits_a_page and height - room < STUB_MM)):
         pdf.add_page()
+    _table_body(pdf, table, rows)
+
+
+def _table_body(pdf: _ReportPDF, table: Table, rows: list[dict[str, Any]]) -> None:
+    columns = table.shown_columns
     pdf.set_font(FONT, "B", 10)
     pdf.set_text_color(*ACCENT)
     pdf.cell(0, 6, table.title, new_x="LMARGIN", new_y="NEXT")
@@ -188,19 +203,26 @@ def _section(pdf: _ReportPDF, section: Section) -> None:
     pdf.start_section(section.label)
     pdf.set_font(FONT, "B", 16)
     pdf.set_text_color(*ACCENT)
-    pdf.multi_cell(0, 8, section.title, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 8, section.title, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(0, 0, 0)
     pdf.ln(1)
     if section.summary:
         pdf.set_font(FONT, "", 9.5)
         for line in section.summary:
-            pdf.multi_cell(0, 5, line, new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(0, 5, line, align="L", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(2)
     if section.key == "notes" or section.text:
         pdf.set_font(FONT, "", 10)
         pdf.set_fill_color(255, 251, 235)
         pdf.multi_cell(
-            0, 5.5, section.text or "(no notes)", border=1, fill=True, new_x="LMARGIN", new_y="NEXT"
+            0,
+            5.5,
+            section.text or "(no notes)",
+            border=1,
+            fill=True,
+            align="L",
+            new_x="LMARGIN",
+            new_y="NEXT",
         )
         pdf.ln(3)
     if section.kpis:
@@ -219,14 +241,14 @@ def render_pdf(report: Report) -> bytes:
     pdf.set_font(FONT, "B", 24)
     pdf.set_text_color(*ACCENT)
     pdf.ln(25)
-    pdf.multi_cell(0, 12, report.title, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 12, report.title, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, "", 13)
     pdf.set_text_color(0, 0, 0)
-    pdf.multi_cell(0, 8, report.period, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 8, report.period, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, "", 10)
     pdf.set_text_color(*MUTED)
     for name, value in report.filters.items():
-        pdf.multi_cell(0, 6, f"{name}: {value}", new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 6, f"{name}: {value}", align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(6)
     pdf.set_text_color(0, 0, 0)
     pdf.set_font(FONT, "B", 11)

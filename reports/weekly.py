@@ -172,7 +172,7 @@ def weekly_review(settings: Settings, week: str | date | None = None, user: User
         filters["user"] = user.username
     return Report(
         kind="weekly",
-        title=f"Weekly business review {week_label(monday)}",
+        title="Weekly business review",  # the period names the week: "2026-W47 (…)"
         period=week_period(monday),
         filters=filters,
         build_id=str(manifest["build_id"]),

@@ -139,42 +139,77 @@ def scan(name: str, user: User) -> pl.LazyFrame:
 # ------------------------------------------------------------------------------------------------
 
 # How each matching table reads best (columns, descending): by its subject, then its own rank; pairs
-# strongest first.
+# strongest first, by `PAIR_STRENGTH`.
 MATCHING_ORDER: dict[str, tuple[list[str], bool]] = {
     "similar_products": (["product_id", "rank"], False),
-    "product_pairs": (["adjusted_lift", "pair_count"], True),
+    "product_pairs": (["pair_strength", "pair_count"], True),
     "creator_product_recs": (["creator_id", "rank"], False),
     "merchant_creator_recs": (["merchant_id", "rank"], False),
     "creator_interests": (["creator_id", "dimension", "half_life_days", "rank"], False),
 }
+PAIR_PRIOR_BASKETS = 5.0
+"""Baskets of "no association" added to a pair's observed and expected counts before they are compared."""
+PAIR_STRENGTH = (
+    (pl.col("pair_count").cast(pl.Float64) + PAIR_PRIOR_BASKETS)
+    / (pl.col("expected_count") + PAIR_PRIOR_BASKETS)
+).alias("pair_strength")
+"""The adjusted lift shrunk toward 1: a pair seen in 2 baskets where 0.001 were expected has an adjusted
+lift of 2,000 but a strength of 1.4, below a pair seen 60 times where 6 were expected (6.0)."""
 _PAIR_IDS = ("product_a", "product_b")  # ids besides every *_id column
-_TEXT_COLUMNS = ("title", "similar_title", "handle", "best_product_title")
+_TEXT_COLUMNS = ("title", "similar_title", "handle", "best_product_title", "title_a", "title_b")
+
+
+def _readable(name: str, frame: pl.LazyFrame, key: tuple[str, str]) -> pl.LazyFrame:
+    """``frame`` with the names its ids lack: the creator's handle, the pair's product titles."""
+    columns = frame.collect_schema().names()
+    if "creator_id" in columns and "handle" not in columns:
+        handles = _dimension("creators", key).lazy().select("creator_id", "handle")
+        frame = frame.join(handles, on="creator_id", how="left")
+        ordered = [c for c in columns if c != "creator_id"]
+        frame = frame.select("creator_id", "handle", *ordered) if columns[0] == "creator_id" else frame
+    if name == "product_pairs":
+        titles = _dimension("products", key).lazy().select("product_id", "title")
+        for side in ("a", "b"):
+            frame = frame.join(
+                titles.rename({"product_id": f"product_{side}", "title": f"title_{side}"}),
+                on=f"product_{side}",
+                how="left",
+            )
+        rest = [c for c in columns if c not in ("relation", "product_a", "product_b")]
+        frame = frame.with_columns(PAIR_STRENGTH).select(
+            "relation", "product_a", "title_a", "product_b", "title_b", "pair_strength", *rest
+        )
+    return frame
 
 
 @st.cache_data(ttl=TTL, max_entries=16, show_spinner=False)
 def _matching_table(name: str, user: User, _key: tuple[str, str]) -> pl.DataFrame:
-    frame = snapshots.scoped_snapshot(name, settings(), user)
+    frame = _readable(name, snapshots.scoped_snapshot(name, settings(), user), _key)
     columns, descending = MATCHING_ORDER[name]
     return frame.sort(columns, descending=descending, nulls_last=True).collect()
 
 
 def matching_table(user: User, name: str, search: str = "") -> pl.DataFrame:
-    """A matching table in reading order (sorted once per build). With ``search``: the rows where an id
-    equals it or a title or handle contains it (case-insensitive), the searched entity's own rows first."""
+    """A matching table in reading order (sorted once per build), with handles and product titles beside
+    the ids. With ``search``: the rows where an id equals it or a title or handle contains it
+    (case-insensitive; a leading ``@`` of a handle is ignored), the searched entity's own rows first."""
     frame = _matching_table(name, user, _build_key())
     search = search.strip()
     if not search:
         return frame
     ids = [c for c in frame.columns if c.endswith("_id") or c in _PAIR_IDS]
     texts = [c for c in frame.columns if c in _TEXT_COLUMNS]
-    needle = search.lower()
+    needle = search.removeprefix("@").lower()
     conditions = [pl.col(c).cast(pl.String) == search for c in ids] + [
         pl.col(c).str.to_lowercase().str.contains(needle, literal=True) for c in texts
     ]
     frame = frame.filter(pl.any_horizontal(conditions))
     subject = MATCHING_ORDER[name][0][0]
     if subject.endswith("_id"):  # stable: the reading order stays within each part
-        frame = frame.sort(pl.col(subject) != search, maintain_order=True)
+        own = pl.col(subject) == search
+        if "handle" in frame.columns and subject == "creator_id":
+            own = own | (pl.col("handle").str.to_lowercase() == needle)
+        frame = frame.sort(~own, maintain_order=True)
     return frame
 
 
