@@ -177,7 +177,7 @@ except SnapshotNotFound:
 # values (and drop them from the URL) on the way back to a page that applies them.
 APPLIED_FILTERS: dict[str, frozenset[str]] = {
     "overview": frozenset({"range", "region", "category", "tier"}),
-    "creators": frozenset({"range", "region", "category"}),
+    "creators": frozenset({"range", "region", "category", "tier"}),
     "merchants": frozenset({"range", "region", "category"}),
 }
 FILTER_NAMES = {"range": "date range", "region": "region", "category": "category", "tier": "tier"}
@@ -185,7 +185,6 @@ IGNORED_BECAUSE: dict[str, str] = {
     "movers": "Movers compares the build's last complete week with the week before, marketplace-wide.",
     "weekly_review": "The weekly review covers the week picked on the page, marketplace-wide.",
     "cohorts": "Cohorts follow every cohort over its whole life, marketplace-wide.",
-    "creators": "The directory has its own tier filter.",
     "merchants": "Merchants have no creator tier.",
     "strategy_board": "The board lists the current build's recommendations; its own filters apply.",
     "models": "Models are trained on the whole marketplace.",

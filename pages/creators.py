@@ -20,20 +20,13 @@ st.title("Creators")
 directory_all = app_data.creator_directory(user)
 
 with st.container(border=True):
-    c1, c2, c3, c4 = st.columns([2, 1.3, 1.3, 2])
+    c1, c3, c4 = st.columns([2, 1.3, 2])
     search = c1.text_input(
         "Search handle or id",
         key="c_search",
         bind="query-params",
         placeholder="@handle or c000123",
         icon=":material/search:",
-    )
-    tiers = c2.multiselect(
-        "Tier",
-        ["nano", "micro", "mid", "macro", "mega"],
-        key="c_tier",
-        bind="query-params",
-        placeholder="All",
     )
     lifecycles = c3.multiselect(
         "Lifecycle", list(LIFECYCLE_STAGES), key="c_life", bind="query-params", placeholder="All"
@@ -52,7 +45,7 @@ with st.container(border=True):
 directory = app_data.creator_directory(
     user,
     search=search,
-    tiers=tiers,
+    tiers=f.tiers,  # the sidebar's creator tier: one tier filter for the whole app
     lifecycles=lifecycles,
     categories=f.categories,
     regions=f.regions,

@@ -56,15 +56,22 @@ def test_overview_applies_every_filter(open_page: Open) -> None:
     assert "not applied" not in _sidebar_captions(at)
 
 
-@pytest.mark.parametrize(
-    ("page", "reason"), [("creators", "its own tier filter"), ("merchants", "no creator tier")]
-)
-def test_directories_disable_only_the_tier(open_page: Open, page: str, reason: str) -> None:
-    at = open_page(page)
+def test_merchants_disable_only_the_tier(open_page: Open) -> None:
+    at = open_page("merchants")
     assert _disabled(at) == {"range": False, "region": False, "category": False, "tier": True}
     captions = _sidebar_captions(at)
     assert "Tier: not applied on this page." in captions
-    assert reason in captions
+    assert "no creator tier" in captions
+
+
+def test_creators_have_one_tier_filter_the_sidebars(open_page: Open) -> None:
+    """The Creators page applies the sidebar's tier (it had a second tier filter of its own)."""
+    at = open_page("creators", tier="mega")
+    assert _disabled(at) == dict.fromkeys(SIDEBAR_FILTERS, False)
+    assert [m.label for m in at.main.multiselect if m.label == "Tier"] == []
+    directory = at.dataframe[0].value
+    assert len(directory) > 0
+    assert set(directory["tier"].astype(str)) == {"mega"}
 
 
 def test_a_filter_survives_a_page_that_ignores_it(open_page: Open) -> None:

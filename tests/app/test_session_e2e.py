@@ -163,14 +163,15 @@ def test_reload_new_tab_and_shared_link_keep_the_session(context: Any, url: str,
     assert signed_in_as(page, person)
 
     # a link to a page with filters, opened in a new tab: signed in, on that page, with those filters
-    deep = url + "/creators?c_tier=mega&range=Last+7+days"
+    deep = url + "/creators?tier=mega&range=Last+7+days"
     tab = context.new_page()
     tab.goto(deep)
     load(tab, NAV)
     assert signed_in_as(tab, person)
     assert "/creators" in tab.url
     assert tab.get_by_role("heading", name="Creators").count() >= 1
-    tier = tab.locator('[data-testid="stMain"] [data-testid="stMultiSelect"]').filter(has_text="Tier").first
+    sidebar = tab.locator('[data-testid="stSidebar"] [data-testid="stMultiSelect"]')
+    tier = sidebar.filter(has_text="Creator tier").first
     tier.locator("[data-tag]").filter(has_text="mega").first.wait_for(timeout=30_000)
     assert tier.locator("[data-tag]").all_inner_texts() == ["mega"]
     assert tab.locator('[data-testid="stSidebar"]').get_by_text("vs the 7 days before").count() == 1
@@ -187,7 +188,7 @@ def test_reload_new_tab_and_shared_link_keep_the_session(context: Any, url: str,
     load(chat, NAV)
     assert signed_in_as(chat, person)
     assert "/creators" in chat.url
-    assert "c_tier=mega" in chat.url
+    assert "tier=mega" in chat.url
 
 
 def test_the_cookie_is_strict_and_expires_with_the_session(context: Any, url: str, person: str) -> None:
