@@ -840,10 +840,9 @@ def xlsx_bytes(sheets: Mapping[str, pl.DataFrame], max_rows: int = XLSX_MAX_ROWS
 
 
 def _excel_format(column: str) -> str | None:
-    base = column.removesuffix("_28d").removesuffix("_91d").removesuffix("_7d")
-    if base in metrics.METRICS:
-        return metrics.metric(base).excel_format
-    return None
+    """The Excel number format of ``column``: the same display rule as the grids (`metrics.display_of`)."""
+    display = metrics.display_of(column)
+    return display.excel_format if display is not None else None
 
 
 def dictionary() -> pl.DataFrame:
