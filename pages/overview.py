@@ -37,6 +37,8 @@ for column, name in zip(columns, CARDS, strict=False):
             help=row["definition"] + " Not available with segment filters.",
             border=True,
         )
+        # the reason in words under the card, not only in its tooltip
+        column.caption("Not split by creator region, category or tier: clear those filters to see it.")
         continue
     # the dictionary's rule for the metric (GMV compact: a card has little room)
     shown = ui.money_compact(value) if name == "gmv" else metrics.metric(name).display.text(value)

@@ -120,6 +120,11 @@ def test_overview_cards_and_filters_change_numbers(open_page: Open) -> None:
     regional = open_page(None, region="US")
     assert regional.multiselect(key="region").value == ["US"]
     assert regional.metric[0].value != everything
+    # a card the filter cannot split says why in words, not only "—"
+    merchants_card = next(m for m in regional.metric if m.label == "Active merchants")
+    assert merchants_card.value == "—"
+    assert any("clear those filters" in c.value for c in regional.main.caption)
+    assert not any("clear those filters" in c.value for c in at.main.caption)
     week = open_page(None, range="Last 7 days")
     assert week.selectbox(key="range").value == "7d"
     assert week.session_state["filters"].end == week.session_state["filters"].start.fromordinal(
