@@ -20,19 +20,26 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# Each step of `make run` says in one line what it does (and how long it takes the first time); the
+# commands themselves print their progress, a line per stage when the output is not a terminal.
 # Migrate the state DB on purpose, before anything reads it: the other commands refuse an old schema.
 db-upgrade: venv
-	$(BIN)/liftboard db upgrade
+	@echo "==> state DB: migrating it to this version's schema (liftboard db upgrade)"
+	@$(BIN)/liftboard db upgrade
 
 demo: db-upgrade
-	$(BIN)/liftboard demo --scale $(SCALE) --if-missing
+	@echo "==> data: generating the $(SCALE) marketplace into $(LIFTBOARD_HOME) unless it is there (demo: under a minute)"
+	@$(BIN)/liftboard demo --scale $(SCALE) --if-missing
 
 build: demo
-	$(BIN)/liftboard build --if-stale
+	@echo "==> build: every table and model, unless the lake is unchanged since the last build (demo, 2 cores: about a minute the first time)"
+	@$(BIN)/liftboard build --if-stale
 
 run: build
-	$(BIN)/liftboard users seed-demo
-	$(BIN)/liftboard serve --port $(PORT)
+	@echo "==> users: creating the demo logins ops/ops and merchant/merchant unless they exist"
+	@$(BIN)/liftboard users seed-demo
+	@echo "==> app: serving on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
+	@$(BIN)/liftboard serve --port $(PORT)
 
 test: venv
 	$(BIN)/python -m pytest -n 2 --dist loadfile --timeout 900

@@ -12,14 +12,28 @@ movers as of a date, and publishes them:
   (`load_snapshot`, `latest_manifest`) only follow ``LATEST``, so they never see a half-written build.
 
 The CLI (``liftboard build``), the app and the tests all call this one composition.
+
+The matching stage, the slowest, needs only the lake: on a machine with two cores or more it runs in its
+own process from the end of the daily facts, beside the analytics, strategies and product pairs stages
+(``BuildConfig.parallel_matching``); the product pairs, mined in this process meanwhile, then label the
+matching stage's item2vec neighbours (similar_products). ``progress(description, done, total)`` is
+called when each stage starts and ends and after each step of the strategies and matching stages;
+``done`` counts the stages finished.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import multiprocessing.queues
 import os
+import queue
 import shutil
+import sys
+import threading
 import time
+import traceback
+import types
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -58,6 +72,8 @@ class BuildConfig:
     """Train, score and explain the uplift models and publish recommendations (strategies stage)."""
     with_matching: bool = True
     """Mine product relations, rank products for creators and creators for merchants, profile interests."""
+    parallel_matching: bool = True
+    """Run the matching stage in its own process beside the other stages (only with 2 or more cores)."""
 
 
 @dataclass(frozen=True)
@@ -78,24 +94,185 @@ def _new_build_id(as_of: date, now: datetime) -> str:
 
 
 class _Stages:
-    """Progress reporting and per-stage timings."""
+    """Progress reporting and per-stage timings (stages may overlap: see `_MatchingProcess`)."""
 
-    def __init__(self, progress: Progress | None, total: int) -> None:
+    def __init__(self, progress: Progress | None, total: int, rows: Mapping[str, int]) -> None:
         self.progress = progress
         self.total = total
+        self.rows = rows
         self.done = 0
         self.timings: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _report(self, description: str) -> None:
+        if self.progress:
+            self.progress(description, self.done, self.total)
+
+    def begin(self, name: str, note: str = "") -> None:
+        with self._lock:
+            self._started[name] = time.perf_counter()
+            self._report(name + note)
+
+    def end(self, name: str, tables: Mapping[str, int] | None = None) -> None:
+        with self._lock:
+            seconds = time.perf_counter() - self._started[name]
+            self.timings[name] = round(seconds, 3)
+            self.done += 1
+            written = ""
+            if tables:
+                written = f" ({len(tables)} snapshot(s), {sum(tables.values()):,} rows)"
+            self._report(f"{name} done in {seconds:.1f}s{written}")
+
+    def step(self, name: str, text: str, done: int, total: int) -> None:
+        """One finished step of stage ``name`` (its ``done``-th of ``total``)."""
+        with self._lock:
+            self._report(f"{name} {done}/{total}: {text}")
+
+    def steps(self, name: str, timed: bool = False) -> Progress:
+        """A library's ``progress`` callback reporting the steps of stage ``name``; with ``timed``, each
+        step's description gets the time since the previous one."""
+        last = [time.perf_counter()]
+
+        def report(text: str, done: int, total: int) -> None:
+            now = time.perf_counter()
+            self.step(name, f"{text} in {now - last[0]:.1f}s" if timed else text, done, total)
+            last[0] = now
+
+        return report
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        if self.progress:
-            self.progress(name, self.done, self.total)
-        started = time.perf_counter()
+        before = set(self.rows)
+        self.begin(name)
         yield
-        self.timings[name] = round(time.perf_counter() - started, 3)
-        self.done += 1
-        if self.progress:
-            self.progress(name, self.done, self.total)
+        self.end(name, {key: count for key, count in self.rows.items() if key not in before})
+
+
+@contextmanager
+def main_script_hidden() -> Iterator[None]:
+    """While a child process is spawned, hide the parent's ``__main__`` script from it.
+
+    A spawned child re-imports the parent's ``__main__`` (by its file) before it runs its target. The
+    matching target lives in this module, so the child never needs it, and the parent's script may be
+    one that must not run twice: Streamlit's ``app.py`` (left as ``__main__`` by an AppTest run in a test
+    worker), a test runner, a notebook. A bare stand-in module has neither a spec nor a file, so the
+    child imports nothing of the parent's.
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+class _MatchingProcess:
+    """The matching stage in a child process (spawned: no inherited threads or locks) writing its
+    snapshots into the staging folder; its steps are relayed to the build's progress by a thread."""
+
+    name = "matching"
+
+    def __init__(self, settings: Settings, as_of: date, staging: Path, stages: _Stages) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.stages = stages
+        self.messages: multiprocessing.queues.Queue[tuple[Any, ...]] = context.Queue()
+        self.process = context.Process(
+            target=_matching_in_process,
+            args=(settings, as_of, staging, self.messages),
+            name="liftboard-build-matching",
+            daemon=True,
+        )
+        self.rows: dict[str, int] | None = None
+        self.error: str | None = None
+        self.relay = threading.Thread(target=self._relay, name="liftboard-build-matching-relay", daemon=True)
+
+    def start(self) -> None:
+        self.stages.begin(self.name, " (in its own process, beside the next stages)")
+        with main_script_hidden():
+            self.process.start()
+        self.relay.start()
+
+    def _relay(self) -> None:
+        while True:
+            try:
+                message = self.messages.get(timeout=0.5)
+            except queue.Empty:
+                if not self.process.is_alive():
+                    self.error = f"the matching process exited with code {self.process.exitcode}"
+                    return
+                continue
+            kind, *payload = message
+            if kind == "step":
+                self.stages.step(self.name, *payload)
+            elif kind == "done":
+                self.rows = payload[0]
+                return
+            else:
+                self.error = payload[0]
+                return
+
+    def result(self) -> dict[str, int]:
+        """Wait for the process; its tables' row counts (raises if it failed)."""
+        self.relay.join()
+        self.process.join()
+        if self.rows is None:
+            raise RuntimeError(f"matching stage failed:\n{self.error}")
+        return self.rows
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        if self.process.pid is not None:
+            self.process.join(timeout=10)
+
+
+def _matching_in_process(
+    settings: Settings, as_of: date, staging: Path, messages: multiprocessing.queues.Queue[tuple[Any, ...]]
+) -> None:
+    """What `_MatchingProcess` runs: `_matching_tables`, reporting steps, the result or the traceback."""
+    try:
+        rows = _matching_tables(
+            settings,
+            as_of,
+            staging,
+            lambda text, done, total: messages.put(("step", text, done, total)),
+        )
+    except BaseException:
+        messages.put(("failed", traceback.format_exc()))  # the build raises it, once
+        sys.exit(1)
+    messages.put(("done", rows))
+
+
+NEIGHBOURS_FILE = ".item2vec_neighbours.parquet"
+"""The matching stage's item2vec neighbours, handed to `_similar_products` in the staging folder."""
+
+
+def _matching_tables(settings: Settings, as_of: date, staging: Path, progress: Progress) -> dict[str, int]:
+    """Build the matching tables but the product relations and write them into ``staging``; their row
+    counts. The item2vec neighbours go to ``NEIGHBOURS_FILE`` for `_similar_products`."""
+    from matching.recommender import build_matching
+
+    rows = {}
+    for name, frame in build_matching(settings, as_of, progress=progress, relations=False).items():
+        if name == "item2vec_neighbours":
+            frame.write_parquet(staging / NEIGHBOURS_FILE)
+        else:
+            rows[name] = _write(frame, staging / f"{name}.parquet")
+    return rows
+
+
+def _similar_products(settings: Settings, as_of: date, staging: Path, pairs: pl.DataFrame) -> pl.DataFrame:
+    """similar_products from the matching stage's neighbours and the product pairs (`relation_tables`)."""
+    from matching.recommender import relation_tables
+    from matching.relations import MarketFrames
+
+    path = staging / NEIGHBOURS_FILE
+    neighbours = pl.read_parquet(path)
+    path.unlink()
+    frames = MarketFrames.from_settings(settings)
+    return relation_tables(frames, as_of, neighbours, pairs)["similar_products"]
 
 
 def _write(frame: pl.LazyFrame | pl.DataFrame, path: Path) -> int:
@@ -127,10 +304,13 @@ def build(
     staging = settings.snapshots / f".{build_id}.tmp"
     final = settings.snapshots / build_id
     staging.mkdir()
-    stages = _Stages(
-        progress, total=8 + int(config.publish_sql) + int(config.with_strategies) + int(config.with_matching)
-    )
     rows: dict[str, int] = {}
+    stages = _Stages(
+        progress,
+        total=8 + int(config.publish_sql) + int(config.with_strategies) + 2 * int(config.with_matching),
+        rows=rows,
+    )
+    matching: _MatchingProcess | None = None
 
     def write(name: str, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
         path = staging / f"{name}.parquet"
@@ -147,6 +327,12 @@ def build(
             product_daily = write("product_daily", sources.product_daily(inputs, as_of))
             merchant_daily = write("merchant_daily", sources.merchant_daily(inputs, as_of))
             creator_daily = write("creator_daily", sources.creator_daily(inputs, as_of))
+        run_matching = config.with_matching and rows.get("creator_daily", 0) > 0
+        if run_matching and config.parallel_matching and (os.cpu_count() or 1) > 1:
+            matching = _MatchingProcess(settings, as_of, staging, stages)
+            matching.start()
+        elif config.with_matching and not run_matching:
+            stages.total -= 2
         with stages.stage("KPIs"):
             traits = sources.creator_traits(creators)
             write("kpi_daily", kpis.kpi_daily(creator_daily, merchant_daily, product_daily, as_of, traits))
@@ -203,18 +389,17 @@ def build(
             )
         if config.with_strategies:
             with stages.stage("strategies"):
+                strategy_steps = stages.steps("strategies", timed=True)  # the first step counts the import
                 from strategies.pipeline import FeatureStore, run_strategies
 
                 feature_store = FeatureStore(inputs, as_of, creator_daily, merchant_daily)
-                strategy_run = run_strategies(settings, as_of, feature_store=feature_store)
+                strategy_run = run_strategies(
+                    settings, as_of, feature_store=feature_store, progress=strategy_steps
+                )
                 for name, frame in strategy_run.tables().items():
                     write(name, frame)
-        if config.with_matching and rows.get("creator_daily", 0) > 0:
-            with stages.stage("matching"):
-                from matching.recommender import build_matching
-
-                for name, frame in build_matching(settings, as_of).items():
-                    write(name, frame)
+        if run_matching:
+            _publish_matching(settings, as_of, staging, stages, matching, rows)
         with stages.stage("snapshot"):
             manifest = {
                 "build_id": build_id,
@@ -233,6 +418,8 @@ def build(
             with stages.stage("SQL tables"):
                 publish_sql(final, settings, build_id, as_of, config.sql_snapshots, config.sql_chunk_rows)
     except BaseException:
+        if matching is not None:
+            matching.stop()
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(final, ignore_errors=True)
         raise
@@ -249,6 +436,33 @@ def build(
         timings=dict(stages.timings),
         sql_tables=tuple(manifest["sql_tables"]),
     )
+
+
+def _publish_matching(
+    settings: Settings,
+    as_of: date,
+    staging: Path,
+    stages: _Stages,
+    matching: _MatchingProcess | None,
+    rows: dict[str, int],
+) -> None:
+    """The product pairs stage, then the matching stage's tables: from its process when one runs (it
+    started after the daily facts), computed here otherwise; similar_products joins the two."""
+    with stages.stage("product pairs"):
+        from matching.relations import MarketFrames, PairsConfig, product_pairs
+
+        history = MarketFrames.from_settings(settings).before(as_of)
+        pairs = product_pairs(history, PairsConfig()).collect()
+        rows["product_pairs"] = _write(pairs, staging / "product_pairs.parquet")
+    if matching is not None:
+        published = matching.result()
+    else:
+        stages.begin("matching")
+        published = _matching_tables(settings, as_of, staging, stages.steps("matching"))
+    similar = _similar_products(settings, as_of, staging, pairs)
+    published["similar_products"] = _write(similar, staging / "similar_products.parquet")
+    rows.update(published)
+    stages.end("matching", published)
 
 
 def _write_movers(

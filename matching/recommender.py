@@ -26,6 +26,9 @@ the same models and aggregates per creator, excluding creators already partnered
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -37,6 +40,7 @@ from core.config import Settings
 from matching.interests import InterestConfig, creator_interests
 from matching.relations import (
     Item2VecConfig,
+    ItemEmbeddings,
     MarketFrames,
     as_of_moment,
     embedding_neighbours,
@@ -47,6 +51,11 @@ from matching.relations import (
 SOURCES = ("als", "item2vec", "interest", "popular_in_category")
 OBJECTIVES = ("lambdarank", "rank_xendcg", "binary")
 PAIR = ["creator_id", "product_id"]
+
+Progress = Callable[[str, int, int], None]
+"""``progress(step, done, total)``: called as each step of a long computation finishes."""
+PREDICT_THREADS = min(4, os.cpu_count() or 1)
+"""Threads of LightGBM's predictions (each row's score is the same with any number; training uses one)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,12 @@ class RecallContext:
     item_factors: np.ndarray
     interactions: sp.csr_matrix
     drift: pl.DataFrame
+    profiles: pl.DataFrame
+    """Interest profiles (`matching.interests.creator_interests`) as of ``as_of``."""
+    embeddings: ItemEmbeddings
+    """The item2vec model's vectors (the next window can warm-start from them)."""
+    item2vec_scores: pl.DataFrame
+    """Every pair reachable from a past product through a neighbour (`_item2vec_scores`), computed once."""
 
 
 def _als(
@@ -182,9 +197,15 @@ def _als(
 
 
 def recall_context(
-    frames: MarketFrames, as_of: date, cfg: MatchingConfig = MatchingConfig()
+    frames: MarketFrames,
+    as_of: date,
+    cfg: MatchingConfig = MatchingConfig(),
+    warm_start: ItemEmbeddings | None = None,
 ) -> RecallContext:
-    """Fit ALS and item2vec and compute product, creator and interest statistics as of ``as_of``."""
+    """Fit ALS and item2vec and compute product, creator and interest statistics as of ``as_of``.
+
+    ``warm_start``: item2vec embeddings of an earlier window to continue training from (`item2vec`).
+    """
     history = frames.before(as_of)
     moment = as_of_moment(as_of)
     recent = as_of_moment(as_of - timedelta(days=cfg.recent_days))
@@ -315,7 +336,7 @@ def recall_context(
 
     # item2vec -----------------------------------------------------------------------------------------
     sequences = product_sequences(history, cfg.item2vec).collect()
-    embeddings = item2vec(sequences, cfg.item2vec)
+    embeddings = item2vec(sequences, cfg.item2vec, warm_start=warm_start)
     neighbours = embedding_neighbours(embeddings, cfg.neighbours)
     return RecallContext(
         as_of=as_of,
@@ -331,6 +352,9 @@ def recall_context(
         item_factors=item_factors,
         interactions=matrix,
         drift=drift,
+        profiles=profiles,
+        embeddings=embeddings,
+        item2vec_scores=_item2vec_scores(past, neighbours),
     )
 
 
@@ -393,8 +417,7 @@ def source_candidates(ctx: RecallContext, cfg: MatchingConfig = MatchingConfig()
 
     # item2vec: max similarity to a past product
     parts.append(
-        _item2vec_scores(ctx, None)
-        .join(ctx.promoted, on=PAIR, how="anti")
+        ctx.item2vec_scores.join(ctx.promoted, on=PAIR, how="anti")
         .join(ctx.products.select("product_id"), on="product_id", how="semi")
         .pipe(_top_k, "item2vec_score", k, "item2vec")
     )
@@ -443,16 +466,16 @@ def popularity_baseline(ctx: RecallContext, k: int) -> pl.DataFrame:
     )
 
 
-def _item2vec_scores(ctx: RecallContext, pairs: pl.DataFrame | None) -> pl.DataFrame:
-    """Max embedding similarity of each pair to the creator's past products, and that anchor product."""
-    linked = ctx.past.select("creator_id", anchor_product_id="product_id", anchor_gmv="pair_gmv").join(
-        ctx.neighbours.select(
-            anchor_product_id="product_id", product_id="similar_product_id", sim="similarity"
-        ),
+def _item2vec_scores(past: pl.DataFrame, neighbours: pl.DataFrame) -> pl.DataFrame:
+    """Max embedding similarity of each pair to the creator's past products, and that anchor product.
+
+    Every (creator, product) reachable from one of the creator's past products through a neighbour: the
+    recall source ranks them all, and the features of any pair join them (absent: no similarity).
+    """
+    linked = past.select("creator_id", anchor_product_id="product_id", anchor_gmv="pair_gmv").join(
+        neighbours.select(anchor_product_id="product_id", product_id="similar_product_id", sim="similarity"),
         on="anchor_product_id",
     )
-    if pairs is not None:
-        linked = linked.join(pairs.select(PAIR), on=PAIR, how="semi")
     return (
         linked.sort("creator_id", "product_id", "sim", "anchor_gmv", descending=[False, False, True, True])
         .group_by(PAIR, maintain_order=True)
@@ -557,7 +580,7 @@ def pair_features(
         .join(ctx.products.select(product_cols), on="product_id", how="left")
         .join(ctx.creators.select(creator_cols), on="creator_id", how="left")
         .join(ctx.affinity, on=["creator_id", "category"], how="left")
-        .join(_item2vec_scores(ctx, pairs), on=PAIR, how="left")
+        .join(ctx.item2vec_scores, on=PAIR, how="left")
         .join(ranks, on=PAIR, how="left")
         .with_columns(
             pl.col("affinity_1d", "affinity_7d", "affinity_30d").fill_null(0.0),
@@ -588,10 +611,17 @@ class CandidateSet:
 
 
 def candidate_set(
-    frames: MarketFrames, as_of: date, cfg: MatchingConfig = MatchingConfig(), with_labels: bool = True
+    frames: MarketFrames,
+    as_of: date,
+    cfg: MatchingConfig = MatchingConfig(),
+    with_labels: bool = True,
+    warm_start: ItemEmbeddings | None = None,
 ) -> CandidateSet:
-    """Recall candidates from every source and describe them (labels from the next window if asked)."""
-    ctx = recall_context(frames, as_of, cfg)
+    """Recall candidates from every source and describe them (labels from the next window if asked).
+
+    ``warm_start``: item2vec embeddings of an earlier window to continue training from (`item2vec`).
+    """
+    ctx = recall_context(frames, as_of, cfg, warm_start=warm_start)
     sources = source_candidates(ctx, cfg)
     features = pair_features(sources.select(PAIR), ctx, sources)
     labels = sales_labels(frames, as_of, cfg).collect() if with_labels else None
@@ -610,6 +640,11 @@ def candidate_set(
 
 def _matrix(frame: pl.DataFrame) -> np.ndarray:
     return frame.select(pl.col(FEATURES).cast(pl.Float64)).to_numpy()
+
+
+def _predict(booster: object, frame: pl.DataFrame, **params: object) -> np.ndarray:
+    """``booster.predict`` on the frame's features with ``PREDICT_THREADS`` threads."""
+    return np.asarray(booster.predict(_matrix(frame), num_threads=PREDICT_THREADS, **params))  # type: ignore[attr-defined]
 
 
 def _groups(frame: pl.DataFrame) -> np.ndarray:
@@ -683,7 +718,7 @@ class ProductRanker:
             positives = valid.filter(pl.col("label") == 1).select(PAIR)
             for objective in self.cfg.objectives:
                 booster = self._train(objective, train)
-                scored = valid.select(PAIR).with_columns(score=booster.predict(_matrix(valid)))  # type: ignore[attr-defined]
+                scored = valid.select(PAIR).with_columns(score=_predict(booster, valid))
                 metrics = ranking_metrics(top_k(scored, self.cfg.eval_k), positives, self.cfg.eval_k)
                 self.validation_[objective] = metrics
             self.objective_ = max(self.validation_, key=lambda name: self.validation_[name]["ndcg"])
@@ -711,21 +746,21 @@ class ProductRanker:
 
     def score(self, frame: pl.DataFrame) -> np.ndarray:
         """Ranking scores (comparable within a creator)."""
-        return np.asarray(self.ranker_.predict(_matrix(frame)))  # type: ignore[attr-defined]
+        return _predict(self.ranker_, frame)
 
     def p_sold(self, frame: pl.DataFrame) -> np.ndarray:
         """P(the creator sells the product in the next window), corrected for negative downsampling."""
-        p = np.asarray(self.sold_model_.predict(_matrix(frame)))  # type: ignore[attr-defined]
+        p = _predict(self.sold_model_, frame)
         r = self.sample_rate_
         return p * r / (p * r + (1 - p) + 1e-12)
 
     def gmv_if_sold(self, frame: pl.DataFrame) -> np.ndarray:
         """Expected GMV of the pair in the next window if it sells."""
-        return np.expm1(np.asarray(self.gmv_model_.predict(_matrix(frame))))  # type: ignore[attr-defined]
+        return np.expm1(_predict(self.gmv_model_, frame))
 
     def contributions(self, frame: pl.DataFrame) -> np.ndarray:
         """Per-feature contributions of the ranker (rows × features; the bias column dropped)."""
-        return np.asarray(self.ranker_.predict(_matrix(frame), pred_contrib=True))[:, :-1]  # type: ignore[attr-defined]
+        return _predict(self.ranker_, frame, pred_contrib=True)[:, :-1]
 
 
 def training_rows(features: pl.DataFrame, cfg: MatchingConfig) -> pl.DataFrame:
@@ -847,21 +882,69 @@ def training_dates(as_of: date, cfg: MatchingConfig) -> list[date]:
     return [newest - timedelta(days=cfg.train_step_days * i) for i in range(cfg.train_windows)]
 
 
-def fit_ranker(frames: MarketFrames, as_of: date, cfg: MatchingConfig = MatchingConfig()) -> ProductRanker:
-    """Train the ranker on windows before ``as_of`` (the newest one validates the objective choice)."""
-    dates = training_dates(as_of, cfg)
-    sets = [training_rows(candidate_set(frames, d, cfg).features, cfg) for d in dates]
+def fit_ranker_and_item2vec(
+    frames: MarketFrames,
+    as_of: date,
+    cfg: MatchingConfig = MatchingConfig(),
+    progress: Progress | None = None,
+) -> tuple[ProductRanker, ItemEmbeddings | None]:
+    """Train the ranker on windows before ``as_of`` (the newest one validates the objective choice).
+
+    The windows are described oldest first, each window's item2vec continuing from the previous one's
+    vectors (`item2vec`'s ``warm_start``): every window still sees only data before its own date, so the
+    training features are what the models would have seen then. Returns the ranker and the newest
+    window's embeddings, to warm-start the scoring window the same way. ``progress`` is called after
+    each window and after the fit, with ``len(windows) + 1`` steps in all.
+    """
+    dates = sorted(training_dates(as_of, cfg))
+    total = len(dates) + 1
+    rows: dict[date, pl.DataFrame] = {}
+    embeddings: ItemEmbeddings | None = None
+    for done, day in enumerate(dates, start=1):
+        started = time.perf_counter()
+        candidates = candidate_set(frames, day, cfg, warm_start=embeddings)
+        embeddings = candidates.context.embeddings
+        rows[day] = training_rows(candidates.features, cfg)
+        if progress:
+            positives = int(candidates.features["label"].sum())
+            progress(
+                f"training window {done}/{len(dates)} (as of {day}): {candidates.features.height:,} "
+                f"candidate pairs, {positives:,} sold, in {time.perf_counter() - started:.1f}s",
+                done,
+                total,
+            )
+    started = time.perf_counter()
+    sets = [rows[day] for day in sorted(rows, reverse=True)]
     valid = sets[0]
     train = pl.concat(sets[1:]) if len(sets) > 1 else sets[0]
-    return ProductRanker(cfg).fit(train, valid if len(sets) > 1 else None)
+    ranker = ProductRanker(cfg).fit(train, valid if len(sets) > 1 else None)
+    if progress:
+        progress(
+            f"ranker: {ranker.objective_} kept of {len(cfg.objectives)} objective(s), "
+            f"{train.height + (valid.height if len(sets) > 1 else 0):,} rows, "
+            f"in {time.perf_counter() - started:.1f}s",
+            total,
+            total,
+        )
+    return ranker, embeddings
+
+
+def fit_ranker(frames: MarketFrames, as_of: date, cfg: MatchingConfig = MatchingConfig()) -> ProductRanker:
+    """Train the ranker on windows before ``as_of`` (see `fit_ranker_and_item2vec`)."""
+    return fit_ranker_and_item2vec(frames, as_of, cfg)[0]
 
 
 def evaluate_matching(
     frames: MarketFrames, as_of: date, cfg: MatchingConfig = MatchingConfig()
 ) -> MatchingEvaluation:
-    """Recall@K, NDCG@K, MAP@K at ``as_of`` of popularity, each source alone and recall + rank."""
-    ranker = fit_ranker(frames, as_of, cfg)
-    test = candidate_set(frames, as_of, cfg)
+    """Recall@K, NDCG@K, MAP@K at ``as_of`` of popularity, each source alone and recall + rank.
+
+    The test window is described as the build describes its scoring window: item2vec warm-started from
+    the newest training window (whose data all precede ``as_of``).
+    """
+    frames = frames.in_memory()
+    ranker, embeddings = fit_ranker_and_item2vec(frames, as_of, cfg)
+    test = candidate_set(frames, as_of, cfg, warm_start=embeddings)
     assert test.labels is not None
     positives = test.labels.select(PAIR)
     k = cfg.eval_k
@@ -1000,13 +1083,17 @@ def _with_reasons(frame: pl.DataFrame, contributions: np.ndarray, n_reasons: int
     ).drop(helpers)
 
 
-def _scored(frame: pl.DataFrame, ranker: ProductRanker) -> pl.DataFrame:
-    """Ranking score, P(sold), GMV if sold and expected GMV of each pair."""
+def _valued(frame: pl.DataFrame, ranker: ProductRanker) -> pl.DataFrame:
+    """P(sold), GMV if sold and expected GMV of each pair."""
     return frame.with_columns(
-        score=pl.Series(ranker.score(frame)),
         p_sold=pl.Series(ranker.p_sold(frame)),
         gmv_if_sold=pl.Series(ranker.gmv_if_sold(frame)),
     ).with_columns(expected_gmv=pl.col("p_sold") * pl.col("gmv_if_sold"))
+
+
+def _scored(frame: pl.DataFrame, ranker: ProductRanker) -> pl.DataFrame:
+    """Ranking score, P(sold), GMV if sold and expected GMV of each pair."""
+    return _valued(frame.with_columns(score=pl.Series(ranker.score(frame))), ranker)
 
 
 def _explained(frame: pl.DataFrame, ranker: ProductRanker, ctx: RecallContext) -> pl.DataFrame:
@@ -1133,7 +1220,7 @@ def recruit_creators(
             }
         )
     features = pair_features(pairs, ctx)
-    scored = _scored(features, ranker)
+    scored = _valued(features, ranker)  # the ranking score orders one creator's products: not needed here
     per_creator = (
         scored.sort("expected_gmv", descending=True)
         .group_by("merchant_id", "creator_id")
@@ -1185,31 +1272,84 @@ def build_matching(
     as_of: date,
     cfg: MatchingConfig = MatchingConfig(),
     frames: MarketFrames | None = None,
+    progress: Progress | None = None,
+    relations: bool = True,
 ) -> dict[str, pl.DataFrame]:
     """Every matching table, for the build to publish as snapshots.
 
     Tables: product_pairs, similar_products, creator_product_recs, merchant_creator_recs,
     creator_interests (long profiles with each creator's drift flag). Models are trained on windows
-    whose labels end by ``as_of``; recommendations use everything before ``as_of``.
+    whose labels end by ``as_of``; recommendations use everything before ``as_of``. The tables are read
+    into memory once (every window filters them). ``progress(step, done, total)`` is called as each step
+    finishes (the training windows, the ranker, the scoring window, pairs, recommendations, recruits).
+
+    With ``relations=False`` product_pairs and similar_products are left to the caller, who can mine the
+    pairs at the same time elsewhere (`relation_tables`); the scoring window's item2vec neighbours, which
+    similar_products needs, are returned as ``item2vec_neighbours`` instead.
     """
+    scans = frames or MarketFrames.from_settings(settings)
+    frames = scans.in_memory()
+    steps = _Steps(progress, cfg.train_windows + 4 + int(relations))
+
+    def window_progress(step: str, done: int, _total: int) -> None:
+        steps.report(step, done)
+
+    ranker, embeddings = fit_ranker_and_item2vec(frames, as_of, cfg, progress=window_progress)
+    candidates = candidate_set(frames, as_of, cfg, with_labels=False, warm_start=embeddings)
+    ctx = candidates.context
+    steps.finish(f"scoring window (as of {as_of}): {candidates.features.height:,} candidate pairs")
+    tables: dict[str, pl.DataFrame] = {}
+    if relations:
+        # from the scans: the same plan over in-memory tables ran 4× slower (Polars 2.1, demo scale)
+        tables = relation_tables(scans, as_of, ctx.neighbours)
+        steps.finish(
+            f"product pairs: {tables['product_pairs'].height:,}, "
+            f"similar products: {tables['similar_products'].height:,}"
+        )
+    else:
+        tables["item2vec_neighbours"] = ctx.neighbours
+    recs = recommend_products(frames, as_of, cfg, ranker=ranker, candidates=candidates)
+    tables["creator_product_recs"] = recs
+    steps.finish(f"products for creators: {recs.height:,} recommendations with reasons")
+    recruits = recruit_creators(None, frames, as_of, cfg, ranker=ranker, ctx=ctx)
+    interests = ctx.profiles.join(ctx.drift.select("creator_id", "drifting"), on="creator_id", how="left")
+    tables["merchant_creator_recs"] = recruits
+    tables["creator_interests"] = interests
+    steps.finish(f"creators to recruit: {recruits.height:,}; interest profiles: {interests.height:,} rows")
+    return tables
+
+
+def relation_tables(
+    frames: MarketFrames,
+    as_of: date,
+    neighbours: pl.DataFrame,
+    pairs: pl.DataFrame | None = None,
+) -> dict[str, pl.DataFrame]:
+    """product_pairs (mined from ``frames`` before ``as_of`` unless given) and similar_products (the
+    item2vec ``neighbours`` labelled with them)."""
     from matching.relations import PairsConfig, product_pairs, similar_products
 
-    frames = frames or MarketFrames.from_settings(settings)
     history = frames.before(as_of)
-    ranker = fit_ranker(frames, as_of, cfg)
-    candidates = candidate_set(frames, as_of, cfg, with_labels=False)
-    ctx = candidates.context
-    pairs = product_pairs(history, PairsConfig()).collect()
-    similar = similar_products(ctx.neighbours.lazy(), history.products, pairs.lazy()).collect()
-    recs = recommend_products(frames, as_of, cfg, ranker=ranker, candidates=candidates)
-    recruits = recruit_creators(None, frames, as_of, cfg, ranker=ranker, ctx=ctx)
-    _, profiles, drift = creator_interests(history, as_of_moment(as_of), cfg.interests)
-    interests = profiles.join(drift.select("creator_id", "drifting"), on="creator_id", how="left")
-    tables = {
-        "product_pairs": pairs,
-        "similar_products": similar,
-        "creator_product_recs": recs,
-        "merchant_creator_recs": recruits,
-        "creator_interests": interests,
-    }
-    return tables
+    if pairs is None:
+        pairs = product_pairs(history, PairsConfig()).collect()
+    similar = similar_products(neighbours.lazy(), history.products, pairs.lazy()).collect()
+    return {"product_pairs": pairs, "similar_products": similar}
+
+
+class _Steps:
+    """Numbered steps of `build_matching` for its ``progress`` callback, each with its duration."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.started = time.perf_counter()
+
+    def report(self, text: str, done: int) -> None:
+        self.done = done
+        self.started = time.perf_counter()
+        if self.progress:
+            self.progress(text, done, self.total)
+
+    def finish(self, text: str) -> None:
+        self.report(f"{text}, in {time.perf_counter() - self.started:.1f}s", self.done + 1)

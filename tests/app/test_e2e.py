@@ -87,7 +87,8 @@ def test_every_page_without_exception(page: Any, app_url: str) -> None:
 
 
 def test_copied_url_reopens_the_same_filters(page: Any, browser: Any, app_url: str) -> None:
-    login(page, app_url + "/movers", "ops")
+    # Creators applies the sidebar's filters (Movers disables them: it ignores them)
+    login(page, app_url + "/creators", "ops")
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_role("combobox").first.click()  # the date range
     page.get_by_role("option", name="Last 7 days").click()
@@ -104,13 +105,13 @@ def test_copied_url_reopens_the_same_filters(page: Any, browser: Any, app_url: s
     copied = page.url
     assert "range=" in copied
     assert "region=" in copied
-    assert "/movers" in copied
+    assert "/creators" in copied
     assert region.locator("[data-tag]").all_inner_texts() == ["US"]
     other = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
         fresh = other.new_page()
         login(fresh, copied, "ops")
-        assert "/movers" in fresh.url
+        assert "/creators" in fresh.url
         fresh_sidebar = fresh.locator('[data-testid="stSidebar"]')
         assert fresh_sidebar.get_by_text("vs the 7 days before").count() == 1  # the range caption
         tags = fresh_sidebar.locator('[data-testid="stMultiSelect"]').first.locator("[data-tag]")
