@@ -26,7 +26,8 @@ from webapp import auth  # noqa: E402
 from webapp import data as app_data  # noqa: E402
 from webapp.ui import Filters  # noqa: E402
 
-st.set_page_config(page_title="Liftboard", page_icon=":material/insights:", layout="wide")
+# an emoji icon: Streamlit draws it as an inline SVG; a `:material/…:` favicon is fetched from a font host
+st.set_page_config(page_title="Liftboard", page_icon="📈", layout="wide")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -166,3 +166,30 @@ def test_merchant_success_cannot_reach_another_merchant(page: Any, app_url: str,
     assert "Overview" not in nav
     assert "Creators" not in nav
     assert "Data" not in nav
+
+
+def test_no_request_leaves_the_machine(browser: Any, app_url: str) -> None:
+    """Signing in and opening pages asks nothing of another host (a closed network works): every request
+    goes to the app itself or is inline data."""
+    from urllib.parse import urlparse
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
+    try:
+        tab = context.new_page()
+        login(tab, app_url + "/", "ops")
+        for name in ("creators", "strategy_board"):
+            tab.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]').first.click()
+            tab.wait_for_url(f"**/{name}*")
+            settle(tab)
+    finally:
+        context.close()
+    assert requested
+    outside = [
+        url
+        for url in requested
+        if urlparse(url).scheme not in ("data", "blob")
+        and urlparse(url).hostname not in ("127.0.0.1", "localhost")
+    ]
+    assert outside == []
