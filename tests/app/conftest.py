@@ -86,13 +86,21 @@ def app_url(tiny_home: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def browser(app_url: str) -> Iterator[object]:
-    """A headless Chromium (Debian's) driven by Playwright."""
+def chromium() -> Iterator[object]:
+    """One headless Chromium (Debian's) driven by Playwright for every browser test of this process:
+    Playwright's sync API runs one instance per thread, so a second ``sync_playwright()`` while this one
+    lives fails ("Sync API inside the asyncio loop"), whichever test files a worker happens to get."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: object, app_url: str) -> object:
+    """The shared Chromium, with the shared tiny app served (`app_url`)."""
+    return chromium

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from core.config import Settings
 from datastore import db, users
 from datastore.tables import sign_in_attempts
-from liftboard.headless import CHROMIUM, CHROMIUM_ARGS, serve_app
+from liftboard.headless import serve_app
 from webapp.auth import COOKIE, SESSION_TTL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -64,20 +64,8 @@ def url(home: Path) -> Iterator[str]:
         yield served
 
 
-@pytest.fixture(scope="module")
-def chromium(url: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def context(chromium: Any) -> Iterator[Any]:
+def context(chromium: Any, url: str) -> Iterator[Any]:
     """One browser profile: its tabs share cookies."""
     ctx = chromium.new_context(viewport={"width": 1400, "height": 1000})
     yield ctx

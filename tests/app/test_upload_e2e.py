@@ -30,7 +30,7 @@ import pytest
 from core.config import Settings
 from core.exports import FORMULA_START
 from datastore import lake
-from liftboard.headless import CHROMIUM, CHROMIUM_ARGS, serve_app
+from liftboard.headless import serve_app
 from tests.app.test_e2e import login, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
@@ -157,24 +157,14 @@ def own_home(tiny_home: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def page(own_home: Path, tmp_path: Path) -> Iterator[tuple[Any, str]]:
-    """A Chromium tab and the URL of the app served on ``own_home``."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package")
-    with (
-        open(tmp_path / "streamlit.log", "w") as log,
-        serve_app(own_home, log) as url,
-        sync_playwright() as playwright,
-    ):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+def page(own_home: Path, tmp_path: Path, chromium: Any) -> Iterator[tuple[Any, str]]:
+    """A tab of the shared Chromium (tests/app/conftest.py) and the URL of the app served on ``own_home``."""
+    with open(tmp_path / "streamlit.log", "w") as log, serve_app(own_home, log) as url:
+        context = chromium.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         try:
             yield context.new_page(), url
         finally:
             context.close()
-            browser.close()
 
 
 def test_a_300_mb_upload_runs_in_a_job_and_the_server_stays_under_1_gb(
