@@ -83,8 +83,10 @@ def person(settings: Settings) -> str:
 _COUNT_RUNS = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
     window.__liftboardRuns = 0;
-    new MutationObserver(() => {
-        if (app.dataset.testScriptState !== "notRunning") window.__liftboardRuns += 1;
+    // every change of the script state counts: a quick run can start and end before the observer's
+    // callback runs, so the state it would read then is already "notRunning" again
+    new MutationObserver((records) => {
+        window.__liftboardRuns += records.length;
     }).observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
 }"""
 
