@@ -4,47 +4,29 @@ earlier with its realized against predicted uplift."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
 from core import metrics
-from core.access import User
 from strategies.wording import EVIDENCE_HELP, evidence_label
 from webapp import data as app_data
 from webapp import ui
 
 
-def reference_gmv(user: User, recs: pl.DataFrame) -> tuple[str, float | None]:
-    """What the expected uplift is set against: the platform's GMV of the build's last 28 days (ops), or
-    the 28-day GMV of the user's merchants (merchant success, who do not see the platform's)."""
-    if user.is_ops:
-        end = app_data.last_day()
-        cards = app_data.overview(user, end - timedelta(days=27), end, (), (), ())["cards"]
-        gmv = cards.filter(pl.col("metric") == "gmv")["value"]
-        return "the platform's GMV", ui.as_float(gmv.item(), 0.0) if gmv.len() else None
-    merchants = recs.filter(pl.col("entity_kind") == "merchant").unique("entity_id")
-    return "your merchants' GMV", ui.as_float(merchants["baseline_gmv_28d"].sum(), 0.0)
-
-
-def uplift_totals(rows: pl.DataFrame, reference: tuple[str, float | None]) -> None:
+def uplift_totals(rows: pl.DataFrame, reference: app_data.ReferenceGmv) -> None:
     """The expected 28-day uplift of ``rows`` as an operator weighs it: its 80% interval, its share of the
     reference GMV over 28 days, and how much of it rests on strategies whose pilots establish the effect
-    (the rest rests on the model alone)."""
+    (the rest rests on the model alone); the figures come from `app_data.uplift_totals`."""
     what, gmv = reference
-    if "established" not in rows.columns:  # a build from before the evidence column
-        rows = rows.with_columns(established=pl.lit(None, pl.Boolean))
-    total = ui.as_float(rows["expected_uplift"].sum())
-    established = ui.as_float(rows.filter(pl.col("established").fill_null(False))["expected_uplift"].sum())
+    totals = app_data.uplift_totals(rows)
+    total, established = totals.expected, totals.established
     share = metrics.Display("ratio", 1)
     c = st.columns(3)
     c[0].metric(
         "Expected uplift",
         ui.money_compact(total),
-        delta=f"80% interval {ui.money_compact(ui.as_float(rows['uplift_low'].sum()))} – "
-        f"{ui.money_compact(ui.as_float(rows['uplift_high'].sum()))}",
+        delta=f"80% interval {ui.money_compact(totals.low)} – {ui.money_compact(totals.high)}",
         delta_color="off",
         delta_arrow="off",
         border=True,
@@ -152,7 +134,7 @@ if "established" not in shown.columns:  # a build from before the evidence colum
 shown = shown.with_columns(evidence=evidence_label(pl.col("established")).fill_null("—"))
 board = ui.with_names(shown.select(columns), names)
 
-reference = reference_gmv(user, recs)
+reference = app_data.reference_gmv(user, recs)
 m = st.columns(3)
 m[0].metric("Recommendations", f"{board.height:,}", border=True)
 m[1].metric("Cost", ui.money(board["cost"].sum()), border=True)

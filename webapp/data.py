@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -476,6 +477,50 @@ def recommendations(user: User) -> pl.DataFrame:
         .join(status, on=["run_id", "entity_kind", "entity_id", "strategy"], how="left")
         .with_columns(pl.col("status").fill_null("proposed"))
     )
+
+
+ReferenceGmv = tuple[str, float | None]
+"""What an expected uplift is set against: its name in words and its 28-day GMV (``None``: unknown)."""
+
+
+def reference_gmv(user: User, recs: pl.DataFrame) -> ReferenceGmv:
+    """The platform's GMV of the build's last 28 days (ops), or the 28-day GMV of the user's merchants in
+    ``recs`` (merchant success, who do not see the platform's)."""
+    if user.is_ops:
+        end = last_day()
+        cards = overview(user, end - timedelta(days=27), end, (), (), ())["cards"]
+        gmv = cards.filter(pl.col("metric") == "gmv")["value"]
+        return "the platform's GMV", float(gmv.item() or 0.0) if gmv.len() else None
+    merchants = recs.filter(pl.col("entity_kind") == "merchant").unique("entity_id")
+    return "your merchants' GMV", float(merchants["baseline_gmv_28d"].sum() or 0.0)
+
+
+@dataclass(frozen=True)
+class UpliftTotals:
+    """The expected 28-day uplift of some recommendations: total, the sum of their 80% intervals, and
+    the part that rests on strategies whose pilots establish the effect."""
+
+    expected: float
+    low: float
+    high: float
+    established: float
+
+
+def uplift_totals(rows: pl.DataFrame) -> UpliftTotals:
+    """`UpliftTotals` of ``rows`` (recommendations); a build from before the evidence column has none
+    established."""
+    established = (
+        pl.col("expected_uplift").filter(pl.col("established").fill_null(False)).sum()
+        if "established" in rows.columns
+        else pl.lit(0.0)
+    )
+    sums = rows.select(
+        expected=pl.col("expected_uplift").sum(),
+        low=pl.col("uplift_low").sum(),
+        high=pl.col("uplift_high").sum(),
+        established=established,
+    ).row(0, named=True)
+    return UpliftTotals(**{name: float(value or 0.0) for name, value in sums.items()})
 
 
 def actions(user: User) -> pl.DataFrame:
