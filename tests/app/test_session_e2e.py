@@ -96,7 +96,10 @@ def run(page: Any, action: Callable[[], object]) -> None:
     page.wait_for_selector(IDLE, timeout=60_000)
     page.evaluate(_COUNT_RUNS)
     action()
-    page.wait_for_function("() => window.__liftboardRuns > 0", timeout=60_000)
+    # a run started, or the page was loaded anew (the counter is gone with the old window)
+    page.wait_for_function(
+        "() => window.__liftboardRuns === undefined || window.__liftboardRuns > 0", timeout=60_000
+    )
     page.wait_for_selector(IDLE, timeout=60_000)
 
 
