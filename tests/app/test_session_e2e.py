@@ -12,7 +12,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from core.config import Settings
 from datastore import db, users
 from datastore.tables import sign_in_attempts
 from liftboard.headless import serve_app
+from tests.app.browser import LOGIN_FORM, NAV, count_frames, load, run
 from webapp.auth import COOKIE, SESSION_TTL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -31,11 +32,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 PASSWORD = "amber-Lantern-47-orbit"
 """A password the policy accepts (long, not the user name, not a common password)."""
 _names = itertools.count(1)
-
-NAV = '[data-testid="stSidebarNav"]'
-LOGIN_FORM = '[data-testid="stForm"]'
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-"""The app between script runs (Streamlit's own run-state attribute)."""
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +64,7 @@ def url(home: Path) -> Iterator[str]:
 def context(chromium: Any, url: str) -> Iterator[Any]:
     """One browser profile: its tabs share cookies."""
     ctx = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.on("page", count_frames)
     yield ctx
     ctx.close()
 
@@ -78,35 +75,6 @@ def person(settings: Settings) -> str:
     name = f"session_user_{next(_names)}"
     users.add_user(settings, name, PASSWORD, "ops", display_name=f"Tester {name}")
     return name
-
-
-_COUNT_RUNS = """() => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    window.__liftboardRuns = 0;
-    // every change of the script state counts: a quick run can start and end before the observer's
-    // callback runs, so the state it would read then is already "notRunning" again
-    new MutationObserver((records) => {
-        window.__liftboardRuns += records.length;
-    }).observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
-}"""
-
-
-def run(page: Any, action: Callable[[], object]) -> None:
-    """Do ``action`` (a click, a submit) and wait for the end of the script run it starts."""
-    page.wait_for_selector(IDLE, timeout=60_000)
-    page.evaluate(_COUNT_RUNS)
-    action()
-    # a run started, or the page was loaded anew (the counter is gone with the old window)
-    page.wait_for_function(
-        "() => window.__liftboardRuns === undefined || window.__liftboardRuns > 0", timeout=60_000
-    )
-    page.wait_for_selector(IDLE, timeout=60_000)
-
-
-def load(page: Any, selector: str) -> None:
-    """Wait, after a page load, for ``selector`` and then for the end of the run that draws it."""
-    page.wait_for_selector(selector, timeout=60_000)
-    page.wait_for_selector(IDLE, timeout=60_000)
 
 
 def sign_in(page: Any, url: str, username: str, password: str = PASSWORD) -> None:
