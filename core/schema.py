@@ -1,10 +1,12 @@
 """The canonical tables of Liftboard, declared once.
 
 Each table is a `TableSpec`: its `pl.Schema`, primary key, foreign keys, allowed values, numeric
-ranges, nullable columns and time columns that may not lie in the future. Ingest validates every input
-against these specs, the simulator writes them, the lake and the state DB store them, and tests build
-their fixtures from them. Dimensions (small, updated in place) live in the state DB and are mirrored to
-the lake as one Parquet file each; facts (large, append-only) live in the lake partitioned by day.
+ranges, nullable columns, time columns that may not lie in the future, and the rules across columns
+and tables (date order, ownership, catalogued values that must suit the row's kind, required text not
+blank). Ingest validates every input against these specs, the simulator writes them, the lake and the
+state DB store them, and tests build their fixtures from them. Dimensions (small, updated in place) live
+in the state DB and are mirrored to the lake as one Parquet file each; facts (large, append-only) live
+in the lake partitioned by day.
 """
 
 from __future__ import annotations
@@ -59,8 +61,44 @@ class CatalogColumn:
 
 
 @dataclass(frozen=True)
+class DateOrder:
+    """In one row, ``later`` may not be before ``earlier`` (a null in either is left to the other checks):
+    a showcase entry is removed on or after the day it was added."""
+
+    earlier: str
+    later: str
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """A row's ``owner`` must own the ``item`` it references, at the row's time.
+
+    The ``table`` row whose ``ref_item`` is the row's ``item`` must have ``ref_owner`` equal to the row's
+    ``owner``, and when ``at`` and ``since`` are given, that row's ``since`` (a date) may not be after the
+    row's ``at`` (the item is owned from that day: ``since_means`` says so in messages). An order's merchant
+    must own its product, listed by the order's day. The stored table and the same run's rows count; an
+    item that is not known at all is left to the foreign-key check.
+    """
+
+    item: str
+    owner: str
+    table: str
+    ref_item: str
+    ref_owner: str
+    at: str | None = None
+    since: str | None = None
+    since_means: str = "existed"
+
+
+@dataclass(frozen=True)
 class TableSpec:
-    """Everything Liftboard knows about one canonical table."""
+    """Everything Liftboard knows about one canonical table.
+
+    Rules across columns and tables are declared here too: ``date_order`` (one date may not come before
+    another in the same row), ``ownership`` (a row's owner column must own, at the row's time, the item it
+    references), ``catalog_columns`` (a catalogued value must suit the row's kind) and ``required_text``
+    (a required text value may not be blank).
+    """
 
     name: str
     schema: pl.Schema
@@ -75,10 +113,19 @@ class TableSpec:
     nullable: frozenset[str] = frozenset()
     not_in_future: tuple[str, ...] = ()
     catalog_columns: tuple[CatalogColumn, ...] = ()
+    date_order: tuple[DateOrder, ...] = ()
+    ownership: tuple[Ownership, ...] = ()
 
     @property
     def columns(self) -> list[str]:
         return list(self.schema.names())
+
+    @property
+    def required_text(self) -> tuple[str, ...]:
+        """The text columns that may not be missing, hence not blank either (empty or only whitespace)."""
+        return tuple(
+            name for name, dtype in self.schema.items() if dtype == pl.String and name not in self.nullable
+        )
 
     def empty(self) -> pl.DataFrame:
         """An empty frame with this table's schema (fixtures, empty lakes)."""
@@ -166,6 +213,7 @@ SHOWCASE = TableSpec(
     ),
     nullable=frozenset({"removed_on"}),
     not_in_future=("added_on", "removed_on"),
+    date_order=(DateOrder(earlier="added_on", later="removed_on"),),
 )
 
 INTERVENTIONS = TableSpec(
@@ -279,6 +327,18 @@ ORDERS = TableSpec(
     ranges=_frozen({"quantity": (1, None), "gmv": (0.0, None), "commission": (0.0, None)}),
     nullable=frozenset({"content_id"}),
     not_in_future=("ordered_at",),
+    ownership=(
+        Ownership(
+            item="product_id",
+            owner="merchant_id",
+            table="products",
+            ref_item="product_id",
+            ref_owner="merchant_id",
+            at="ordered_at",
+            since="listed_on",
+            since_means="was listed",
+        ),
+    ),
 )
 
 # Dependency order: a table's foreign keys point only at tables before it.

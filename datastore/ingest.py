@@ -5,20 +5,37 @@ batch of creators and the orders that reference them validates together. Each in
 one of three places, and the counts are recorded per table-file in the ``ingestion_loads`` ledger:
 
 - **loaded**: new fact rows land in the lake; new or changed dimension rows are upserted in the DB;
-- **quarantined**: rows with bad cells (uncastable, null where required, not allowed, out of range, in
-  the future, unknown foreign key, a value a catalog does not know or that does not suit the row's kind,
-  such as a merchant strategy applied to a creator) go to ``quarantine/<run_id>/<table>-<n>.parquet``
-  with their raw values, ``_row`` (1-based data row), ``_column`` and ``_reason``;
+- **quarantined**: rows with bad cells (uncastable, null or blank where required, not allowed, out of
+  range, in the future, unknown foreign key, a value a catalog does not know or that does not suit the
+  row's kind, such as a merchant strategy applied to a creator), rows that break a rule across columns or
+  tables (``TableSpec.date_order``, ``TableSpec.ownership``: an order whose merchant does not own its
+  product at the order's time), and lines of a CSV or NDJSON file that cannot be read into cells (not
+  JSON, not a JSON object, a ragged CSV row, a quote never closed, a truncated last line). They go to the
+  run's quarantine file of that input with their raw values, ``_row`` (1-based record number, blank lines
+  not counted), ``_line`` (the line where the record starts, as an editor numbers it; null for Parquet
+  and SQL), ``_column``, ``_reason`` and ``_raw`` (the text of a line that could not be read into cells);
 - **duplicate**: a fact row whose primary key is already stored or appeared earlier in the run; a
   dimension row identical to the stored (or earlier in the run) row with the same key. A dimension row
   whose key exists with *different* values is an update and counts as loaded (last one wins).
+
+Blank lines (empty or whitespace only) are no records, wherever they are. A CSV file with a header and no
+rows loads nothing and succeeds. Text files are parsed by Polars; only a file Polars cannot split into one
+record per line (an NDJSON line that is not JSON, a CSV quote spanning lines) is read record by record in
+Python, so a broken line costs speed, never the file.
+
+Quarantine files: ``quarantine/<run_id>/<table>-<digest>.parquet``, one per run and input, where the
+digest is the input's SHA-256 (its first 16 hex digits; for a SQL source, of its URL and query). When an
+earlier run left a quarantine file of the same input with exactly the same rows, the new run records that
+file and writes none, so retrying an input does not pile up copies; an input judged differently (other
+bytes, or stored data that changed the verdict) gets its own file.
 
 A catalogued column (``TableSpec.catalog_columns``: the interventions' ``strategy``) may hold an alias the
 catalog declares; the row is stored with the canonical value and the report counts the rows mapped from
 each alias (``TableLoad.aliases_mapped``).
 
-Whole-file problems (missing file, unknown table, missing or extra columns, empty, binary, truncated,
-not UTF-8) raise ``IngestError``; the run is then recorded as ``failed`` and nothing else changes.
+Whole-file problems (missing file, unknown table, missing or extra columns, empty, binary, not UTF-8, a
+corrupt Parquet file) raise ``IngestError``; the run is then recorded as ``failed`` and nothing else
+changes. File names are shown with bytes that are not UTF-8 escaped (``\\xNN``).
 
 Atomicity: files are staged under ``lake/_staging/<run_id>`` with a manifest, then one DB transaction
 upserts the dimensions and marks the run committed, then the staged files are moved into place.
@@ -30,31 +47,39 @@ from __future__ import annotations
 import codecs
 import csv
 import getpass
+import hashlib
 import json
 import os
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
 import sqlalchemy as sa
 
 from core.config import Settings
-from core.schema import TABLES, CatalogColumn, ForeignKey, TableSpec, table_spec
+from core.schema import TABLES, CatalogColumn, DateOrder, ForeignKey, Ownership, TableSpec, table_spec
 from datastore import db, lake
 
 Progress = Callable[[str, int, int], None]
 
 FAULT_ENV = "LIFTBOARD_FAULT_INJECT"
 ROW = "_row"
-QUARANTINE_COLUMNS = (ROW, "_column", "_reason")
+LINE = "_line"
+RAW_TEXT = "_raw"
+QUARANTINE_COLUMNS = (ROW, LINE, "_column", "_reason", RAW_TEXT)
+BROKEN_SCHEMA = pl.Schema({ROW: pl.Int64, LINE: pl.Int64, "_reason": pl.String, RAW_TEXT: pl.String})
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 _CHUNK = 1 << 22
 _INSERT_BATCH = 50_000
+_FALLBACK_BATCH = 100_000  # records per frame when a text file is read record by record in Python
+_MAX_RECORD_LINES = 10_000  # a quoted value spanning more lines is taken for a quote never closed
 
 
 class IngestError(Exception):
@@ -143,12 +168,21 @@ class IngestReport:
 # Sources
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What a source holds: ``rows``, its columns plus ROW (and LINE for text files), and ``broken``, the
+    records that could not be read into cells (ROW, LINE, the reason, the raw text: ``BROKEN_SCHEMA``)."""
+
+    rows: pl.DataFrame
+    broken: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BROKEN_SCHEMA))
+
+
 @dataclass
 class _Source:
     label: str
     table: str
-    read: Callable[[], pl.DataFrame]  # raw frame: the source's columns plus ROW (Int64, 1-based)
-    allow_empty: bool = False
+    read: Callable[[], _Read]
+    identity: Callable[[], str]  # a short digest of the input (names its quarantine file)
 
 
 def fault_point(stage: str) -> None:
@@ -170,11 +204,50 @@ def table_for_file(path: Path) -> str | None:
     return prefix if prefix in TABLES else None
 
 
-def _check_text(path: Path, label: str) -> int:
-    """Reject binary and non-UTF-8 text; return the number of lines."""
+def display_path(path: str | Path) -> str:
+    """A path as text that is always valid UTF-8: bytes of a name that are not UTF-8 are shown as
+    ``\\xNN`` (a file name may hold any bytes; messages, the ledger and the DB need text)."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def _safe_text(text: str) -> str:
+    """``text`` with characters UTF-8 cannot encode (undecodable bytes of a name) escaped."""
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+@contextmanager
+def _polars_input(path: Path) -> Iterator[Path | BinaryIO]:
+    """``path`` as Polars can open it: the path itself, or an open file when the name is not valid UTF-8
+    (Polars takes names as UTF-8 text; such a file is then read through Python, a rare and slower case)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        with open(path, "rb") as handle:
+            yield handle
+        return
+    yield path
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _TextShape:
+    """What the UTF-8 check learnt of a text file: its physical lines (split at ``\\n`` only) and whether
+    the last one ends with a line break."""
+
+    lines: int
+    ends_with_newline: bool
+
+
+def _check_text(path: Path, label: str) -> _TextShape:
+    """Reject binary and non-UTF-8 text; return the file's line count and whether it ends with a break."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
     lines = 1
+    last = b""
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             nul = chunk.find(b"\x00")
@@ -194,6 +267,7 @@ def _check_text(path: Path, label: str) -> int:
                 ) from None
             lines += chunk.count(b"\n")
             offset += len(chunk)
+            last = chunk[-1:]
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
@@ -201,68 +275,306 @@ def _check_text(path: Path, label: str) -> int:
                 f"{label}: not valid UTF-8 at line {lines}, byte offset {offset} "
                 "(the file ends inside a character)"
             ) from None
-    return lines
+    ends_with_newline = last == b"\n"
+    return _TextShape(lines=lines - 1 if ends_with_newline else lines, ends_with_newline=ends_with_newline)
 
 
-def _last_line(path: Path) -> tuple[bytes, bool]:
-    """The last non-empty line of a file and whether the file ends with a line break."""
+def _trailing_blank_lines(path: Path) -> int:
+    """How many blank (empty or whitespace-only) lines end the file (counted in its last 64 KiB)."""
     size = path.stat().st_size
     with open(path, "rb") as handle:
         handle.seek(max(size - (1 << 16), 0))
         tail = handle.read()
-    ends_with_newline = tail.endswith(b"\n")
-    lines = [line for line in tail.splitlines() if line.strip()]
-    return (lines[-1] if lines else b""), ends_with_newline
+    pieces = tail.split(b"\n")
+    if tail.endswith(b"\n"):
+        pieces.pop()
+    count = 0
+    for piece in reversed(pieces):
+        if piece.strip():
+            break
+        count += 1
+    return count
 
 
 def _polars_message(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _read_csv(path: Path, label: str) -> pl.DataFrame:
-    lines = _check_text(path, label)
+def _physical_lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """Each line of a (checked) UTF-8 file: its 1-based number, its text without the line end (and
+    without a byte-order mark on line 1), and whether it had a line end. Lines end at ``\\n`` only."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            ended = raw.endswith(b"\n")
+            text = raw.decode("utf-8").rstrip("\n").removesuffix("\r")
+            yield number, (text.removeprefix("\ufeff") if number == 1 else text), ended
+
+
+def _line_scan(source: Path | BinaryIO) -> pl.LazyFrame:
+    """Every physical line of a text file as ``text`` (null when empty) with its number in LINE."""
+    return pl.scan_csv(
+        source,
+        has_header=False,
+        separator="\x00",  # never in a checked text file: each line is one field
+        quote_char=None,
+        infer_schema=False,
+        new_columns=["text"],
+        row_index_name=LINE,
+        row_index_offset=1,
+    ).with_columns(pl.col(LINE).cast(pl.Int64))
+
+
+def _csv_field_count(text: pl.Expr) -> pl.Expr:
+    """Fields in a one-line CSV record: separators outside quoted values, plus one."""
+    return text.str.replace_all(r'"[^"]*"', "").str.count_matches(",", literal=True) + 1
+
+
+def _rows_after_blanks(lines: pl.Series, blanks: pl.Series, header: int) -> pl.Series:
+    """ROW (1-based record number) of records at ``lines``: blank lines and ``header`` lines not counted."""
+    before = blanks.search_sorted(lines) if blanks.len() else pl.Series([0] * lines.len())
+    return (lines - header - before.cast(pl.Int64)).alias(ROW)
+
+
+def _broken_frame(records: list[tuple[int, int, str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(records, schema=BROKEN_SCHEMA, orient="row")
+
+
+def _text_cell(value: Any) -> str | None:
+    """A JSON value as the text a cell of a text file holds (nested values as their JSON)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _frame_of_records(batches: list[pl.DataFrame], columns: list[str], records: list[dict[str, Any]]) -> None:
+    """Append ``records`` (text cells, with ROW and LINE) to ``batches`` as one frame."""
+    if records:
+        names = list(dict.fromkeys(name for record in records for name in record))
+        schema = {name: pl.Int64 if name in (ROW, LINE) else pl.String for name in names}
+        batches.append(pl.from_dicts(records, schema=schema))
+        columns += [name for name in names if name not in columns]
+        records.clear()
+
+
+def _records_frame(batches: list[pl.DataFrame], columns: list[str]) -> pl.DataFrame:
+    if not batches:
+        return pl.DataFrame(schema={ROW: pl.Int64, LINE: pl.Int64, **dict.fromkeys(columns, pl.String)})
+    return pl.concat(batches, how="diagonal").select(ROW, LINE, *(c for c in columns if c not in (ROW, LINE)))
+
+
+def _read_csv(path: Path, label: str) -> _Read:
+    """A CSV file, parsed by Polars when every record is one line; otherwise record by record.
+
+    A line scan (Polars, streaming) first finds blank lines, lines whose field count is not the header's
+    and lines with an odd number of quotes. Blank lines are skipped; a ragged line is quarantined whole.
+    An odd number of quotes means a quoted value spans lines (legitimately, or a quote never closed):
+    only then is the file read record by record in Python (``_read_csv_records``).
+    """
+    shape = _check_text(path, label)
+    text = pl.col("text").fill_null("")
+    with _polars_input(path) as source:
+        try:
+            header = _line_scan(source).head(1).collect()
+        except pl.exceptions.NoDataError:
+            raise IngestError(f"{label}: file is empty (no header, no rows)") from None
+    if header.is_empty() or not (header["text"][0] or "").strip():
+        raise IngestError(f"{label}: file is empty (no header, no rows)")
+    expected = header.select(_csv_field_count(pl.col("text").str.strip_prefix("\ufeff"))).item()
+    with _polars_input(path) as source:
+        anomalies = (
+            _line_scan(source)
+            .filter(pl.col(LINE) > 1)
+            .with_columns(
+                blank=text.str.strip_chars() == "",
+                open_quote=text.str.count_matches('"', literal=True) % 2 == 1,
+                fields=_csv_field_count(text),
+            )
+            .filter(pl.col("blank") | pl.col("open_quote") | (pl.col("fields") != expected))
+            .collect()
+        )
+    if anomalies["open_quote"].any():
+        return _read_csv_records(path, label, shape)
     try:
-        frame = pl.read_csv(path, infer_schema=False, row_index_name=ROW, row_index_offset=1)
+        with _polars_input(path) as source:
+            frame = pl.read_csv(
+                source,
+                infer_schema=False,
+                truncate_ragged_lines=True,
+                row_index_name=LINE,
+                row_index_offset=2,
+            )
     except pl.exceptions.NoDataError:
         raise IngestError(f"{label}: file is empty (no header, no rows)") from None
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise IngestError(f"{label}: malformed CSV: {_polars_message(exc)}") from None
-    frame = frame.rename({name: name.strip() for name in frame.columns if name != ROW})
-    if frame.height == 0:
-        raise IngestError(f"{label}: file is empty (header only, no data rows)")
-    last, ends_with_newline = _last_line(path)
-    if not ends_with_newline:
-        fields = next(csv.reader([last.decode("utf-8", errors="replace")]), [])
-        expected = frame.width - 1
-        if len(fields) < expected:
-            raise IngestError(
-                f"{label}: truncated file: the last line (line {lines}) has {len(fields)} of {expected} "
-                "fields and no line end"
+    except (pl.exceptions.PolarsError, OSError):
+        return _read_csv_records(path, label, shape)
+    if frame.height != shape.lines - 1:  # not one row per line after the header: let Python read it
+        return _read_csv_records(path, label, shape)
+    frame = frame.rename({name: name.strip() for name in frame.columns if name != LINE})
+    frame = frame.with_columns(pl.col(LINE).cast(pl.Int64))
+    blanks = anomalies.filter("blank")[LINE].sort()
+    ragged = anomalies.filter(~pl.col("blank"))
+    if not anomalies.is_empty():
+        frame = frame.filter(~pl.col(LINE).is_in(anomalies[LINE].implode()))
+    frame = frame.with_columns(_rows_after_blanks(frame[LINE], blanks, header=1)).select(
+        ROW, LINE, pl.exclude(ROW, LINE)
+    )
+    broken = []
+    for line, raw, fields in ragged.select(LINE, "text", "fields").rows():
+        row = line - 1 - int(blanks.search_sorted(line)) if blanks.len() else line - 1
+        broken.append((row, line, _ragged_reason(line, fields, expected, shape), raw or ""))
+    return _Read(frame, _broken_frame(broken))
+
+
+def _ragged_reason(line: int, fields: int, expected: int, shape: _TextShape) -> str:
+    if line == shape.lines and not shape.ends_with_newline and fields < expected:
+        return f"line {line}: truncated: {fields} of {expected} fields and no line end (the file is cut off)"
+    return f"line {line}: {fields} fields where the header has {expected}"
+
+
+_Line = tuple[int, str, bool]  # number, text without the line end, whether it had a line end
+
+
+def _csv_fields(lines: list[_Line]) -> list[str] | None:
+    """The fields of one record made of ``lines``; None if they do not make exactly one CSV record."""
+    try:
+        parsed = list(csv.reader(text + "\n" for _, text, _ in lines))
+    except csv.Error:
+        return None
+    return parsed[0] if len(parsed) == 1 else None
+
+
+def _open_at_end(lines: list[_Line]) -> bool:
+    """Whether ``lines`` end inside a quoted value (a quote in the middle of a value does not open one)."""
+    try:
+        parsed = list(csv.reader(text + "\n" for _, text, _ in lines))
+    except csv.Error:
+        return False
+    return bool(parsed and parsed[-1] and parsed[-1][-1].endswith("\n"))
+
+
+def _csv_records(lines: Iterator[_Line], expected: int) -> Iterator[tuple[_Line, list[str] | None]]:
+    """The records of a CSV file's lines after the header: each record's first line and its fields.
+
+    Blank lines are skipped. Fields are None when the record cannot be read: a quote still open at the
+    end of the file or after ``_MAX_RECORD_LINES`` lines, or a record spanning lines with the wrong number
+    of fields, is taken for a quote never closed; reading then resumes on the line after its first. A quote
+    inside an unquoted value (``5" screen``) is kept as text, as the csv module reads it.
+    """
+    replay: deque[_Line] = deque()
+    pending: list[_Line] = []
+    open_quote = False
+    while True:
+        item = replay.popleft() if replay else next(lines, None)
+        if item is None and not pending:
+            return
+        if item is not None:
+            if not pending and not item[1].strip():
+                continue
+            pending.append(item)
+            if item[1].count('"') % 2 == 1:  # a quote opens or closes a value spanning lines, or is stray
+                open_quote = not open_quote and _open_at_end(pending)
+            if open_quote and len(pending) < _MAX_RECORD_LINES:
+                continue
+        fields = None if open_quote else _csv_fields(pending)
+        if fields is not None and (len(fields) == expected or len(pending) == 1):
+            yield pending[0], fields
+        else:
+            yield pending[0], None
+            replay.extendleft(reversed(pending[1:]))
+        pending, open_quote = [], False
+
+
+def _read_csv_records(path: Path, label: str, shape: _TextShape) -> _Read:
+    """A CSV file record by record (Python's csv module), for files whose quoted values span lines."""
+    lines = _physical_lines(path)
+    first = next(lines, None)
+    if first is None or not first[1].strip():
+        raise IngestError(f"{label}: file is empty (no header, no rows)")
+    columns = [name.strip() for name in next(csv.reader([first[1]]))]
+    batches: list[pl.DataFrame] = []
+    names: list[str] = []
+    records: list[dict[str, Any]] = []
+    broken: list[tuple[int, int, str, str]] = []
+    for row, ((number, text, _), fields) in enumerate(_csv_records(lines, len(columns)), 1):
+        if fields is None:
+            reason = f"line {number}: a quote opened on this line is never closed (or the line is not CSV)"
+            broken.append((row, number, reason, text))
+        elif len(fields) != len(columns):
+            broken.append((row, number, _ragged_reason(number, len(fields), len(columns), shape), text))
+        else:
+            records.append(
+                {ROW: row, LINE: number, **dict(zip(columns, (v or None for v in fields), strict=True))}
             )
-    return frame.with_columns(pl.col(ROW).cast(pl.Int64))
+            if len(records) >= _FALLBACK_BATCH:
+                _frame_of_records(batches, names, records)
+    _frame_of_records(batches, names, records)
+    return _Read(_records_frame(batches, names or columns), _broken_frame(broken))
 
 
-def _read_ndjson(path: Path, label: str) -> pl.DataFrame:
-    lines = _check_text(path, label)
-    last, _ = _last_line(path)
-    if not last.strip():
-        raise IngestError(f"{label}: file is empty (no records)")
+def _read_ndjson(path: Path, label: str) -> _Read:
+    """An NDJSON file, parsed by Polars; if that fails (a broken line), line by line in Python."""
+    shape = _check_text(path, label)
     try:
-        json.loads(last)
-    except ValueError:
-        raise IngestError(
-            f"{label}: truncated file: the last record (line {lines}) is not complete JSON"
-        ) from None
-    try:
-        frame = pl.read_ndjson(path, infer_schema_length=None, row_index_name=ROW, row_index_offset=1)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise IngestError(f"{label}: malformed NDJSON: {_polars_message(exc)}") from None
+        with _polars_input(path) as source:
+            frame = pl.read_ndjson(source, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return _read_ndjson_records(path, label, shape)
     if frame.height == 0:
         raise IngestError(f"{label}: file is empty (no records)")
-    return frame.with_columns(pl.col(ROW).cast(pl.Int64))
+    rows = pl.int_range(1, frame.height + 1, dtype=pl.Int64, eager=True).alias(ROW)
+    if frame.height == shape.lines - _trailing_blank_lines(path):
+        lines = rows.alias(LINE)  # no blank line between records: record n is on line n
+    else:
+        with _polars_input(path) as source:
+            lines = (
+                _line_scan(source)
+                .filter(pl.col("text").str.strip_chars().fill_null("") != "")
+                .collect()[LINE]
+            )
+        if lines.len() != frame.height:
+            return _read_ndjson_records(path, label, shape)
+    return _Read(frame.with_columns(rows, lines.alias(LINE)).select(ROW, LINE, pl.exclude(ROW, LINE)))
 
 
-def _read_parquet(path: Path, label: str) -> pl.DataFrame:
+def _read_ndjson_records(path: Path, label: str, shape: _TextShape) -> _Read:
+    """An NDJSON file line by line: a line that is not a JSON object is quarantined whole."""
+    row = 0
+    batches: list[pl.DataFrame] = []
+    names: list[str] = []
+    records: list[dict[str, Any]] = []
+    broken: list[tuple[int, int, str, str]] = []
+    for number, text, ended in _physical_lines(path):
+        if not text.strip():
+            continue
+        row += 1
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            if not ended:
+                reason = f"line {number}: truncated: not complete JSON and no line end (the file is cut off)"
+            else:
+                detail = (
+                    f"{exc.msg} at character {exc.colno}" if isinstance(exc, json.JSONDecodeError) else exc
+                )
+                reason = f"line {number}: not valid JSON ({detail})"
+            broken.append((row, number, reason, text))
+            continue
+        if not isinstance(value, dict):
+            kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+            kind = "null" if value is None else kind
+            reason = f"line {number}: {kind}, not a JSON object (one record per line)"
+            broken.append((row, number, reason, text))
+            continue
+        records.append({**{key: _text_cell(cell) for key, cell in value.items()}, ROW: row, LINE: number})
+        if len(records) >= _FALLBACK_BATCH:
+            _frame_of_records(batches, names, records)
+    _frame_of_records(batches, names, records)
+    if row == 0:
+        raise IngestError(f"{label}: file is empty (no records)")
+    return _Read(_records_frame(batches, names), _broken_frame(broken))
+
+
+def _read_parquet(path: Path, label: str) -> _Read:
     with open(path, "rb") as handle:
         head = handle.read(4)
         handle.seek(max(path.stat().st_size - 4, 0))
@@ -272,19 +584,18 @@ def _read_parquet(path: Path, label: str) -> pl.DataFrame:
     if tail != b"PAR1":
         raise IngestError(f"{label}: truncated Parquet file (footer missing)")
     try:
-        frame = pl.read_parquet(path, row_index_name=ROW, row_index_offset=1)
+        with _polars_input(path) as source:
+            frame = pl.read_parquet(source, row_index_name=ROW, row_index_offset=1)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise IngestError(
             f"{label}: unreadable Parquet file (truncated or corrupt): {_polars_message(exc)}"
         ) from None
-    if frame.height == 0:
-        raise IngestError(f"{label}: file is empty (no rows)")
-    return frame.with_columns(pl.col(ROW).cast(pl.Int64))
+    return _Read(frame.with_columns(pl.col(ROW).cast(pl.Int64)))
 
 
 def _file_source(raw_path: str | Path, table: str | None) -> _Source:
     path = Path(raw_path)
-    label = str(path)
+    label = display_path(path)
     if not path.exists():
         raise IngestError(f"{label}: file not found")
     if not path.is_file():
@@ -301,7 +612,9 @@ def _file_source(raw_path: str | Path, table: str | None) -> _Source:
     if path.stat().st_size == 0:
         raise IngestError(f"{label}: file is empty (0 bytes)")
     reader = {"csv": _read_csv, "ndjson": _read_ndjson, "parquet": _read_parquet}[fmt]
-    return _Source(label=label, table=name, read=lambda: reader(path, label))
+    return _Source(
+        label=label, table=name, read=lambda: reader(path, label), identity=lambda: _file_digest(path)
+    )
 
 
 def _series_from_values(name: str, values: Sequence[Any]) -> pl.Series:
@@ -320,7 +633,7 @@ def _sql_source(url: str, table: str, query: str | None, source_table: str | Non
         raise IngestError(f"SQL source: invalid URL: {exc}") from None
     label = f"{safe_url}#{source_table if source_table else 'query'}"
 
-    def read() -> pl.DataFrame:
+    def read() -> _Read:
         engine = sa.create_engine(url)
         try:
             with engine.connect() as connection:
@@ -344,9 +657,13 @@ def _sql_source(url: str, table: str, query: str | None, source_table: str | Non
         frame = pl.DataFrame(
             [_series_from_values(name, col) for name, col in zip(columns, values, strict=True)]
         )
-        return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
+        return _Read(frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64)))
 
-    return _Source(label=label, table=table, read=read, allow_empty=True)
+    def identity() -> str:
+        what = f"{label}\n{query if query is not None else source_table}"
+        return hashlib.sha256(what.encode("utf-8", errors="backslashreplace")).hexdigest()[:16]
+
+    return _Source(label=label, table=table, read=read, identity=identity)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -447,8 +764,12 @@ def _raw(column: str) -> str:
 
 
 def _typed_frame(raw: pl.DataFrame, spec: TableSpec, label: str) -> tuple[pl.DataFrame, set[str]]:
-    """The canonical columns, cast, plus the raw text of each cast column; and which columns were cast."""
-    columns = [name for name in raw.columns if name != ROW]
+    """The canonical columns, cast, plus ROW, LINE and the raw text of each cast column; and which columns
+    were cast."""
+    columns = [name for name in raw.columns if name not in (ROW, LINE)]
+    if raw.is_empty() and not columns:  # only lines that could not be read: no columns to check
+        raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in spec.columns)
+        columns = spec.columns
     missing = [name for name in spec.columns if name not in columns]
     extra = [name for name in columns if name not in spec.schema]
     if missing or extra:
@@ -458,7 +779,8 @@ def _typed_frame(raw: pl.DataFrame, spec: TableSpec, label: str) -> tuple[pl.Dat
         if extra:
             parts.append(f"unexpected column(s) {', '.join(extra)}")
         raise IngestError(f"{label}: {spec.name}: {'; '.join(parts)} (expected {', '.join(spec.columns)})")
-    expressions: list[pl.Expr] = [pl.col(ROW)]
+    line = pl.col(LINE) if LINE in raw.columns else pl.lit(None, dtype=pl.Int64).alias(LINE)
+    expressions: list[pl.Expr] = [pl.col(ROW), line]
     cast_columns: set[str] = set()
     for name, target in spec.schema.items():
         source = raw.schema[name]
@@ -505,9 +827,17 @@ def _canonical_values(
 
 
 def _checks(
-    spec: TableSpec, cast_columns: set[str], now: datetime, known: dict[ForeignKey, pl.Series]
+    spec: TableSpec,
+    cast_columns: set[str],
+    now: datetime,
+    known: dict[ForeignKey, pl.Series],
+    owners: dict[Ownership, pl.DataFrame] | None = None,
 ) -> dict[str, list[tuple[pl.Expr, pl.Expr]]]:
-    """Per column, the (is-bad, reason) pairs in priority order; the first that holds is the reason."""
+    """Per column, the (is-bad, reason) pairs in priority order; the first that holds is the reason.
+
+    ``known`` holds the keys each foreign key may name; ``owners`` the referenced rows of each ownership
+    rule (item, owner and since columns, named as in the referenced table).
+    """
     checks: dict[str, list[tuple[pl.Expr, pl.Expr]]] = {}
     for name, dtype in spec.schema.items():
         value = pl.col(name)
@@ -530,6 +860,9 @@ def _checks(
             )
         if name not in spec.nullable:
             pairs.append((value.is_null(), pl.lit(f"{name}: value is missing (the column is required)")))
+        if name in spec.required_text:
+            blank = pl.lit(f"{name}: value is blank (the column is required)")
+            pairs.append((value.str.strip_chars() == "", blank))
         if name in spec.allowed:
             allowed = spec.allowed[name]
             pairs.append(
@@ -549,6 +882,7 @@ def _checks(
         pairs += _foreign_key_checks(spec, name, shown, known)
         for catalog in (c for c in spec.catalog_columns if c.column == name):
             pairs += _catalog_checks(catalog, pl.col(_raw(name)) if name in cast_columns else value)
+        pairs += _rule_checks(spec, name, owners or {})
         checks[name] = [(condition.fill_null(False), reason) for condition, reason in pairs]
     return checks
 
@@ -584,6 +918,76 @@ def _foreign_key_checks(
         )
         pairs.append((unknown, reason))
     return pairs
+
+
+def _rule_checks(
+    spec: TableSpec, name: str, owners: dict[Ownership, pl.DataFrame]
+) -> list[tuple[pl.Expr, pl.Expr]]:
+    """The (is-bad, reason) pairs the rules across columns and tables put on column ``name``."""
+    pairs = [_date_order_check(spec, order) for order in spec.date_order if order.later == name]
+    for rule in spec.ownership:
+        pairs += _ownership_checks(spec, rule, name, owners.get(rule))
+    return pairs
+
+
+def _date_order_check(spec: TableSpec, order: DateOrder) -> tuple[pl.Expr, pl.Expr]:
+    """The (is-bad, reason) pair of a date-order rule, on its later column."""
+    later, earlier = pl.col(order.later), pl.col(order.earlier)
+    return (
+        later < earlier,
+        pl.concat_str(
+            pl.lit(f"{order.later}: "),
+            _as_text(later, spec.schema[order.later]),
+            pl.lit(f" is before {order.earlier} "),
+            _as_text(earlier, spec.schema[order.earlier]),
+        ),
+    )
+
+
+def _ownership_checks(
+    spec: TableSpec, rule: Ownership, name: str, owners: pl.DataFrame | None
+) -> list[tuple[pl.Expr, pl.Expr]]:
+    """The (is-bad, reason) pairs an ownership rule puts on column ``name`` (its owner, or its ``at``).
+
+    ``owners``: the referenced rows (``ref_item``, ``ref_owner`` and ``since``) of the items in the input.
+    """
+    if owners is None or name not in (rule.owner, rule.at):
+        return []
+    item, value = pl.col(rule.item), pl.col(name)
+    items = owners[rule.ref_item]
+    if name == rule.owner:
+        owner = item.replace_strict(items, owners[rule.ref_owner], default=None, return_dtype=pl.String)
+        return [
+            (
+                value.is_not_null() & owner.is_not_null() & (value != owner),
+                pl.concat_str(
+                    pl.lit(f"{name}: '"),
+                    value,
+                    pl.lit(f"' does not own {rule.item} '"),
+                    item,
+                    pl.lit(f"' ({rule.table}.{rule.ref_owner} is '"),
+                    owner,
+                    pl.lit("')"),
+                ),
+            )
+        ]
+    assert rule.since is not None
+    since = item.replace_strict(items, owners[rule.since], default=None, return_dtype=pl.Date)
+    day = value.dt.date() if isinstance(spec.schema[name], pl.Datetime) else value
+    return [
+        (
+            since.is_not_null() & (day < since),
+            pl.concat_str(
+                pl.lit(f"{name}: "),
+                _as_text(value, spec.schema[name]),
+                pl.lit(f" is before {rule.item} '"),
+                item,
+                pl.lit(f"' {rule.since_means} ({rule.table}.{rule.since} "),
+                since.dt.to_string("%Y-%m-%d"),
+                pl.lit(")"),
+            ),
+        )
+    ]
 
 
 def _catalog_checks(catalog: CatalogColumn, read: pl.Expr) -> list[tuple[pl.Expr, pl.Expr]]:
@@ -654,6 +1058,7 @@ def _split(
     quarantine = bad.select(
         *raw_text,
         pl.col(ROW),
+        pl.col(LINE),
         pl.concat_str(
             [pl.when(pl.col(f"__why__{name}").is_not_null()).then(pl.lit(name)) for name in spec.columns],
             separator=", ",
@@ -662,8 +1067,21 @@ def _split(
         pl.concat_str(
             [pl.col(f"__why__{name}") for name in spec.columns], separator="; ", ignore_nulls=True
         ).alias("_reason"),
+        pl.lit(None, dtype=pl.String).alias(RAW_TEXT),
     )
     return good, quarantine
+
+
+def _broken_quarantine(spec: TableSpec, broken: pl.DataFrame) -> pl.DataFrame:
+    """The quarantine frame of records that could not be read into cells: no cells, the whole text."""
+    return broken.select(
+        *(pl.lit(None, dtype=pl.String).alias(name) for name in spec.columns),
+        pl.col(ROW),
+        pl.col(LINE),
+        pl.lit(None, dtype=pl.String).alias("_column"),
+        pl.col("_reason"),
+        pl.col(RAW_TEXT),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -697,6 +1115,7 @@ class _RunState:
     fact_hashes: dict[str, pl.Series] = field(default_factory=dict)  # of stored and run keys
     known: dict[tuple[str, str], pl.Series] = field(default_factory=dict)
     changed_dimensions: set[str] = field(default_factory=set)
+    quarantines: dict[str, tuple[str, pl.DataFrame]] = field(default_factory=dict)  # name → path, rows
 
     def dimension(self, table: str) -> pl.DataFrame:
         if table not in self.dimensions:
@@ -802,15 +1221,55 @@ def _dedupe_fact(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> tuple
     return fresh, good.height - fresh.height
 
 
+def _owners(state: _RunState, rule: Ownership, items: pl.Series) -> pl.DataFrame:
+    """The rows of an ownership rule's table (stored, plus this run's) that hold the given items."""
+    if table_spec(rule.table).storage != "db":
+        raise AssertionError(f"ownership rules refer to dimension tables, not {rule.table}")
+    columns = [rule.ref_item, rule.ref_owner, *([rule.since] if rule.since else [])]
+    reference = state.dimension(rule.table).select(columns)
+    return reference.filter(pl.col(rule.ref_item).is_in(items.drop_nulls().unique().implode()))
+
+
+def _same_rows(path: Path, frame: pl.DataFrame) -> bool:
+    """Whether the Parquet file at ``path`` holds exactly ``frame`` (row counts compared first, cheaply)."""
+    try:
+        if pl.scan_parquet(path).select(pl.len()).collect().item() != frame.height:
+            return False
+        return pl.read_parquet(path).equals(frame)
+    except (pl.exceptions.PolarsError, OSError):
+        return False
+
+
+def _quarantine_file(
+    state: _RunState, staging: lake.Staging, spec: TableSpec, source: _Source, quarantine: pl.DataFrame
+) -> str:
+    """Where the quarantined rows of one input are kept: one file per run and input, named after the
+    input's digest; an identical file an earlier run (or this one) kept for the same input is reused."""
+    name = f"{spec.name}-{source.identity()}.parquet"
+    if name in state.quarantines:
+        path, kept = state.quarantines[name]
+        if kept.equals(quarantine):
+            return path
+        name = f"{spec.name}-{source.identity()}-{len(state.quarantines) + 1}.parquet"
+    root = state.settings.quarantine
+    earlier = sorted(root.glob(f"*/{name}"), reverse=True) if root.is_dir() else []  # newest run first
+    for candidate in earlier:
+        if _same_rows(candidate, quarantine):
+            state.quarantines[name] = (str(candidate), quarantine)
+            return str(candidate)
+    path = str(staging.add_quarantine(name, quarantine))
+    state.quarantines[name] = (path, quarantine)
+    return path
+
+
 def _process(
     source: _Source, spec: TableSpec, state: _RunState, staging: lake.Staging, now: datetime, part: int
 ) -> TableLoad:
     """Validate one source, dedupe it, stage its facts and quarantine; what happened to its rows."""
-    raw = source.read()
-    if raw.height == 0 and not source.allow_empty:
-        raise IngestError(f"{source.label}: file is empty (no rows)")
-    typed, cast_columns = _typed_frame(raw, spec, source.label)
-    del raw
+    read = source.read()
+    typed, cast_columns = _typed_frame(read.rows, spec, source.label)
+    broken = read.broken
+    del read
     typed, cast_columns, aliases_mapped = _canonical_values(typed, spec, cast_columns)
     known: dict[ForeignKey, pl.Series] = {}
     for fk in spec.foreign_keys:
@@ -819,9 +1278,13 @@ def _process(
         present = typed[fk.column].drop_nulls().unique()
         stored = state.known_keys(fk.table, fk.ref_column)
         known[fk] = stored.filter(stored.is_in(present.implode()))
-    checks = _checks(spec, cast_columns, now, known)
+    owners = {rule: _owners(state, rule, typed[rule.item]) for rule in spec.ownership}
+    checks = _checks(spec, cast_columns, now, known, owners)
     good, quarantine = _split(typed, spec, cast_columns, checks)
     del typed
+    if broken.height:  # lines that could not be read into cells join the rows that failed a check
+        unreadable = _broken_quarantine(spec, broken)
+        quarantine = pl.concat([quarantine, unreadable]) if quarantine.height else unreadable
     if spec.storage == "db":
         loaded, duplicates = _dedupe_dimension(state, spec, good)
     else:
@@ -829,8 +1292,7 @@ def _process(
         staging.add_fact_partitions(spec, loaded.select(spec.columns), part=part)
     quarantine_path = None
     if quarantine.height:
-        name = f"{spec.name}-{part + 1}.parquet"
-        quarantine_path = str(staging.add_quarantine(name, quarantine.sort(ROW)))
+        quarantine_path = _quarantine_file(state, staging, spec, source, quarantine.sort(ROW))
     return TableLoad(
         table=spec.name,
         file=source.label,
@@ -1009,7 +1471,7 @@ def _run(
             if not committed:
                 lake.discard(settings, run_id)
                 message = str(exc) if isinstance(exc, IngestError) else f"{type(exc).__name__}: {exc}"
-                lake.mark_run_failed(settings, run_id, message)
+                lake.mark_run_failed(settings, run_id, _safe_text(message))
             raise
     return IngestReport(run_id=run_id, status="committed", loads=tuple(loads))
 
@@ -1042,7 +1504,7 @@ def ingest_files(
         raise IngestError(f"unknown table {table!r}; known tables: {', '.join(TABLES)}")
     if not paths:
         raise IngestError("no files to ingest")
-    label = source or ", ".join(str(path) for path in paths)
+    label = source or ", ".join(display_path(path) for path in paths)
     return _run(
         lambda: [_file_source(path, table) for path in paths],
         settings,

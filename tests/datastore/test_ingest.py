@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -248,16 +249,22 @@ def test_bad_cells_are_quarantined_with_row_column_and_reason(
 
     (load,) = report.loads
     assert (load.rows_read, load.rows_loaded, load.rows_quarantined, load.rows_duplicate) == (2, 1, 1, 0)
-    assert load.quarantine_path == str(sqlite_settings.quarantine / report.run_id / "orders-1.parquet")
+    # one quarantine file per run and input, named after the input's digest
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert load.quarantine_path == str(
+        sqlite_settings.quarantine / report.run_id / f"orders-{digest}.parquet"
+    )
     bad = pl.read_parquet(load.quarantine_path)
-    assert bad.columns == [*TABLES["orders"].columns, "_row", "_column", "_reason"]
+    assert bad.columns == [*TABLES["orders"].columns, "_row", "_line", "_column", "_reason", "_raw"]
     assert bad.row(0, named=True) | {"_reason": None} == {
         **GOOD,
         "order_id": "q2",
         column: value or None,
         "_row": 2,
+        "_line": 3,
         "_column": column,
         "_reason": None,
+        "_raw": None,
     }
     assert bad["_reason"][0] == reason
     stored = (
