@@ -380,10 +380,17 @@ _FIELD_GROUPS: tuple[tuple[Display, tuple[str, ...]], ...] = (
             "expected_uplift", "uplift_low", "uplift_high", "cost", "net_value", "cumulative_cost", "budget",
             "qini_area", "auuc", "uplift_at_10", "uplift_at_20", "uplift_at_30", "realized_uplift",
             "predicted_so_far", "predicted_uplift", "gmv_before", "gmv_since", "change", "lifetime_gmv",
-            "pilot_cost", "expected_gmv", "contribution", "previous_gmv", "platform_gmv",
+            "pilot_cost", "contribution", "previous_gmv", "platform_gmv", "gmv_if_sold",
         ),
     ),
-    (_CENTS, ("price", "gmv_per_member", "average_gmv_per_member", "cumulative_gmv_per_member")),
+    (
+        _CENTS,
+        (
+            "price", "gmv_per_member", "average_gmv_per_member", "cumulative_gmv_per_member",
+            # a pair's expected GMV over 28 days is often cents (0.5% × $300): whole dollars read $0
+            "expected_gmv",
+        ),
+    ),
     (
         _SHARE,
         (
@@ -392,9 +399,11 @@ _FIELD_GROUPS: tuple[tuple[Display, tuple[str, ...]], ...] = (
             "change_pct_4w", "change_pct_13w", "gmv_trend_28d", "retention", "average_retention", "share",
             "share_of_gmv", "live_share_of_gmv_91d", "top_creator_gmv_share_91d", "beats_default_share",
             "commission_rate", "median_commission_rate", "category_median_commission_rate",
-            "view_rate_28d", "share_of_platform_gmv",
+            "view_rate_28d", "share_of_platform_gmv", "confidence",
         ),
     ),
+    # a creator's chance of selling a product new to them is mostly under 1%: one decimal read 0.0%
+    (Display("ratio", 2), ("p_sold",)),
     (Display("points", 1), ("retention_vs_average", "retention_vs_previous_cohort")),
     (Display("multiple", 2), ("gmv_per_member_vs_average", "gmv_per_member_vs_previous_cohort")),
     (
@@ -412,6 +421,7 @@ _FIELD_GROUPS: tuple[tuple[Display, tuple[str, ...]], ...] = (
         ("qini_coefficient", "holdout_spearman", "truth_spearman", "similarity", "score", "pmi"),
     ),
     (Display("number", 1), ("rating", "seconds", "half_life_days", "ships_in_days", "tenure_days")),
+    (Display("number", 2), ("pair_strength", "adjusted_lift")),
 )  # fmt: skip
 
 FIELDS: Mapping[str, Display] = MappingProxyType(

@@ -16,7 +16,8 @@ The pipeline, as of a date (everything computed from data strictly before it):
    on stacked windows before the date with labels from the next ``label_days`` (the creator sold the
    product, completed orders, excluding products already promoted); the objective with the best
    validation NDCG@K is kept. A pointwise binary model gives P(sold) and a regression on the positives
-   gives the GMV if sold: expected GMV = P(sold) × GMV if sold.
+   gives the GMV if sold (a mean: the regression is on ln(1 + GMV), turned back with Duan's smearing
+   factor): expected GMV = P(sold) × GMV if sold, over the ``label_days`` after the date, as things are.
 4. **Reasons** — LightGBM's per-feature contributions (``pred_contrib``) of the kept ranker are summed
    into reason groups; the top groups become sentences ("similar to Glow Serum you sell well").
 
@@ -54,6 +55,8 @@ PAIR = ["creator_id", "product_id"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(step, done, total)``: called as each step of a long computation finishes."""
+GMV_FOLDS = 5
+"""Folds (by creator) of the out-of-fold residuals behind the GMV model's smearing factor."""
 PREDICT_THREADS = min(4, os.cpu_count() or 1)
 """Threads of LightGBM's predictions (each row's score is the same with any number; training uses one)."""
 
@@ -662,6 +665,8 @@ class ProductRanker:
             ``sample_rate_`` (the ranker itself when the chosen objective is binary).
         sample_rate_: the share of negatives ``sold_model_`` saw, to undo the downsampling.
         gmv_model_: the regression of ln(1 + GMV) on the pairs that sold.
+        gmv_smearing_: Duan's smearing factor, E[exp(residual)] of ``gmv_model_`` (out of fold), which
+            turns its predictions back into mean GMV (`gmv_if_sold`).
     """
 
     def __init__(self, cfg: MatchingConfig = MatchingConfig()) -> None:
@@ -709,8 +714,6 @@ class ProductRanker:
 
     def fit(self, train: pl.DataFrame, valid: pl.DataFrame | None = None) -> ProductRanker:
         """Choose the objective on ``valid`` (NDCG@K), refit it on train + valid, fit the GMV models."""
-        import lightgbm as lgb
-
         train = train.sort(PAIR)
         self.validation_ = {}
         if valid is not None and len(self.cfg.objectives) > 1:
@@ -729,34 +732,70 @@ class ProductRanker:
         self.ranker_ = self._train(self.objective_, full)
         self.sold_model_ = self.ranker_ if self.objective_ == "binary" else self._train("binary", full)
         self.sample_rate_ = _effective_rate(full, self.cfg)
-        positives = full.filter(pl.col("label") == 1)
-        gmv_params = {
+        positives = full.filter(pl.col("label") == 1).sort(PAIR)
+        self.gmv_model_ = self._train_gmv(positives)
+        self.gmv_smearing_ = self._gmv_smearing(positives)
+        return self
+
+    def _train_gmv(self, positives: pl.DataFrame) -> object:
+        """The regression of ln(1 + GMV) on pairs that sold."""
+        import lightgbm as lgb
+
+        params = {
             **self._params("regression"),
             "min_data_in_leaf": max(5, min(self.cfg.min_data_in_leaf, 20)),
         }
-        gmv_params.pop("eval_at", None)
-        self.gmv_model_ = lgb.train(
-            gmv_params,
-            lgb.Dataset(
-                _matrix(positives), label=np.log1p(positives["label_gmv"].to_numpy()), feature_name=FEATURES
-            ),
-            num_boost_round=max(30, self.cfg.num_boost_round // 2),
+        params.pop("eval_at", None)
+        dataset = lgb.Dataset(
+            _matrix(positives), label=np.log1p(positives["label_gmv"].to_numpy()), feature_name=FEATURES
         )
-        return self
+        return lgb.train(params, dataset, num_boost_round=max(30, self.cfg.num_boost_round // 2))
+
+    def _gmv_smearing(self, positives: pl.DataFrame) -> float:
+        """Duan's smearing factor of the GMV regression: the mean of exp(residual) on the log scale.
+
+        The regression predicts E[ln(1 + GMV)]; exponentiating that gives a geometric mean, which is
+        below the mean GMV by a factor that grows with the spread of GMV around the prediction (a pair
+        of a creator who sometimes sells $50 and sometimes $5,000). E[1 + GMV] = exp(prediction) ×
+        E[exp(residual)] when the residual does not depend on the features (Duan, JASA 1983). The
+        residuals are taken out of fold (``GMV_FOLDS`` folds by creator): in-sample residuals of a
+        boosted model are smaller than the errors it makes on pairs it has not seen.
+        """
+        log_gmv = np.log1p(positives["label_gmv"].to_numpy())
+        if positives.height < 2 * GMV_FOLDS:
+            return float(np.mean(np.exp(log_gmv - _predict(self.gmv_model_, positives))))
+        fold = (positives["creator_id"].hash(self.cfg.seed) % GMV_FOLDS).to_numpy()
+        predicted = np.empty(positives.height)
+        for k in range(GMV_FOLDS):
+            held = fold == k
+            if not held.any():
+                continue
+            if held.all():  # one creator holds every positive: no fold to learn from
+                return float(np.mean(np.exp(log_gmv - _predict(self.gmv_model_, positives))))
+            model = self._train_gmv(positives.filter(pl.Series(~held)))
+            predicted[held] = _predict(model, positives.filter(pl.Series(held)))
+        return float(np.mean(np.exp(log_gmv - predicted)))
 
     def score(self, frame: pl.DataFrame) -> np.ndarray:
         """Ranking scores (comparable within a creator)."""
         return _predict(self.ranker_, frame)
 
     def p_sold(self, frame: pl.DataFrame) -> np.ndarray:
-        """P(the creator sells the product in the next window), corrected for negative downsampling."""
+        """P(the creator sells the product, new to them, in the next ``label_days`` days, as things are).
+
+        The binary model saw every positive but only a share ``r`` of the negatives, so its odds are the
+        true odds divided by ``r``: p_true / (1 − p_true) = r · p / (1 − p).
+        """
         p = _predict(self.sold_model_, frame)
         r = self.sample_rate_
         return p * r / (p * r + (1 - p) + 1e-12)
 
     def gmv_if_sold(self, frame: pl.DataFrame) -> np.ndarray:
-        """Expected GMV of the pair in the next window if it sells."""
-        return np.expm1(_predict(self.gmv_model_, frame))
+        """Expected GMV of the pair's completed orders in the next ``label_days`` days, if it sells then.
+
+        The mean, not the median: exp(predicted ln(1 + GMV)) × the smearing factor, minus 1.
+        """
+        return np.maximum(np.exp(_predict(self.gmv_model_, frame)) * self.gmv_smearing_ - 1.0, 0.0)
 
     def contributions(self, frame: pl.DataFrame) -> np.ndarray:
         """Per-feature contributions of the ranker (rows × features; the bias column dropped)."""
@@ -1103,6 +1142,46 @@ def _explained(frame: pl.DataFrame, ranker: ProductRanker, ctx: RecallContext) -
     return _with_reasons(with_titles, ranker.contributions(frame))
 
 
+FIGURE_DAYS = MatchingConfig().label_days
+"""The window of the published model figures: the default config's ``label_days``."""
+_D = FIGURE_DAYS
+FIGURES: dict[str, dict[str, tuple[str, str]]] = {
+    "creator_product_recs": {
+        "p_sold": (
+            f"P(sells it), next {_D} days",
+            "Chance that the creator sells this product (at least one completed order through them) in "
+            f"the {_D} days after the build date, if nothing changes: no outreach, no new commission. "
+            f"Learnt from which new pairs sold in past {_D}-day windows.",
+        ),
+        "gmv_if_sold": (
+            f"GMV if it sells, {_D} days",
+            f"Mean GMV of the creator's completed orders of this product over those {_D} days, if they "
+            "sell it at all (a mean, learnt from creators who took up a new product on their own).",
+        ),
+        "expected_gmv": (
+            f"Expected GMV, next {_D} days, if nothing changes",
+            f"P(sells it) × GMV if it sells: the GMV to expect from this pair over the next {_D} days as "
+            "things are. Small: most recommended products are not picked up unprompted.",
+        ),
+    },
+    "merchant_creator_recs": {
+        "expected_gmv": (
+            f"Expected GMV, next {_D} days, if nothing changes",
+            "Sum over the creator's three best-fitting products of this merchant of P(sells it in the next "
+            f"{_D} days) × GMV if it sells, with no outreach: small, because an unpartnered creator rarely "
+            "picks a merchant's product up unprompted.",
+        ),
+        "gmv_if_sold": (
+            f"GMV if they sell the best fit, {_D} days",
+            f"Mean GMV of the creator's completed orders of the best-fitting product over {_D} days, if "
+            "they sell it (a mean, learnt from creators who took up a new product on their own).",
+        ),
+    },
+}
+"""Label and help of each model figure of the published tables (built with ``MatchingConfig()``),
+by table and column: what the number is, over which window, under which assumption."""
+
+
 REC_COLUMNS = [
     "creator_id",
     "rank",
@@ -1114,6 +1193,7 @@ REC_COLUMNS = [
     "commission_rate",
     "score",
     "p_sold",
+    "gmv_if_sold",
     "expected_gmv",
     "sources",
     "reasons",
@@ -1127,7 +1207,11 @@ def recommend_products(
     ranker: ProductRanker | None = None,
     candidates: CandidateSet | None = None,
 ) -> pl.DataFrame:
-    """Top ``cfg.top_n`` new products per creator with expected GMV and reasons (``REC_COLUMNS``)."""
+    """Top ``cfg.top_n`` new products per creator with expected GMV and reasons (``REC_COLUMNS``).
+
+    ``p_sold``, ``gmv_if_sold`` and ``expected_gmv`` are about the ``cfg.label_days`` days from ``as_of``
+    with nothing changed (`FIGURES`).
+    """
     ranker = ranker or fit_ranker(frames, as_of, cfg)
     candidates = candidates or candidate_set(frames, as_of, cfg, with_labels=False)
     listed = candidates.sources.group_by(PAIR).agg(sources=pl.col("source").unique().sort())
@@ -1148,6 +1232,7 @@ RECRUIT_COLUMNS = [
     "handle",
     "followers",
     "expected_gmv",
+    "gmv_if_sold",
     "best_product_id",
     "best_product_title",
     "products_matched",
@@ -1202,6 +1287,9 @@ def recruit_creators(
 ) -> pl.DataFrame:
     """Creators likely to sell a merchant's products well and not yet partnered (``RECRUIT_COLUMNS``).
 
+    ``expected_gmv`` sums the creator's three best-fitting products of the merchant, ``gmv_if_sold`` is
+    the best one's (`FIGURES`); both over the ``cfg.label_days`` days from ``as_of``.
+
     ``merchant_ids``: one merchant, several, or None for every merchant.
     """
     if isinstance(merchant_ids, str):
@@ -1215,6 +1303,7 @@ def recruit_creators(
                 "rank": pl.UInt32,
                 "followers": pl.Int64,
                 "expected_gmv": pl.Float64,
+                "gmv_if_sold": pl.Float64,
                 "products_matched": pl.UInt32,
                 "reasons": pl.List(pl.String),
             }
@@ -1226,6 +1315,7 @@ def recruit_creators(
         .group_by("merchant_id", "creator_id")
         .agg(
             expected_gmv=pl.col("expected_gmv").head(3).sum(),
+            gmv_if_sold=pl.col("gmv_if_sold").first(),
             best_product_id=pl.col("product_id").first(),
             best_product_title=pl.col("title").first(),
             category=pl.col("category").first(),

@@ -3,9 +3,14 @@ merchant→creator recruitment and interest drift — shown when the matching ta
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 import streamlit as st
 
+from core import metrics
+from matching.recommender import FIGURE_DAYS, FIGURES
+from matching.relations import PAIR_PRIOR_BASKETS
 from webapp import data as app_data
 from webapp import ui
 
@@ -19,6 +24,17 @@ TABLES = {
     "merchant_creator_recs": "Creators to recruit",
     "creator_interests": "Interests and drift",
 }
+
+
+def described(column: str, label: str, help_text: str) -> Any:
+    """A number column with its own label and help, read as the metric dictionary says."""
+    display = metrics.display_of(column)
+    assert display is not None, column
+    return st.column_config.NumberColumn(
+        label, format=display.streamlit_format, step=display.step, help=help_text
+    )
+
+
 # basket statistics read poorly as 2-decimal numbers (a support of 2 in a million baskets showed 0.00)
 # and as scientific notation (1.7e-6): support is shown per million baskets
 PER_MILLION = 1_000_000
@@ -28,16 +44,15 @@ NUMBER_COLUMNS = {
         format="%.1f",
         help="Baskets holding both products, per million baskets.",
     ),
-    "confidence": st.column_config.NumberColumn(
-        "Confidence", format="percent", help="Share of the baskets with product a that also hold product b."
+    "confidence": described(
+        "confidence", "Confidence", "Share of the baskets with product a that also hold product b."
     ),
-    "pmi": st.column_config.NumberColumn("PMI", format="%.2f", help="Pointwise mutual information (log)."),
-    "pair_strength": st.column_config.NumberColumn(
+    "pmi": described("pmi", "PMI", "Pointwise mutual information (log)."),
+    "pair_strength": described(
+        "pair_strength",
         "Strength",
-        format="%.2f",
-        help="Adjusted lift shrunk toward 1 by "
-        f"{app_data.PAIR_PRIOR_BASKETS:g} baskets: (seen + {app_data.PAIR_PRIOR_BASKETS:g}) / "
-        f"(expected + {app_data.PAIR_PRIOR_BASKETS:g}). Pairs seen in a handful of baskets do not lead.",
+        f"Adjusted lift shrunk toward 1 by {PAIR_PRIOR_BASKETS:g} baskets: (seen + {PAIR_PRIOR_BASKETS:g}) / "
+        f"(expected + {PAIR_PRIOR_BASKETS:g}). Pairs seen in a handful of baskets do not lead.",
     ),
     "title_a": st.column_config.TextColumn("Title a"),
     "title_b": st.column_config.TextColumn("Title b"),
@@ -54,9 +69,13 @@ search = st.text_input(
     placeholder="p0000921, necklace, @glowhaul12",
     help="An exact id, or a word of a product title or creator handle (with or without @).",
 ).strip()
-for tab, (name, label) in zip(st.tabs(list(present.values())), present.items(), strict=True):
+frames = {name: app_data.matching_table(user, name, search) for name in present}
+# each tab says how many rows match; a search opens the first tab with matches, not an empty one
+labels = {name: f"{label} ({frames[name].height:,})" for name, label in present.items()}
+opened = next((labels[name] for name in present if frames[name].height), None) if search else None
+for tab, (name, label) in zip(st.tabs(list(labels.values()), default=opened), present.items(), strict=True):
     with tab:
-        frame = app_data.matching_table(user, name, search)
+        frame = frames[name]
         kind = next((c for c in frame.columns if c in ("relation", "kind", "pair_kind")), None)
         if kind:
             counts = frame.group_by(kind).len("pairs").sort("pairs", descending=True)
@@ -68,10 +87,24 @@ for tab, (name, label) in zip(st.tabs(list(present.values())), present.items(), 
             continue
         if name == "product_pairs":
             st.caption("Strongest pairs first: by adjusted lift shrunk toward 1 (see Strength).")
+        figures = FIGURES.get(name, {})
+        if figures:
+            st.caption(
+                f"Model figures are about the {FIGURE_DAYS} days after the build date, as things are "
+                "(no outreach): hover a column's name for what it means."
+            )
         shown_rows = frame.head(5_000)
         if "support" in shown_rows.columns:
             shown_rows = shown_rows.with_columns(pl.col("support") * PER_MILLION)
-        ui.table(shown_rows, key=f"pm_{name}", height=380, overrides=NUMBER_COLUMNS)
+        overrides = {
+            **NUMBER_COLUMNS,
+            **{
+                column: described(column, *text)
+                for column, text in figures.items()
+                if column in frame.columns
+            },
+        }
+        ui.table(shown_rows, key=f"pm_{name}", height=380, overrides=overrides)
         shown = "all shown" if frame.height <= 5_000 else "first 5,000 shown; the downloads hold more"
         st.caption(f"{frame.height:,} rows ({shown})")
         # one table per download, each bounded (its help says how many rows): no workbook of every table

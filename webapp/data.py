@@ -35,6 +35,7 @@ from datastore import db, snapshots, users
 from datastore import status as data_status
 from datastore.snapshots import SnapshotNotFound, latest_manifest
 from liftboard import jobs
+from matching import relations
 from reports.render_xlsx import sheet_name
 from strategies.outcomes import followed_up_actions, realized_uplift
 
@@ -140,7 +141,7 @@ def scan(name: str, user: User) -> pl.LazyFrame:
 # ------------------------------------------------------------------------------------------------
 
 # How each matching table reads best (columns, descending): by its subject, then its own rank; pairs
-# strongest first, by `PAIR_STRENGTH`.
+# strongest first, by `matching.relations.pair_strength`.
 MATCHING_ORDER: dict[str, tuple[list[str], bool]] = {
     "similar_products": (["product_id", "rank"], False),
     "product_pairs": (["pair_strength", "pair_count"], True),
@@ -148,14 +149,6 @@ MATCHING_ORDER: dict[str, tuple[list[str], bool]] = {
     "merchant_creator_recs": (["merchant_id", "rank"], False),
     "creator_interests": (["creator_id", "dimension", "half_life_days", "rank"], False),
 }
-PAIR_PRIOR_BASKETS = 5.0
-"""Baskets of "no association" added to a pair's observed and expected counts before they are compared."""
-PAIR_STRENGTH = (
-    (pl.col("pair_count").cast(pl.Float64) + PAIR_PRIOR_BASKETS)
-    / (pl.col("expected_count") + PAIR_PRIOR_BASKETS)
-).alias("pair_strength")
-"""The adjusted lift shrunk toward 1: a pair seen in 2 baskets where 0.001 were expected has an adjusted
-lift of 2,000 but a strength of 1.4, below a pair seen 60 times where 6 were expected (6.0)."""
 _PAIR_IDS = ("product_a", "product_b")  # ids besides every *_id column
 _TEXT_COLUMNS = ("title", "similar_title", "handle", "best_product_title", "title_a", "title_b")
 
@@ -177,7 +170,7 @@ def _readable(name: str, frame: pl.LazyFrame, key: tuple[str, str]) -> pl.LazyFr
                 how="left",
             )
         rest = [c for c in columns if c not in ("relation", "product_a", "product_b")]
-        frame = frame.with_columns(PAIR_STRENGTH).select(
+        frame = frame.with_columns(relations.pair_strength()).select(
             "relation", "product_a", "title_a", "product_b", "title_b", "pair_strength", *rest
         )
     return frame

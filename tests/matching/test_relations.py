@@ -19,6 +19,7 @@ from matching.relations import (
     embedding_neighbours,
     item2vec,
     pair_statistics,
+    pair_strength,
     product_pairs,
     product_sequences,
     purchase_baskets,
@@ -181,3 +182,15 @@ def test_adjusted_lift_expects_pairs_stratum_by_stratum() -> None:
     assert ab["expected_count"] == pytest.approx(0.75)
     assert ab["adjusted_lift"] == pytest.approx(1 / 0.75)
     assert ab["lift"] == pytest.approx(1 * 3 / (2 * 2))
+
+
+def test_pair_strength_shrinks_rare_pairs_toward_one() -> None:
+    """A pair seen twice where 0.001 were expected (adjusted lift 2,000) ranks below one seen 60 times
+    where 6 were expected (10): (seen + 5) / (expected + 5)."""
+    pairs = pl.DataFrame(
+        {"pair_count": [2, 60, 0], "expected_count": [0.001, 6.0, 0.0]},
+        schema={"pair_count": pl.UInt32, "expected_count": pl.Float64},
+    )
+    strength = pairs.select(pair_strength())["pair_strength"].to_list()
+    assert strength == pytest.approx([7 / 5.001, 65 / 11, 1.0])
+    assert pairs.select(pair_strength(prior_baskets=0.0))["pair_strength"][1] == pytest.approx(10.0)
