@@ -24,10 +24,13 @@ from datastore import db, users  # noqa: E402
 from datastore.snapshots import SnapshotNotFound  # noqa: E402
 from webapp import auth  # noqa: E402
 from webapp import data as app_data  # noqa: E402
+from webapp.errors import catch_streamlit_errors, note_request, run_page  # noqa: E402
 from webapp.ui import Filters  # noqa: E402
 
 # an emoji icon: Streamlit draws it as an inline SVG; a `:material/…:` favicon is fetched from a font host
 st.set_page_config(page_title="Liftboard", page_icon="📈", layout="wide")
+# An error Streamlit reports itself (outside the page, or in a fragment): one console line with an id too.
+catch_streamlit_errors()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -205,6 +208,7 @@ def _ignored_note(page: str, applied: frozenset[str], shown: tuple[str, ...]) ->
 
 page = st.navigation(_sections(user))
 page_name = PAGE_FILES.get(id(page), "")
+note_request(name=page_name, user=user.username, home=app_data.settings().home)
 applied = APPLIED_FILTERS.get(page_name, frozenset())
 
 with st.sidebar:
@@ -281,4 +285,5 @@ with st.sidebar:
         st.rerun()
     auth.sync_cookie()  # writes the cookie of a sign-in made in this tab
 
-page.run()
+# An error in the page: one console line and a message with its id for the user, the traceback in the log.
+run_page(page, name=page_name, user=user.username, home=app_data.settings().home)

@@ -838,7 +838,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
     address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
 ) -> None:
-    """Serve the dashboard (streamlit run app.py, headless); first print its URL and how to sign in."""
+    """Serve the dashboard (streamlit run app.py, headless); first print its URL and how to sign in. The
+    console then shows errors only, one line each with its error id (the logging settings are in
+    .streamlit/config.toml; the tracebacks go to logs/errors.log under the Liftboard home)."""
     import os
     import subprocess
     import sys
@@ -855,6 +857,9 @@ def serve(
         "--server.address",
         address,
         "--server.headless",
+        "true",
+        # the URL is printed below; Streamlit's own welcome block would only repeat it
+        "--logger.hideWelcomeMessage",
         "true",
     ]
     out = _out()

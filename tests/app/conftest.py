@@ -64,6 +64,15 @@ def built_tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def _page_errors_raise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages run in AppTest raise their errors after logging them (served, a user sees a message with an
+    error id instead): "the page runs without an exception" must still fail on a broken page."""
+    from webapp import errors
+
+    monkeypatch.setattr(errors, "RAISE_PAGE_ERRORS", True)
+
+
 @pytest.fixture(scope="session")
 def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Liftboard home with the tiny marketplace built and the demo users (shared across workers)."""
