@@ -208,7 +208,7 @@ def merchant_report(
         _category(settings, user, merchant_id, str(merchant["category"])),
         _recommendations(settings, user, merchant_id),
     ]
-    filters = {"merchant": f"{merchant_id} {merchant['name']}", "week": week_label(monday)}
+    filters = {"merchant": f"{merchant_id} {merchant['name']}"}  # the week is in the period
     if user is not None:
         filters["user"] = user.username
     filters["build"] = str(manifest["build_id"])

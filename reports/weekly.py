@@ -167,7 +167,8 @@ def weekly_review(settings: Settings, week: str | date | None = None, user: User
         if scoped and user is not None
         else "all merchants"
     )
-    filters = {"week": week_label(monday), "scope": scope, "build": str(manifest["build_id"])}
+    # the week is the report's period, printed beside these: not repeated here
+    filters = {"scope": scope, "build": str(manifest["build_id"])}
     if user is not None:
         filters["user"] = user.username
     return Report(

@@ -120,3 +120,67 @@ def test_merchant_report_shows_rate_differences_in_points(world: ReportWorld) ->
     ):
         assert shown[measure].endswith(" pp") or shown[measure] == "–", (measure, shown[measure])
     assert not any(re.fullmatch(r"[+-][\d,]{5,}\.\d%", text) for text in shown.values()), shown
+
+
+def _long_table(key: str, rows: int, *, tall: bool) -> Table:
+    """``rows`` rows named ``<key> row NN``; ``tall`` ones carry a long rationale like recommendations."""
+    why = " ".join(["Live-stream coaching: expected +$18,646 GMV over 28 days from similar creators."] * 4)
+    frame = pl.DataFrame(
+        {
+            "name": [f"{key} row {i:02d}" for i in range(rows)],
+            "gmv": [1000.0 + i for i in range(rows)],
+            **({"rationale": [why] * rows} if tall else {}),
+        }
+    )
+    return Table(
+        key=key,
+        title=f"Table {key}",
+        frame=frame,
+        labels={"name": "Row name", "gmv": "Row sales"},
+        formats={"gmv": "gmv"},
+        widths={"rationale": 4.0},
+    )
+
+
+def _split_sections() -> tuple[Section, ...]:
+    """Tables long enough to split, at every length over a page's worth of rows, some below a summary:
+    whatever the page holds, one of them would leave a row or two alone on a page if nothing prevented it."""
+    sections = []
+    for rows in range(24, 64):
+        summary = tuple(f"Summary line {i} above the table." for i in range(rows % 13))
+        sections.append(
+            Section(
+                key=f"s{rows}",
+                title=f"Short rows {rows}",
+                summary=summary,
+                tables=(_long_table(f"s{rows}", rows, tall=False),),
+            )
+        )
+    for rows in range(6, 20):
+        sections.append(
+            Section(
+                key=f"t{rows}", title=f"Tall rows {rows}", tables=(_long_table(f"t{rows}", rows, tall=True),)
+            )
+        )
+    return tuple(sections)
+
+
+def test_a_split_table_leaves_no_lone_rows_and_repeats_its_header(tmp_path: Path) -> None:
+    report = _report(*_split_sections())
+    pages = _pdf_pages(report, tmp_path)
+    split = 0
+    for section in report.sections:
+        key = section.tables[0].key
+        counts = {n: len(re.findall(rf"\b{key} row \d\d\b", page)) for n, page in enumerate(pages, start=1)}
+        holding = {n: count for n, count in counts.items() if count}
+        assert sum(holding.values()) == section.tables[0].frame.height, key
+        first = min(holding)
+        assert f"Table {key}" in pages[first - 1], f"{key}: the title is not on the page of its first row"
+        if len(holding) > 1:
+            split += 1
+        for number, count in holding.items():
+            assert count >= 3, f"{key}: page {number} holds only {count} of its rows ({holding})"
+            header = [line for line in pages[number - 1].splitlines() if "Row name" in line]
+            assert len(header) == 1, f"{key}: no header row on page {number}"
+            assert "Row sales" in header[0], f"{key}: no header row on page {number}"
+    assert split >= len(report.sections) // 2  # the case is exercised: most of these tables do split
