@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from webapp.auth import COOKIE
+
 NAV = '[data-testid="stSidebarNav"]'
 LOGIN_FORM = '[data-testid="stForm"]'
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
@@ -64,3 +66,76 @@ def load(page: Any, selector: str) -> None:
     """Wait, after a page load, for ``selector`` and then for the end of the run that draws it."""
     page.wait_for_selector(selector, timeout=60_000)
     page.wait_for_selector(IDLE, timeout=60_000)
+
+
+def sign_in(page: Any, url: str, username: str, password: str) -> None:
+    """Open ``url``, sign in, and wait for the run that draws the signed-in page."""
+    page.goto(url)
+    load(page, LOGIN_FORM)
+    page.get_by_role("textbox", name="Username").fill(username)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    load(page, NAV)  # the navigation shows in the rerun after a sign-in
+    # the session cookie is written by a component after that run: a page opened before it is there
+    # would open on the sign-in form
+    page.wait_for_function(f"() => document.cookie.includes('{COOKIE}=')", timeout=30_000)
+
+
+def open_page(page: Any, url: str) -> None:
+    """Go to ``url`` in a signed-in tab and wait until its script run is over."""
+    page.goto(url)
+    load(page, NAV)
+    settle(page, time.monotonic() + 60)
+
+
+def grid_headers(grid: Any) -> list[str]:
+    """The column headers of a Streamlit dataframe as a user reads them (its accessible table)."""
+    return [text.strip() for text in grid.locator('[role="columnheader"]').all_inner_texts()]
+
+
+def grid_rows(grid: Any) -> list[list[str]]:
+    """The drawn rows of a Streamlit dataframe, cell texts as shown (only rows in view are drawn)."""
+    rows = grid.locator('[role="row"]')
+    out = []
+    for i in range(rows.count()):
+        cells = rows.nth(i).locator('[role="gridcell"]').all_inner_texts()
+        if cells:
+            out.append([c.strip() for c in cells])
+    return out
+
+
+def grid_column(grid: Any, header: str) -> list[str]:
+    """The drawn cells under ``header``."""
+    headers = grid_headers(grid)
+    index = headers.index(header)
+    return [row[index] for row in grid_rows(grid) if len(row) > index]
+
+
+RECORD_DRAWN_TEXT = """(() => {
+    // Streamlit's dataframes draw their cells on a canvas, and their accessible table holds the raw
+    // values: record every text drawn on a canvas, the figures exactly as a user reads them
+    const drawn = new Set();
+    window.__liftboardDrawn = drawn;
+    for (const proto of [CanvasRenderingContext2D.prototype, OffscreenCanvasRenderingContext2D.prototype]) {
+        const fillText = proto.fillText;
+        proto.fillText = function (text, ...rest) {
+            drawn.add(String(text));
+            return fillText.call(this, text, ...rest);
+        };
+    }
+})();"""
+"""An init script (``context.add_init_script``) behind `drawn_texts`."""
+
+
+def drawn_texts(page: Any) -> set[str]:
+    """Every text drawn on a canvas of ``page`` since it loaded (needs `RECORD_DRAWN_TEXT`)."""
+    return set(page.evaluate("() => [...(window.__liftboardDrawn || [])]"))
+
+
+def percent_decimals(page: Any, raw: list[str]) -> set[int]:
+    """How many decimals the grid drew for the shares ``raw`` (raw cell values from `grid_column`): for
+    each value, the decimals d with which ``100·value`` formatted as "x.d%" was drawn. An empty set means
+    a value was drawn in no such form."""
+    drawn = drawn_texts(page)
+    per_value = [{d for d in range(4) if f"{100 * float(value):,.{d}f}%" in drawn} for value in raw if value]
+    return set.intersection(*per_value) if per_value else set()

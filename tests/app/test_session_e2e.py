@@ -24,6 +24,7 @@ from core.config import Settings
 from datastore import db, users
 from datastore.tables import sign_in_attempts
 from liftboard.headless import serve_app
+from tests.app import browser as web
 from tests.app.browser import LOGIN_FORM, NAV, count_frames, load, run
 from webapp.auth import COOKIE, SESSION_TTL
 
@@ -78,10 +79,7 @@ def person(settings: Settings) -> str:
 
 
 def sign_in(page: Any, url: str, username: str, password: str = PASSWORD) -> None:
-    page.goto(url)
-    load(page, LOGIN_FORM)
-    submit(page, username, password)
-    load(page, NAV)  # the navigation shows in the rerun after a sign-in
+    web.sign_in(page, url, username, password)
 
 
 def submit(page: Any, username: str, password: str) -> None:
