@@ -80,16 +80,12 @@ def format_of(key: str) -> Format:
         raise KeyError(f"unknown format key {key!r}") from None
 
 
-def _ratio(number: float) -> str:
-    return f"{number:.2%}" if abs(number) < 0.1 else f"{number:.1%}"
-
-
 _NUMBER_TEXT: Mapping[str, Callable[[float], str]] = MappingProxyType(
     {
         "usd": lambda n: f"-${-n:,.0f}" if n < 0 else f"${n:,.0f}",
         "usd2": lambda n: f"-${-n:,.2f}" if n < 0 else f"${n:,.2f}",
         "count": lambda n: f"{n:,.0f}",
-        "ratio": _ratio,
+        "ratio": lambda n: f"{n:.1%}",  # one number of decimals for the whole column, as in Excel
         "pct_change": lambda n: f"{n:+.1%}",
         "points": lambda n: f"{n:+.1f} pp",
         "multiple": lambda n: f"{n:,.2f}×",
@@ -101,6 +97,8 @@ def format_value(value: Any, key: str) -> str:
     """``value`` as text for PDF, slides and HTML tables (``–`` for a missing value)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if key in METRICS:  # a metric reads as its display rule says, in every report as in the app
+        return METRICS[key].display.text(float(value))
     kind = format_of(key).kind
     if kind == "text":
         return str(value)

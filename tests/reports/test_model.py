@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core import metrics
 from core.config import Settings
 from reports.common import parse_week, week_label
 from reports.model import ReportError, format_of, format_value
@@ -80,3 +81,12 @@ def test_notes_reject_paths_and_huge_text(tmp_path: Path) -> None:
         notes_path(settings, "2026-W47", owner="../x")
     with pytest.raises(ReportError, match="limited"):
         save_notes(settings, "2026-W47", "x" * (MAX_NOTES_CHARS + 1))
+
+
+def test_a_share_column_has_one_number_of_decimals() -> None:
+    # the merchant report's percentile column read "98.8%" beside "6.76%" (2 decimals under 10%)
+    assert [format_value(v, "ratio") for v in (0.988, 0.0676, 0.075)] == ["98.8%", "6.8%", "7.5%"]
+    # a metric reads as its display rule says, as in the app's grids and cards
+    ctr = metrics.metric("ctr").display
+    assert [format_value(v, "ctr") for v in (0.08, 0.0284)] == [ctr.text(0.08), ctr.text(0.0284)]
+    assert len({len(format_value(v, "ctr").rstrip("%").partition(".")[2]) for v in (0.08, 0.0284)}) == 1
