@@ -93,7 +93,7 @@ st.title("Data")
 manifest = app_data.manifest() or {}
 st.caption(
     f"Current build {manifest.get('build_id', '—')} · data as of {manifest.get('as_of', '—')} · "
-    f"built {manifest.get('created_at', '—')}"
+    f"built {ui.moment(manifest.get('created_at'))}"
 )
 
 tab_runs, tab_fresh, tab_quarantine, tab_upload, tab_users = st.tabs(

@@ -546,3 +546,16 @@ def rationale(rec: Mapping[str, Any]) -> str:
 def not_found(what: str) -> None:
     """The one answer for unknown and out-of-scope ids alike."""
     st.warning(f"{what} not found.", icon=":material/search_off:")
+
+
+def moment(iso: object) -> str:
+    """A stored ISO timestamp as people read it, ``2026-12-05 01:43 UTC`` (``—`` when missing or not one)."""
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return "—"
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return f"{when:%Y-%m-%d %H:%M} UTC"

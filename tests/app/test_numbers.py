@@ -5,6 +5,7 @@ totals against the platform's GMV, with the interval and the share the pilots es
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -181,3 +182,9 @@ def test_strategy_board_sets_its_totals_against_the_platform_gmv(
         recs.filter(pl.col("established").fill_null(False))["expected_uplift"].sum()
     )
     assert any("By kind: creators" in c.value and "merchants" in c.value for c in at.caption)
+
+
+def test_the_data_page_says_when_the_build_was_made_as_people_read_it(open_page: Open) -> None:
+    at = open_page("data")
+    caption = next(c.value for c in at.main.caption if c.value.startswith("Current build"))
+    assert re.search(r"built \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$", caption), caption  # was raw ISO with +00:00
