@@ -128,21 +128,10 @@ with tab_perf:
         ui.chart(ui.style(fig, y_format=ui.d3("gmv")), key="c_trend")
     with right:
         funnel = profile.funnel
-        stages = list(FUNNEL_STAGES)
-        fig = go.Figure(
-            go.Funnel(
-                y=[s.replace("_", " ").capitalize() for s in stages],
-                x=[funnel[s] or 0 for s in stages],
-                texttemplate="%{value:,.3~s} · %{percentPrevious:.1%}",
-                textposition="inside",
-                constraintext="none",
-                hovertemplate="%{y}: %{value:,.0f} (%{percentPrevious:.1%} of the stage before)"
-                "<extra></extra>",
-                marker={"color": ui.PALETTE[: len(stages)]},
-            )
+        fig = ui.funnel_figure(
+            {stage: funnel[stage] for stage in FUNNEL_STAGES},
+            "Funnel in the selected range (count · share of the stage before)",
         )
-        fig.update_layout(title="Funnel in the selected range (count · share of the stage before)")
-        fig.update_yaxes(automargin=True)
         ui.chart(ui.style(fig, legend=False), key="c_funnel")
     left, right = st.columns(2)
     with left:

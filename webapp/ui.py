@@ -559,3 +559,32 @@ def moment(iso: object) -> str:
     if when.tzinfo is not None:
         when = when.astimezone(UTC)
     return f"{when:%Y-%m-%d %H:%M} UTC"
+
+
+FUNNEL_INSIDE_SHARE = 0.25
+"""A funnel stage's label is drawn inside its bar when the bar is at least this share of the widest."""
+
+
+def funnel_figure(counts: Mapping[str, float | None], title: str) -> go.Figure:
+    """A conversion funnel, one bar per stage in order: each label gives the count and the share of the
+    stage before. Later stages are often thousands of times narrower than the first (6.6M impressions,
+    5k orders): their labels go beside the bar, where they can be read, instead of inside it."""
+    values = [float(v or 0) for v in counts.values()]
+    widest = max(values, default=0.0) or 1.0
+    positions = ["inside" if v >= FUNNEL_INSIDE_SHARE * widest else "outside" for v in values]
+    fig = go.Figure(
+        go.Funnel(
+            y=[stage.replace("_", " ").capitalize() for stage in counts],
+            x=values,
+            texttemplate="%{value:,.3~s} · %{percentPrevious:.1%}",
+            textposition=positions,
+            constraintext="none",
+            outsidetextfont={"color": "#31333F"},
+            cliponaxis=False,
+            hovertemplate="%{y}: %{value:,.0f} (%{percentPrevious:.1%} of the stage before)<extra></extra>",
+            marker={"color": PALETTE[: len(values)]},
+        )
+    )
+    fig.update_layout(title=title)
+    fig.update_yaxes(automargin=True)
+    return fig
