@@ -187,7 +187,8 @@ APPLIED_FILTERS: dict[str, frozenset[str]] = {
 FILTER_NAMES = {"range": "date range", "region": "region", "category": "category", "tier": "tier"}
 IGNORED_BECAUSE: dict[str, str] = {
     "movers": "Movers compares the build's last complete week with the week before, marketplace-wide.",
-    "weekly_review": "The weekly review covers the week picked on the page, marketplace-wide.",
+    # not "marketplace-wide": a merchant-success user's review covers their merchants (the page says which)
+    "weekly_review": "The weekly review covers the week picked on the page.",
     "cohorts": "Cohorts follow every cohort over its whole life, marketplace-wide.",
     "merchants": "Merchants have no creator tier.",
     "strategy_board": "The board lists the current build's recommendations; its own filters apply.",

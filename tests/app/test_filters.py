@@ -111,3 +111,11 @@ def test_bought_together_reads_titles_and_well_evidenced_pairs_first(
     assert grid["pair_count"].head(10).median() >= pairs["pair_count"].median()
     # support per million baskets: a readable number, not 1.7e-6
     assert grid["support"].head(10).min() >= 0.1
+
+
+def test_a_merchant_users_weekly_review_does_not_claim_the_whole_marketplace(open_page: Open) -> None:
+    at = open_page("weekly_review", username="merchant")
+    captions = _sidebar_captions(at)
+    assert "Date range: not applied on this page." in captions
+    assert "marketplace-wide" not in captions  # their review covers their merchants
+    assert any("merchant(s) of merchant" in c.value for c in at.main.caption)
