@@ -702,7 +702,7 @@ def quarantine_rows(user: User, relative: str, limit: int = 5_000) -> pl.DataFra
     if root not in path.parents or path.suffix != ".parquet" or not path.is_file():
         raise FileNotFoundError(relative)
     frame = pl.read_parquet(path, n_rows=limit)
-    first = [c for c in ("_row", "_column", "_reason") if c in frame.columns]
+    first = [c for c in ("_line", "_row", "_column", "_reason", "_raw") if c in frame.columns]
     return frame.select(*first, *(c for c in frame.columns if c not in first))
 
 

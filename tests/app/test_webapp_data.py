@@ -45,14 +45,16 @@ def test_quarantine_reader_stays_inside_the_quarantine(
     ops = access.User("o", "o", "ops", None)
     folder = sqlite_settings.quarantine / "run1"
     folder.mkdir(parents=True)
-    pl.DataFrame({"x": ["a"], "_reason": ["bad"], "_row": [3], "_column": ["x"]}).write_parquet(
-        folder / "t.parquet"
-    )
+    pl.DataFrame(
+        {"x": ["a"], "_reason": ["bad"], "_raw": ["a,"], "_row": [3], "_column": ["x"], "_line": [4]}
+    ).write_parquet(folder / "t.parquet")
     (sqlite_settings.home / "secret.parquet").write_bytes(b"not for you")
     files = app_data.quarantine_files(ops)
     assert files["file"].to_list() == ["run1/t.parquet"]
     assert files["rows"].to_list() == [1]
-    assert app_data.quarantine_rows(ops, "run1/t.parquet").columns[:3] == ["_row", "_column", "_reason"]
+    # where it is in the file and why first, the row's own cells after
+    shown = app_data.quarantine_rows(ops, "run1/t.parquet").columns
+    assert shown == ["_line", "_row", "_column", "_reason", "_raw", "x"]
     with pytest.raises(FileNotFoundError):
         app_data.quarantine_rows(ops, "../secret.parquet")
 
