@@ -37,14 +37,17 @@ Whole-file problems (missing file, unknown table, missing or extra columns, empt
 corrupt Parquet file) raise ``IngestError``; the run is then recorded as ``failed`` and nothing else
 changes. File names are shown with bytes that are not UTF-8 escaped (``\\xNN``).
 
-Atomicity: files are staged under ``lake/_staging/<run_id>`` with a manifest, then one DB transaction
-upserts the dimensions and marks the run committed, then the staged files are moved into place.
-``datastore.lake.recover`` rolls a committed run forward and discards an uncommitted one.
+Atomicity: a run appends its new fact rows to each fact table as one Delta version, overwrites the lake
+mirror of each dimension it changed as one Delta version, then one DB transaction upserts the dimensions,
+writes the ledger, marks the run committed and records every table's version (the readers' pin). A run
+killed before that transaction is invisible to readers and rolled back by the next writer
+(``datastore.lake.recover``); see ``datastore.lake``.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import getpass
 import hashlib
@@ -1088,16 +1091,15 @@ def _broken_quarantine(spec: TableSpec, broken: pl.DataFrame) -> pl.DataFrame:
 # The run
 
 
-def _stored_dimension(table: str, settings: Settings) -> pl.DataFrame:
+def _stored_dimension(table: str, settings: Settings, version: lake.LakeVersion) -> pl.DataFrame:
     """A dimension table as stored: its lake mirror when that agrees with the DB, else the DB itself.
 
     Runs hold the ingest lock and have recovered, so the mirror is the table as of the last committed run;
     the row-count check guards against a DB changed behind Liftboard's back (or a deleted mirror).
     """
     spec = table_spec(table)
-    path = lake.dimension_path(settings, table)
-    if path.is_file():
-        mirror = pl.read_parquet(path)
+    if table in version.versions:
+        mirror = lake.scan_table(table, settings, version).collect()
         if mirror.schema == spec.schema and mirror.height == db.count_rows(table, settings):
             return mirror.sort(list(spec.primary_key))
     return db.read_table(table, settings)
@@ -1108,6 +1110,7 @@ class _RunState:
     """What a run knows: stored data (read lazily, once) plus what earlier sources of the run added."""
 
     settings: Settings
+    version: lake.LakeVersion  # the lake as the last committed run left it
     dimensions: dict[str, pl.DataFrame] = field(default_factory=dict)  # working full tables
     stored_dimensions: dict[str, pl.DataFrame] = field(default_factory=dict)
     fact_keys: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # keys added by this run
@@ -1116,10 +1119,12 @@ class _RunState:
     known: dict[tuple[str, str], pl.Series] = field(default_factory=dict)
     changed_dimensions: set[str] = field(default_factory=set)
     quarantines: dict[str, tuple[str, pl.DataFrame]] = field(default_factory=dict)  # name → path, rows
+    fact_rows: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # new rows, per fact table
+    run_id: str = ""
 
     def dimension(self, table: str) -> pl.DataFrame:
         if table not in self.dimensions:
-            stored = _stored_dimension(table, self.settings)
+            stored = _stored_dimension(table, self.settings, self.version)
             self.stored_dimensions[table] = stored
             self.dimensions[table] = stored
         return self.dimensions[table]
@@ -1130,7 +1135,9 @@ class _RunState:
             if table_spec(table).storage == "db":
                 values = self.dimension(table)[column]
             else:
-                values = lake.scan_committed(table, self.settings).select(column).unique().collect()[column]
+                values = (
+                    lake.scan_table(table, self.settings, self.version).select(column).unique().collect()
+                )[column]
                 for frame in self.fact_keys.get(table, []):
                     if column in frame.columns:
                         values = pl.concat([values, frame[column]])
@@ -1187,7 +1194,7 @@ def _key_hash(key: list[str]) -> pl.Expr:
 def _seen_fact_hashes(state: _RunState, spec: TableSpec) -> pl.Series:
     """Hashes of every key of a fact table stored or loaded by this run (stored keys read once per run)."""
     if spec.name not in state.fact_hashes:
-        stored = lake.scan_committed(spec.name, state.settings).select(spec.primary_key).collect()
+        stored = lake.scan_table(spec.name, state.settings, state.version).select(spec.primary_key).collect()
         state.stored_fact_keys[spec.name] = stored
         state.fact_hashes[spec.name] = stored.select(_key_hash(list(spec.primary_key))).to_series()
     return state.fact_hashes[spec.name]
@@ -1240,9 +1247,7 @@ def _same_rows(path: Path, frame: pl.DataFrame) -> bool:
         return False
 
 
-def _quarantine_file(
-    state: _RunState, staging: lake.Staging, spec: TableSpec, source: _Source, quarantine: pl.DataFrame
-) -> str:
+def _quarantine_file(state: _RunState, spec: TableSpec, source: _Source, quarantine: pl.DataFrame) -> str:
     """Where the quarantined rows of one input are kept: one file per run and input, named after the
     input's digest; an identical file an earlier run (or this one) kept for the same input is reused."""
     name = f"{spec.name}-{source.identity()}.parquet"
@@ -1257,15 +1262,17 @@ def _quarantine_file(
         if _same_rows(candidate, quarantine):
             state.quarantines[name] = (str(candidate), quarantine)
             return str(candidate)
-    path = str(staging.add_quarantine(name, quarantine))
+    target = root / state.run_id / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    quarantine.write_parquet(target, statistics=True)  # deleted again if the run does not commit
+    path = str(target)
     state.quarantines[name] = (path, quarantine)
     return path
 
 
-def _process(
-    source: _Source, spec: TableSpec, state: _RunState, staging: lake.Staging, now: datetime, part: int
-) -> TableLoad:
-    """Validate one source, dedupe it, stage its facts and quarantine; what happened to its rows."""
+def _process(source: _Source, spec: TableSpec, state: _RunState, now: datetime) -> TableLoad:
+    """Validate one source, dedupe it, keep its new facts for the run's commit and quarantine its bad
+    rows; what happened to its rows."""
     read = source.read()
     typed, cast_columns = _typed_frame(read.rows, spec, source.label)
     broken = read.broken
@@ -1289,10 +1296,10 @@ def _process(
         loaded, duplicates = _dedupe_dimension(state, spec, good)
     else:
         loaded, duplicates = _dedupe_fact(state, spec, good)
-        staging.add_fact_partitions(spec, loaded.select(spec.columns), part=part)
+        state.fact_rows.setdefault(spec.name, []).append(loaded.select(spec.columns))
     quarantine_path = None
     if quarantine.height:
-        quarantine_path = _quarantine_file(state, staging, spec, source, quarantine.sort(ROW))
+        quarantine_path = _quarantine_file(state, spec, source, quarantine.sort(ROW))
     return TableLoad(
         table=spec.name,
         file=source.label,
@@ -1391,6 +1398,54 @@ def _upsert_dimensions(connection: sa.Connection, state: _RunState) -> None:
                 connection.execute(statement, rows[start : start + _INSERT_BATCH])
 
 
+def _write_lake(state: _RunState) -> dict[str, int]:
+    """Write the run's changes: one Delta version per changed table; every table's version after it."""
+    versions = dict(state.version.versions)
+    written = 0
+    for name in TABLES:
+        if name in state.fact_rows and any(frame.height for frame in state.fact_rows[name]):
+            if written:
+                fault_point("mid_write")  # some tables of the run are written, others not yet
+            versions[name] = lake.append_facts(state.settings, name, state.fact_rows[name])
+            written += 1
+        elif name in state.changed_dimensions:
+            if written:
+                fault_point("mid_write")
+            versions[name] = lake.overwrite_dimension(state.settings, name, state.dimensions[name])
+            written += 1
+    return versions
+
+
+def _commit(
+    settings: Settings, state: _RunState, run_id: str, loads: list[TableLoad], versions: dict[str, int]
+) -> None:
+    """The run's commit point: dimensions, ledger, status and the lake versions readers will read."""
+    with db.connect(settings) as connection:
+        _upsert_dimensions(connection, state)
+        if loads:
+            connection.execute(
+                sa.insert(db.ingestion_loads),
+                [
+                    {
+                        "run_id": run_id,
+                        "table_name": load.table,
+                        "file": load.file,
+                        "rows_read": load.rows_read,
+                        "rows_loaded": load.rows_loaded,
+                        "rows_quarantined": load.rows_quarantined,
+                        "rows_duplicate": load.rows_duplicate,
+                        "quarantine_path": load.quarantine_path,
+                    }
+                    for load in loads
+                ],
+            )
+        connection.execute(
+            sa.update(db.ingestion_runs)
+            .where(db.ingestion_runs.c.run_id == run_id)
+            .values(status="committed", finished_at=datetime.now(UTC), lake_versions=json.dumps(versions))
+        )
+
+
 def _run(
     sources_factory: Callable[[], list[_Source]],
     settings: Settings,
@@ -1404,7 +1459,7 @@ def _run(
     report_progress = progress or (lambda _stage, _done, _total: None)
     moment = _utc(now)
     with lake.ingest_lock(settings):
-        lake.recover_locked(settings)
+        version = lake.recover_locked(settings)
         run_id = _new_run_id()
         with db.connect(settings) as connection:
             connection.execute(
@@ -1421,57 +1476,28 @@ def _run(
             sources = sources_factory()
             order = {name: position for position, name in enumerate(TABLES)}
             sources = sorted(sources, key=lambda item: order[item.table])
-            state = _RunState(settings)
-            staging = lake.Staging(settings, run_id)
+            state = _RunState(settings, version, run_id=run_id)
             loads: list[TableLoad] = []
-            parts: dict[str, int] = {}
             for index, item in enumerate(sources):
                 report_progress("validating", index, len(sources))
-                part = parts.get(item.table, 0)
-                parts[item.table] = part + 1
-                loads.append(_process(item, table_spec(item.table), state, staging, moment, part))
+                loads.append(_process(item, table_spec(item.table), state, moment))
             report_progress("validating", len(sources), len(sources))
-            report_progress("staging", 0, 1)
-            for name in TABLES:
-                if name in state.changed_dimensions:
-                    staging.add_dimension(TABLES[name], state.dimensions[name])
-            staging.seal()
+            report_progress("staging", 0, 1)  # writing the lake versions
+            versions = _write_lake(state)
             report_progress("staging", 1, 1)
             fault_point("before_commit")
             report_progress("committing", 0, 1)
-            with db.connect(settings) as connection:
-                _upsert_dimensions(connection, state)
-                if loads:
-                    connection.execute(
-                        sa.insert(db.ingestion_loads),
-                        [
-                            {
-                                "run_id": run_id,
-                                "table_name": load.table,
-                                "file": load.file,
-                                "rows_read": load.rows_read,
-                                "rows_loaded": load.rows_loaded,
-                                "rows_quarantined": load.rows_quarantined,
-                                "rows_duplicate": load.rows_duplicate,
-                                "quarantine_path": load.quarantine_path,
-                            }
-                            for load in loads
-                        ],
-                    )
-                connection.execute(
-                    sa.update(db.ingestion_runs)
-                    .where(db.ingestion_runs.c.run_id == run_id)
-                    .values(status="committed", finished_at=datetime.now(UTC))
-                )
+            _commit(settings, state, run_id, loads, versions)
             committed = True
             fault_point("after_commit")
-            lake.roll_forward(settings, run_id, after_move=lambda: fault_point("mid_move"))
             report_progress("committing", 1, 1)
         except BaseException as exc:
             if not committed:
-                lake.discard(settings, run_id)
+                lake.discard_quarantine(settings, run_id)
                 message = str(exc) if isinstance(exc, IngestError) else f"{type(exc).__name__}: {exc}"
                 lake.mark_run_failed(settings, run_id, _safe_text(message))
+                with contextlib.suppress(Exception):  # else the next writer rolls the lake back
+                    lake.restore(settings, version)
             raise
     return IngestReport(run_id=run_id, status="committed", loads=tuple(loads))
 

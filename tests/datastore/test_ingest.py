@@ -58,11 +58,15 @@ def test_lake_layout_partitions_facts_by_day_and_mirrors_dimensions(
     report = load_valid(sqlite_settings, tmp_path / "in")
 
     files = set(lake_snapshot(sqlite_settings))
-    part = f"part-{report.run_id}.parquet"
-    assert {f"orders/date=2024-06-0{day}/{part}" for day in (1, 2, 3)} <= files
-    assert {f"content/date=2024-06-0{day}/{part}" for day in (1, 2)} <= files
-    assert {f"{name}/{name}.parquet" for name in DIMENSION_TABLES} <= files
-    assert not any(name.startswith("_staging") for name in files)
+    days = {name.split("/")[1] for name in files if name.startswith("orders/day=")}
+    assert days == {f"day=2024-06-0{day}" for day in (1, 2, 3)}
+    assert {name.split("/")[1] for name in files if name.startswith("content/day=")} == {
+        f"day=2024-06-0{day}" for day in (1, 2)
+    }
+    for name in DIMENSION_TABLES:  # an unpartitioned Delta mirror
+        assert f"{name}/_delta_log/00000000000000000001.json" in files
+        assert not any(file.startswith(f"{name}/day=") for file in files)
+    assert lake.lake_version(sqlite_settings).run_id == report.run_id
 
 
 def test_rerun_changes_nothing(settings: Settings, tmp_path: Path) -> None:
