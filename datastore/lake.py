@@ -48,6 +48,30 @@ from datastore import db
 LOCK_FILE = ".ingest.lock"
 DAY = "day"
 """The partition column of fact tables (the date of ``spec.partition_by``); never shown to readers."""
+CHANGES_SUFFIX = "_changes"
+
+
+def changes_table(table: str) -> str:
+    """The lake table that keeps the history of an updatable fact (which run changed what, when)."""
+    return f"{table}{CHANGES_SUFFIX}"
+
+
+def changes_schema(spec: TableSpec) -> pl.Schema:
+    """Key, the run and its time, then each other column before (``previous_<column>``) and after."""
+    columns: list[tuple[str, pl.DataType | type[pl.DataType]]] = [
+        *((name, spec.schema[name]) for name in spec.primary_key),
+        ("run_id", pl.String),
+        ("changed_at", pl.Datetime("us", "UTC")),
+    ]
+    for name, dtype in spec.schema.items():
+        if name not in spec.primary_key:
+            columns += [(f"previous_{name}", dtype), (name, dtype)]
+    return pl.Schema(columns)
+
+
+CHANGE_TABLES = {changes_table(name): spec for name, spec in TABLES.items() if spec.updatable}
+LAKE_TABLES = (*TABLES, *CHANGE_TABLES)
+"""Every Delta table of the lake: the canonical tables and the histories of the updatable ones."""
 
 
 class LakeBusy(RuntimeError):
@@ -162,6 +186,16 @@ def scan_table(
     return frame.cast(dict(spec.schema.items()))  # type: ignore[arg-type]
 
 
+def scan_changes(table: str, settings: Settings, version: LakeVersion | None = None) -> pl.LazyFrame:
+    """The history of an updatable fact at a pinned version: one row per changed row and run."""
+    spec = table_spec(table)
+    name = changes_table(table)
+    number = _resolve(settings, version).versions.get(name)
+    if number is None:
+        return pl.LazyFrame(schema=changes_schema(spec))
+    return pl.scan_delta(table_uri(settings, name), version=number, storage_options=_options(settings))
+
+
 def table_details(table: str, settings: Settings, version: LakeVersion | None = None) -> dict[str, Any]:
     """Files and last write of a table at a pinned version (zero files before its first run)."""
     number = _resolve(settings, version).versions.get(table)
@@ -188,13 +222,20 @@ def rows_added(table: str, settings: Settings, before: LakeVersion, after: LakeV
     files = [uri for uri in new.file_uris() if uri not in old]
     if not files:
         return spec.empty().lazy()
-    return (
+    added = (
         pl.scan_parquet(files, storage_options=_options(settings))
         .select(spec.columns)
-        .cast(
-            dict(spec.schema.items())  # type: ignore[arg-type]
-        )
+        .cast(dict(spec.schema.items()))  # type: ignore[arg-type]
+        .collect()
     )
+    if spec.updatable and start is not None and added.height:
+        # a MERGE rewrote files: rows whose key the earlier version held are updates, not new rows
+        key = list(spec.primary_key)
+        held = (
+            scan_table(table, settings, before).select(key).join(added.select(key).lazy(), on=key, how="semi")
+        )
+        added = added.join(held.collect(), on=key, how="anti")
+    return added.lazy()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -216,11 +257,14 @@ def _ensure_table(settings: Settings, spec: TableSpec) -> None:
     """Create an empty table (its version 0, what an unpinned table is restored to)."""
     if _open(settings, spec.name) is not None:
         return
-    if spec.storage == "lake":
+    options: dict[str, Any] = {}
+    if spec.name in CHANGE_TABLES:
+        empty = pl.DataFrame(schema=changes_schema(CHANGE_TABLES[spec.name]))
+    elif spec.storage == "lake":
         empty = _with_day(spec, spec.empty())
-        options: dict[str, Any] = {"partition_by": [DAY]}
+        options = {"partition_by": [DAY]}
     else:
-        empty, options = spec.empty(), {}
+        empty = spec.empty()
     empty.write_delta(
         table_uri(settings, spec.name),
         mode="append",
@@ -250,6 +294,32 @@ def append_facts(settings: Settings, table: str, frames: list[pl.DataFrame]) -> 
     return _latest(settings, table)
 
 
+def merge_updates(settings: Settings, table: str, frame: pl.DataFrame, days: list[Any]) -> int:
+    """Update stored rows of an updatable fact with ``frame`` (one row per key) as one Delta MERGE,
+    reading only the day partitions the stored rows are in (``days``); the new version."""
+    spec = table_spec(table)
+    delta = _open(settings, table)
+    assert delta is not None
+    assert spec.updatable
+    matched = " AND ".join(f"t.{name} = s.{name}" for name in spec.primary_key)
+    within = ", ".join(f"CAST('{day.isoformat()}' AS DATE)" for day in sorted(set(days)))
+    predicate = f"{matched} AND t.{DAY} IN ({within})" if within else matched
+    source = _with_day(spec, frame).to_arrow()
+    delta.merge(source, predicate, source_alias="s", target_alias="t").when_matched_update_all().execute()
+    return _latest(settings, table)
+
+
+def append_changes(settings: Settings, table: str, changes: pl.DataFrame) -> int:
+    """Append a run's changed rows (before and after) to the history of an updatable fact."""
+    spec = table_spec(table)
+    name = changes_table(table)
+    _ensure_table(settings, replace(spec, name=name))
+    changes.select(changes_schema(spec).names()).write_delta(
+        table_uri(settings, name), mode="append", storage_options=_options(settings)
+    )
+    return _latest(settings, name)
+
+
 def overwrite_dimension(settings: Settings, table: str, frame: pl.DataFrame) -> int:
     """Replace the lake mirror of a dimension table as one Delta version; that version."""
     spec = table_spec(table)
@@ -263,7 +333,7 @@ def overwrite_dimension(settings: Settings, table: str, frame: pl.DataFrame) -> 
 def restore(settings: Settings, version: LakeVersion) -> list[str]:
     """Bring every table whose latest version is not the pinned one back to it; the tables restored."""
     restored = []
-    for name in TABLES:
+    for name in LAKE_TABLES:
         delta = _open(settings, name)
         if delta is None:
             continue
@@ -372,7 +442,7 @@ def optimize(settings: Settings) -> dict[str, Any]:
         current = recover_locked(settings)
         versions = dict(current.versions)
         done: dict[str, Any] = {}
-        for name in TABLES:
+        for name in LAKE_TABLES:
             delta = _open(settings, name)
             if delta is None or name not in versions:
                 continue
@@ -391,7 +461,7 @@ def vacuum(settings: Settings, retention_hours: int = 168, *, dry_run: bool = Fa
     with ingest_lock(settings):
         recover_locked(settings)
         removed: dict[str, int] = {}
-        for name in TABLES:
+        for name in LAKE_TABLES:
             delta = _open(settings, name)
             if delta is None:
                 continue
