@@ -26,7 +26,7 @@ import polars as pl
 from analytics.segments import tier_expr
 from core.config import Settings
 from core.metrics import BASE_COLUMNS
-from datastore.lake import scan_table
+from datastore.lake import lake_version, scan_table
 
 NO_CONTENT = "none"
 """``content_kind`` of orders that no piece of content brought."""
@@ -85,10 +85,12 @@ class Inputs:
 
 
 def load_inputs(settings: Settings) -> Inputs:
-    """Lazy scans of every table the analytics need (nothing is read yet)."""
+    """Lazy scans of every table the analytics need (nothing is read yet), all at the versions of one
+    ingestion run (``datastore.lake.lake_version``: the run ``settings`` is pinned to, else the last)."""
+    version = lake_version(settings)
     return Inputs(
         **{
-            name: scan_table(name, settings)
+            name: scan_table(name, settings, version)
             for name in ("creators", "merchants", "products", "showcase", "content", "engagement", "orders")
         }
     )

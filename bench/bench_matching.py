@@ -25,7 +25,7 @@ import polars as pl
 
 from core.config import Settings
 from datastore.db import upgrade_db
-from datastore.lake import table_files
+from datastore.lake import has_rows
 from matching.interests import (
     InterestConfig,
     hashtag_categories,
@@ -41,7 +41,7 @@ BATCH_EVENTS = 100_000
 
 
 def _ensure_demo(settings: Settings) -> None:
-    if table_files("orders", settings):
+    if settings.lake.is_dir() and has_rows("orders", settings):
         return
     started = time.perf_counter()
     upgrade_db(settings)  # a new installation, as `liftboard demo` makes it

@@ -2,11 +2,14 @@
 
 Everything is derived from two environment variables, read when a `Settings` is built:
 ``LIFTBOARD_HOME`` (default ``./data``) holds the lake, quarantine, truth and the SQLite file;
-``LIFTBOARD_DATABASE_URL`` (default: SQLite in ``LIFTBOARD_HOME``) names the state DB.
+``LIFTBOARD_DATABASE_URL`` (default: SQLite in ``LIFTBOARD_HOME``) names the state DB;
+``LIFTBOARD_LAKE_URL`` (default: ``LIFTBOARD_HOME/lake``) may put the lake on an object store, with
+``LIFTBOARD_LAKE_OPTIONS`` (JSON: the store's options, e.g. endpoint and keys).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +21,18 @@ class Settings:
 
     home: Path
     database_url: str
+    lake_location: str | None = None  # None: the ``lake`` folder in ``home``
+    lake_storage_options: tuple[tuple[str, str], ...] = ()
+    lake_run: str | None = None  # read the lake as this ingestion run left it (None: the last one)
 
     @property
     def lake(self) -> Path:
         return self.home / "lake"
+
+    @property
+    def lake_url(self) -> str:
+        """The lake's root: a local path or an object-store URL."""
+        return self.lake_location or str(self.lake)
 
     @property
     def quarantine(self) -> Path:
@@ -48,4 +59,10 @@ class Settings:
             or os.environ.get("LIFTBOARD_DATABASE_URL")
             or f"sqlite:///{home_path / 'liftboard.db'}"
         )
-        return cls(home=home_path, database_url=url)
+        options = json.loads(os.environ.get("LIFTBOARD_LAKE_OPTIONS") or "{}")
+        return cls(
+            home=home_path,
+            database_url=url,
+            lake_location=os.environ.get("LIFTBOARD_LAKE_URL") or None,
+            lake_storage_options=tuple(sorted((str(k), str(v)) for k, v in options.items())),
+        )

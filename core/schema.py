@@ -105,6 +105,9 @@ class TableSpec:
     primary_key: tuple[str, ...]
     storage: Literal["db", "lake"]
     partition_by: str | None = None
+    # a fact whose stored row a later row with the same key but other values updates (a Delta MERGE),
+    # its history kept in the lake table ``<name>_changes``; otherwise a stored key makes a duplicate
+    updatable: bool = False
     foreign_keys: tuple[ForeignKey, ...] = ()
     allowed: MappingProxyType[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     ranges: MappingProxyType[str, tuple[float | None, float | None]] = field(
@@ -317,6 +320,7 @@ ORDERS = TableSpec(
     primary_key=("order_id",),
     storage="lake",
     partition_by="ordered_at",
+    updatable=True,
     foreign_keys=(
         ForeignKey("creator_id", "creators", "creator_id"),
         ForeignKey("content_id", "content", "content_id"),

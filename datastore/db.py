@@ -108,6 +108,8 @@ ingestion_runs = sa.Table(
     sa.Column("source", sa.Text, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("error", sa.Text, nullable=True),
+    # JSON {table: Delta version} of every lake table as this run left them (the readers' pin)
+    sa.Column("lake_versions", sa.Text, nullable=True),
     sa.CheckConstraint("status IN ('running', 'committed', 'failed')", name="status"),
 )
 

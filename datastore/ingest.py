@@ -18,6 +18,15 @@ one of three places, and the counts are recorded per table-file in the ``ingesti
   dimension row identical to the stored (or earlier in the run) row with the same key. A dimension row
   whose key exists with *different* values is an update and counts as loaded (last one wins).
 
+**Updates as updates** (``TableSpec.updatable``: orders). An order whose ``order_id`` is stored (or came
+in an earlier input of the run) with other values (a refund, a cancellation, a corrected amount) updates
+the stored row: a Delta MERGE, counted as loaded; the change (run, time, every column before and after)
+is appended to the lake table ``orders_changes``. An identical row is a duplicate. Two *different* rows
+with one ``order_id`` in one input are a conflict: both (all) are quarantined, each naming the rows it
+conflicts with, and neither is loaded. Metrics are computed from the orders as they are now, by the day of
+``ordered_at``: a refund that arrives a week later changes the refund KPIs of the order's day, not of the
+day it arrived (a build before it and one after it disagree on that day; the history says why).
+
 Blank lines (empty or whitespace only) are no records, wherever they are. A CSV file with a header and no
 rows loads nothing and succeeds. Text files are parsed by Polars; only a file Polars cannot split into one
 record per line (an NDJSON line that is not JSON, a CSV quote spanning lines) is read record by record in
@@ -37,14 +46,17 @@ Whole-file problems (missing file, unknown table, missing or extra columns, empt
 corrupt Parquet file) raise ``IngestError``; the run is then recorded as ``failed`` and nothing else
 changes. File names are shown with bytes that are not UTF-8 escaped (``\\xNN``).
 
-Atomicity: files are staged under ``lake/_staging/<run_id>`` with a manifest, then one DB transaction
-upserts the dimensions and marks the run committed, then the staged files are moved into place.
-``datastore.lake.recover`` rolls a committed run forward and discards an uncommitted one.
+Atomicity: a run appends its new fact rows to each fact table as one Delta version, overwrites the lake
+mirror of each dimension it changed as one Delta version, then one DB transaction upserts the dimensions,
+writes the ledger, marks the run committed and records every table's version (the readers' pin). A run
+killed before that transaction is invisible to readers and rolled back by the next writer
+(``datastore.lake.recover``); see ``datastore.lake``.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import getpass
 import hashlib
@@ -1042,12 +1054,12 @@ def _split(
     cast_columns: set[str],
     checks: dict[str, list[tuple[pl.Expr, pl.Expr]]],
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Good rows (canonical columns plus ROW) and the quarantine frame of the bad ones."""
+    """Good rows (canonical columns plus ROW and LINE) and the quarantine frame of the bad ones."""
     conditions = [condition for pairs in checks.values() for condition, _ in pairs]
     flagged = typed.with_columns(pl.any_horizontal(conditions).alias("__bad"))
     if not flagged["__bad"].any():
-        return typed.select(ROW, *spec.columns), pl.DataFrame()
-    good = flagged.filter(~pl.col("__bad")).select(ROW, *spec.columns)
+        return typed.select(ROW, LINE, *spec.columns), pl.DataFrame()
+    good = flagged.filter(~pl.col("__bad")).select(ROW, LINE, *spec.columns)
     bad = flagged.filter(pl.col("__bad"))
     reasons = {name: _reason_of(pairs).alias(f"__why__{name}") for name, pairs in checks.items()}
     bad = bad.with_columns(reasons.values())
@@ -1088,16 +1100,15 @@ def _broken_quarantine(spec: TableSpec, broken: pl.DataFrame) -> pl.DataFrame:
 # The run
 
 
-def _stored_dimension(table: str, settings: Settings) -> pl.DataFrame:
+def _stored_dimension(table: str, settings: Settings, version: lake.LakeVersion) -> pl.DataFrame:
     """A dimension table as stored: its lake mirror when that agrees with the DB, else the DB itself.
 
     Runs hold the ingest lock and have recovered, so the mirror is the table as of the last committed run;
     the row-count check guards against a DB changed behind Liftboard's back (or a deleted mirror).
     """
     spec = table_spec(table)
-    path = lake.dimension_path(settings, table)
-    if path.is_file():
-        mirror = pl.read_parquet(path)
+    if table in version.versions:
+        mirror = lake.scan_table(table, settings, version).collect()
         if mirror.schema == spec.schema and mirror.height == db.count_rows(table, settings):
             return mirror.sort(list(spec.primary_key))
     return db.read_table(table, settings)
@@ -1108,6 +1119,7 @@ class _RunState:
     """What a run knows: stored data (read lazily, once) plus what earlier sources of the run added."""
 
     settings: Settings
+    version: lake.LakeVersion  # the lake as the last committed run left it
     dimensions: dict[str, pl.DataFrame] = field(default_factory=dict)  # working full tables
     stored_dimensions: dict[str, pl.DataFrame] = field(default_factory=dict)
     fact_keys: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # keys added by this run
@@ -1116,10 +1128,15 @@ class _RunState:
     known: dict[tuple[str, str], pl.Series] = field(default_factory=dict)
     changed_dimensions: set[str] = field(default_factory=set)
     quarantines: dict[str, tuple[str, pl.DataFrame]] = field(default_factory=dict)  # name → path, rows
+    fact_rows: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # new rows, per fact table
+    updates: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # changed rows, updatable facts
+    changes: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # their history rows
+    moment: datetime | None = None
+    run_id: str = ""
 
     def dimension(self, table: str) -> pl.DataFrame:
         if table not in self.dimensions:
-            stored = _stored_dimension(table, self.settings)
+            stored = _stored_dimension(table, self.settings, self.version)
             self.stored_dimensions[table] = stored
             self.dimensions[table] = stored
         return self.dimensions[table]
@@ -1130,7 +1147,9 @@ class _RunState:
             if table_spec(table).storage == "db":
                 values = self.dimension(table)[column]
             else:
-                values = lake.scan_committed(table, self.settings).select(column).unique().collect()[column]
+                values = (
+                    lake.scan_table(table, self.settings, self.version).select(column).unique().collect()
+                )[column]
                 for frame in self.fact_keys.get(table, []):
                     if column in frame.columns:
                         values = pl.concat([values, frame[column]])
@@ -1187,7 +1206,7 @@ def _key_hash(key: list[str]) -> pl.Expr:
 def _seen_fact_hashes(state: _RunState, spec: TableSpec) -> pl.Series:
     """Hashes of every key of a fact table stored or loaded by this run (stored keys read once per run)."""
     if spec.name not in state.fact_hashes:
-        stored = lake.scan_committed(spec.name, state.settings).select(spec.primary_key).collect()
+        stored = lake.scan_table(spec.name, state.settings, state.version).select(spec.primary_key).collect()
         state.stored_fact_keys[spec.name] = stored
         state.fact_hashes[spec.name] = stored.select(_key_hash(list(spec.primary_key))).to_series()
     return state.fact_hashes[spec.name]
@@ -1221,6 +1240,92 @@ def _dedupe_fact(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> tuple
     return fresh, good.height - fresh.height
 
 
+def _conflicts(spec: TableSpec, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows of one input whose key appears with different values: (the other rows, their quarantine).
+
+    Every row of such a key is quarantined, its reason naming the rows of the key (their ``_row``) and
+    ``_column`` the columns whose values differ."""
+    key = list(spec.primary_key)
+    values = [name for name in spec.columns if name not in key]
+    marked = good.with_columns(pl.struct(values).n_unique().over(key).alias("__versions"))
+    if marked["__versions"].max() in (None, 1) or good.is_empty():
+        return good, pl.DataFrame()
+    bad = marked.filter(pl.col("__versions") > 1)
+    described = bad.group_by(key).agg(
+        pl.col(ROW).sort().cast(pl.String).str.join(", ").alias("__rows"),
+        pl.concat_str(
+            [pl.when(pl.col(name).n_unique() > 1).then(pl.lit(name)) for name in values],
+            separator=", ",
+            ignore_nulls=True,
+        )
+        .first()
+        .alias("_column"),
+    )
+    label = pl.concat_str([pl.col(name).cast(pl.String) for name in key], separator="/")
+    quarantine = bad.join(described, on=key, how="left").select(
+        *(_as_text(pl.col(name), dtype).alias(name) for name, dtype in spec.schema.items()),
+        pl.col(ROW),
+        pl.col(LINE),
+        pl.col("_column"),
+        pl.format(
+            "conflict: {} {} has different values in rows {} of this input",
+            pl.lit(", ".join(key)),
+            label,
+            pl.col("__rows"),
+        ).alias("_reason"),
+        pl.lit(None, dtype=pl.String).alias(RAW_TEXT),
+    )
+    return marked.filter(pl.col("__versions") == 1).drop("__versions"), quarantine
+
+
+def _current_rows(state: _RunState, spec: TableSpec, keys: pl.DataFrame) -> pl.DataFrame:
+    """The rows as they are now for ``keys``: updated earlier in this run, else loaded earlier in this run,
+    else stored (read from the pinned version, pruned by the keys)."""
+    key = list(spec.primary_key)
+    scan = lake.scan_table(spec.name, state.settings, state.version)
+    if len(key) == 1:
+        scan = scan.filter(pl.col(key[0]).is_in(keys[key[0]].implode()))
+    parts = [scan.join(keys.lazy(), on=key, how="semi").collect().with_columns(pl.lit(0).alias("__rank"))]
+    for rank, frame in enumerate([*state.fact_rows.get(spec.name, []), *state.updates.get(spec.name, [])]):
+        parts.append(
+            frame.join(keys, on=key, how="semi")
+            .select(spec.columns)
+            .with_columns(pl.lit(rank + 1).alias("__rank"))
+        )
+    return pl.concat(parts).sort("__rank").unique(subset=key, keep="last").drop("__rank")
+
+
+def _dedupe_updatable(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """New rows of an updatable fact; rows that change a stored one are kept as the run's updates (and
+    their history); identical rows are duplicates. The rows loaded (new and updates) and the duplicates."""
+    if good.is_empty():
+        return good, 0
+    key = list(spec.primary_key)
+    first = pl.struct(key).is_first_distinct() if len(key) > 1 else pl.col(key[0]).is_first_distinct()
+    unique = good.filter(first)  # conflicts are gone: a repeated key here repeats an identical row
+    fresh, _ = _dedupe_fact(state, spec, unique)
+    known = unique.join(fresh.select(key), on=key, how="anti", maintain_order="left")
+    if known.is_empty():
+        return fresh, good.height - fresh.height
+    current = _current_rows(state, spec, known.select(key))
+    changed = known.select(ROW, *spec.columns).join(
+        current, on=spec.columns, how="anti", nulls_equal=True, maintain_order="left"
+    )
+    if changed.height:
+        updated = changed.select(spec.columns)
+        state.updates.setdefault(spec.name, []).append(updated)
+        values = [name for name in spec.columns if name not in key]
+        before = current.select(*key, *(pl.col(name).alias(f"previous_{name}") for name in values))
+        state.changes.setdefault(spec.name, []).append(
+            updated.join(before, on=key, how="left").with_columns(
+                pl.lit(state.run_id).alias("run_id"),
+                pl.lit(state.moment, dtype=pl.Datetime("us", "UTC")).alias("changed_at"),
+            )
+        )
+    loaded = pl.concat([fresh, changed.select(fresh.columns)]) if changed.height else fresh
+    return loaded, good.height - loaded.height
+
+
 def _owners(state: _RunState, rule: Ownership, items: pl.Series) -> pl.DataFrame:
     """The rows of an ownership rule's table (stored, plus this run's) that hold the given items."""
     if table_spec(rule.table).storage != "db":
@@ -1240,9 +1345,7 @@ def _same_rows(path: Path, frame: pl.DataFrame) -> bool:
         return False
 
 
-def _quarantine_file(
-    state: _RunState, staging: lake.Staging, spec: TableSpec, source: _Source, quarantine: pl.DataFrame
-) -> str:
+def _quarantine_file(state: _RunState, spec: TableSpec, source: _Source, quarantine: pl.DataFrame) -> str:
     """Where the quarantined rows of one input are kept: one file per run and input, named after the
     input's digest; an identical file an earlier run (or this one) kept for the same input is reused."""
     name = f"{spec.name}-{source.identity()}.parquet"
@@ -1257,15 +1360,17 @@ def _quarantine_file(
         if _same_rows(candidate, quarantine):
             state.quarantines[name] = (str(candidate), quarantine)
             return str(candidate)
-    path = str(staging.add_quarantine(name, quarantine))
+    target = root / state.run_id / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    quarantine.write_parquet(target, statistics=True)  # deleted again if the run does not commit
+    path = str(target)
     state.quarantines[name] = (path, quarantine)
     return path
 
 
-def _process(
-    source: _Source, spec: TableSpec, state: _RunState, staging: lake.Staging, now: datetime, part: int
-) -> TableLoad:
-    """Validate one source, dedupe it, stage its facts and quarantine; what happened to its rows."""
+def _process(source: _Source, spec: TableSpec, state: _RunState, now: datetime) -> TableLoad:
+    """Validate one source, dedupe it, keep its new facts for the run's commit and quarantine its bad
+    rows; what happened to its rows."""
     read = source.read()
     typed, cast_columns = _typed_frame(read.rows, spec, source.label)
     broken = read.broken
@@ -1285,14 +1390,26 @@ def _process(
     if broken.height:  # lines that could not be read into cells join the rows that failed a check
         unreadable = _broken_quarantine(spec, broken)
         quarantine = pl.concat([quarantine, unreadable]) if quarantine.height else unreadable
+    if spec.updatable:
+        good, conflicts = _conflicts(spec, good)
+        if conflicts.height:
+            quarantine = pl.concat([quarantine, conflicts]) if quarantine.height else conflicts
+    good = good.drop(LINE)
     if spec.storage == "db":
         loaded, duplicates = _dedupe_dimension(state, spec, good)
+    elif spec.updatable:
+        loaded, duplicates = _dedupe_updatable(state, spec, good)
+        inserted = state.fact_keys[spec.name][-1] if spec.name in state.fact_keys else None
+        new_rows = (
+            loaded if inserted is None else loaded.join(inserted, on=list(spec.primary_key), how="semi")
+        )
+        state.fact_rows.setdefault(spec.name, []).append(new_rows.select(spec.columns))
     else:
         loaded, duplicates = _dedupe_fact(state, spec, good)
-        staging.add_fact_partitions(spec, loaded.select(spec.columns), part=part)
+        state.fact_rows.setdefault(spec.name, []).append(loaded.select(spec.columns))
     quarantine_path = None
     if quarantine.height:
-        quarantine_path = _quarantine_file(state, staging, spec, source, quarantine.sort(ROW))
+        quarantine_path = _quarantine_file(state, spec, source, quarantine.sort(ROW))
     return TableLoad(
         table=spec.name,
         file=source.label,
@@ -1391,6 +1508,72 @@ def _upsert_dimensions(connection: sa.Connection, state: _RunState) -> None:
                 connection.execute(statement, rows[start : start + _INSERT_BATCH])
 
 
+def _write_updates(state: _RunState, name: str) -> dict[str, int]:
+    """MERGE a run's updates of an updatable fact (last one per key wins) and append their history."""
+    spec = TABLES[name]
+    key = list(spec.primary_key)
+    updates = pl.concat(state.updates[name]).unique(subset=key, keep="last", maintain_order=True)
+    changes = pl.concat(state.changes[name])
+    previous = f"previous_{spec.partition_by}"
+    day = pl.col(previous) if spec.schema[spec.partition_by or ""] == pl.Date else pl.col(previous).dt.date()
+    days = changes.select(day.unique()).to_series().drop_nulls().to_list()
+    version = lake.merge_updates(state.settings, name, updates, days)
+    return {name: version, lake.changes_table(name): lake.append_changes(state.settings, name, changes)}
+
+
+def _write_lake(state: _RunState) -> dict[str, int]:
+    """Write the run's changes: one Delta version per changed table; every table's version after it."""
+    versions = dict(state.version.versions)
+    written = 0
+    for name in TABLES:
+        if name in state.fact_rows and any(frame.height for frame in state.fact_rows[name]):
+            if written:
+                fault_point("mid_write")  # some tables of the run are written, others not yet
+            versions[name] = lake.append_facts(state.settings, name, state.fact_rows[name])
+            written += 1
+        if state.updates.get(name):
+            if written:
+                fault_point("mid_write")
+            versions.update(_write_updates(state, name))
+            written += 1
+        elif name in state.changed_dimensions:
+            if written:
+                fault_point("mid_write")
+            versions[name] = lake.overwrite_dimension(state.settings, name, state.dimensions[name])
+            written += 1
+    return versions
+
+
+def _commit(
+    settings: Settings, state: _RunState, run_id: str, loads: list[TableLoad], versions: dict[str, int]
+) -> None:
+    """The run's commit point: dimensions, ledger, status and the lake versions readers will read."""
+    with db.connect(settings) as connection:
+        _upsert_dimensions(connection, state)
+        if loads:
+            connection.execute(
+                sa.insert(db.ingestion_loads),
+                [
+                    {
+                        "run_id": run_id,
+                        "table_name": load.table,
+                        "file": load.file,
+                        "rows_read": load.rows_read,
+                        "rows_loaded": load.rows_loaded,
+                        "rows_quarantined": load.rows_quarantined,
+                        "rows_duplicate": load.rows_duplicate,
+                        "quarantine_path": load.quarantine_path,
+                    }
+                    for load in loads
+                ],
+            )
+        connection.execute(
+            sa.update(db.ingestion_runs)
+            .where(db.ingestion_runs.c.run_id == run_id)
+            .values(status="committed", finished_at=datetime.now(UTC), lake_versions=json.dumps(versions))
+        )
+
+
 def _run(
     sources_factory: Callable[[], list[_Source]],
     settings: Settings,
@@ -1404,7 +1587,7 @@ def _run(
     report_progress = progress or (lambda _stage, _done, _total: None)
     moment = _utc(now)
     with lake.ingest_lock(settings):
-        lake.recover_locked(settings)
+        version = lake.recover_locked(settings)
         run_id = _new_run_id()
         with db.connect(settings) as connection:
             connection.execute(
@@ -1421,57 +1604,28 @@ def _run(
             sources = sources_factory()
             order = {name: position for position, name in enumerate(TABLES)}
             sources = sorted(sources, key=lambda item: order[item.table])
-            state = _RunState(settings)
-            staging = lake.Staging(settings, run_id)
+            state = _RunState(settings, version, run_id=run_id, moment=datetime.now(UTC))
             loads: list[TableLoad] = []
-            parts: dict[str, int] = {}
             for index, item in enumerate(sources):
                 report_progress("validating", index, len(sources))
-                part = parts.get(item.table, 0)
-                parts[item.table] = part + 1
-                loads.append(_process(item, table_spec(item.table), state, staging, moment, part))
+                loads.append(_process(item, table_spec(item.table), state, moment))
             report_progress("validating", len(sources), len(sources))
-            report_progress("staging", 0, 1)
-            for name in TABLES:
-                if name in state.changed_dimensions:
-                    staging.add_dimension(TABLES[name], state.dimensions[name])
-            staging.seal()
+            report_progress("staging", 0, 1)  # writing the lake versions
+            versions = _write_lake(state)
             report_progress("staging", 1, 1)
             fault_point("before_commit")
             report_progress("committing", 0, 1)
-            with db.connect(settings) as connection:
-                _upsert_dimensions(connection, state)
-                if loads:
-                    connection.execute(
-                        sa.insert(db.ingestion_loads),
-                        [
-                            {
-                                "run_id": run_id,
-                                "table_name": load.table,
-                                "file": load.file,
-                                "rows_read": load.rows_read,
-                                "rows_loaded": load.rows_loaded,
-                                "rows_quarantined": load.rows_quarantined,
-                                "rows_duplicate": load.rows_duplicate,
-                                "quarantine_path": load.quarantine_path,
-                            }
-                            for load in loads
-                        ],
-                    )
-                connection.execute(
-                    sa.update(db.ingestion_runs)
-                    .where(db.ingestion_runs.c.run_id == run_id)
-                    .values(status="committed", finished_at=datetime.now(UTC))
-                )
+            _commit(settings, state, run_id, loads, versions)
             committed = True
             fault_point("after_commit")
-            lake.roll_forward(settings, run_id, after_move=lambda: fault_point("mid_move"))
             report_progress("committing", 1, 1)
         except BaseException as exc:
             if not committed:
-                lake.discard(settings, run_id)
+                lake.discard_quarantine(settings, run_id)
                 message = str(exc) if isinstance(exc, IngestError) else f"{type(exc).__name__}: {exc}"
                 lake.mark_run_failed(settings, run_id, _safe_text(message))
+                with contextlib.suppress(Exception):  # else the next writer rolls the lake back
+                    lake.restore(settings, version)
             raise
     return IngestReport(run_id=run_id, status="committed", loads=tuple(loads))
 

@@ -1,119 +1,351 @@
-"""The lake: where tables live as Parquet, how to scan them, and how a run's files get there atomically.
+"""The lake: every canonical table as a Delta Lake table, read at the versions of one completed run.
 
-Layout under ``settings.lake``::
+Layout under ``settings.lake_url`` (a local folder by default, or an object-store URL)::
 
-    <fact table>/date=YYYY-MM-DD/part-<run_id>.parquet   facts, by the date of ``spec.partition_by``
-    <dimension table>/<dimension table>.parquet          full mirror of the state-DB table
-    _staging/<run_id>/...                                files of a run that is not in place yet
+    <fact table>/day=YYYY-MM-DD/*.parquet   facts, partitioned by the day of ``spec.partition_by``
+    <fact table>/_delta_log/                 the table's Delta log (one JSON commit per version)
+    <dimension table>/                        unpartitioned mirror of the state-DB table, overwritten
+                                              by every run that changes it
 
-A run writes everything it will add to ``_staging/<run_id>`` together with a ``manifest.json`` of the
-moves to make, commits the DB, then makes the moves (``roll_forward``). Every move is an atomic
-``os.replace`` onto a name no reader sees half-written, and replaying the manifest is idempotent, so a
-run interrupted at any point is either rolled forward or discarded by ``recover``, which reads the runs'
-status from the state DB's ``ingestion_runs``.
-Readers only ever look at final paths, never at ``_staging``.
+Dimensions are Delta tables too (not loose Parquet snapshots) so that one mechanism pins every table a
+reader sees: a build reads the dimensions of the same run as the facts, and time travel returns both.
+
+**Cross-table atomicity.** A run commits each table it changes as one Delta version (a fact table's
+rows are one append; a dimension's mirror one overwrite), then one state-DB transaction upserts the
+dimensions, writes the ledger, marks the run ``committed`` and records the Delta version of *every*
+table in ``ingestion_runs.lake_versions``. That transaction is the run's commit point. Readers never
+read a table's latest version: ``lake_version`` resolves the versions of the last committed run (or of
+the run a reader is pinned to, ``Settings.lake_run``), and ``scan_table`` reads exactly that version.
+So a reader sees all of a run or none of it, across tables, whatever is being written meanwhile.
+
+**Recovery.** Delta versions written by a run that never committed (a crash, a kill) are invisible to
+readers; the next writer (holding the ingest lock) restores each table whose latest version is not the
+pinned one back to it (a Delta ``RESTORE``, itself a new version), marks interrupted runs failed and
+deletes their quarantine files. Nothing a reader needs is ever repaired by a reader.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
 from core.config import Settings
-from core.schema import TableSpec, table_spec
+from core.schema import TABLES, TableSpec, table_spec
 from datastore import db
 
-STAGING_DIR = "_staging"
-MANIFEST = "manifest.json"
 LOCK_FILE = ".ingest.lock"
+DAY = "day"
+"""The partition column of fact tables (the date of ``spec.partition_by``); never shown to readers."""
+CHANGES_SUFFIX = "_changes"
+
+
+def changes_table(table: str) -> str:
+    """The lake table that keeps the history of an updatable fact (which run changed what, when)."""
+    return f"{table}{CHANGES_SUFFIX}"
+
+
+def changes_schema(spec: TableSpec) -> pl.Schema:
+    """Key, the run and its time, then each other column before (``previous_<column>``) and after."""
+    columns: list[tuple[str, pl.DataType | type[pl.DataType]]] = [
+        *((name, spec.schema[name]) for name in spec.primary_key),
+        ("run_id", pl.String),
+        ("changed_at", pl.Datetime("us", "UTC")),
+    ]
+    for name, dtype in spec.schema.items():
+        if name not in spec.primary_key:
+            columns += [(f"previous_{name}", dtype), (name, dtype)]
+    return pl.Schema(columns)
+
+
+CHANGE_TABLES = {changes_table(name): spec for name, spec in TABLES.items() if spec.updatable}
+LAKE_TABLES = (*TABLES, *CHANGE_TABLES)
+"""Every Delta table of the lake: the canonical tables and the histories of the updatable ones."""
 
 
 class LakeBusy(RuntimeError):
     """Another process holds the ingest lock."""
 
 
-def fact_partition_dir(settings: Settings, table: str, day: date) -> Path:
-    """The directory of one day of a fact table."""
-    return settings.lake / table / f"date={day.isoformat()}"
+class UnknownLakeVersion(LookupError):
+    """A run id that is not a committed run with recorded lake versions."""
 
 
-def fact_part_name(run_id: str, part: int = 0) -> str:
-    """The file name a run gives its (``part``-th source's) share of a fact partition."""
-    return f"part-{run_id}.parquet" if part == 0 else f"part-{run_id}-{part}.parquet"
+@dataclass(frozen=True)
+class LakeVersion:
+    """The Delta version of every table as one completed run left them (``run_id`` None: empty lake)."""
+
+    run_id: str | None
+    versions: Mapping[str, int] = field(default_factory=dict)
+    finished_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """What a build records in its manifest."""
+        return {
+            "run_id": self.run_id,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "versions": dict(sorted(self.versions.items())),
+        }
 
 
-def dimension_path(settings: Settings, table: str) -> Path:
-    """The lake mirror of a dimension table."""
-    return settings.lake / table / f"{table}.parquet"
+def table_uri(settings: Settings, table: str) -> str:
+    """Where the Delta table ``table`` lives (a local path or an object-store URL)."""
+    return f"{settings.lake_url.rstrip('/')}/{table}"
 
 
-def staging_root(settings: Settings) -> Path:
-    """Where runs stage their files before they are moved into place."""
-    return settings.lake / STAGING_DIR
+def _is_local(settings: Settings) -> bool:
+    return "://" not in settings.lake_url
 
 
-def staging_dir(settings: Settings, run_id: str) -> Path:
-    """The staging directory of one run."""
-    return staging_root(settings) / run_id
+def _options(settings: Settings) -> dict[str, str] | None:
+    return dict(settings.lake_storage_options) or None
 
 
-def has_staging(settings: Settings) -> bool:
-    """Whether any run left a staging directory behind (cheap: one ``scandir``)."""
-    root = staging_root(settings)
+def _open(settings: Settings, table: str, version: int | None = None) -> DeltaTable | None:
     try:
-        with os.scandir(root) as entries:
-            return any(entry.is_dir() for entry in entries)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
+        return DeltaTable(table_uri(settings, table), version=version, storage_options=_options(settings))
+    except TableNotFoundError:
+        return None
 
 
-def table_files(table: str, settings: Settings) -> list[Path]:
-    """The committed Parquet files of a table, sorted (staging is never included)."""
-    spec = table_spec(table)
-    root = settings.lake / table
-    if spec.storage == "db":
-        path = dimension_path(settings, table)
-        return [path] if path.is_file() else []
-    if not root.is_dir():
-        return []
-    return sorted(path for path in root.glob("date=*/*.parquet") if path.is_file())
+def _finished(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _scan(spec: TableSpec, files: list[Path]) -> pl.LazyFrame:
-    if not files:
-        return spec.empty().lazy()
-    return pl.scan_parquet(files, schema=spec.schema, hive_partitioning=False)
+def _committed_runs(connection: sa.Connection) -> sa.Select[Any]:
+    runs = db.ingestion_runs
+    return (
+        sa.select(runs.c.run_id, runs.c.lake_versions, runs.c.finished_at)
+        .where(runs.c.status == "committed", runs.c.lake_versions.is_not(None))
+        .order_by(runs.c.finished_at.desc(), runs.c.run_id.desc())
+    )
 
 
-def scan_table(table: str, settings: Settings | None = None) -> pl.LazyFrame:
-    """A lazy scan of a canonical table with exactly ``spec.schema``.
+def lake_version(settings: Settings, run_id: str | None = None) -> LakeVersion:
+    """The table versions a reader reads: those of ``run_id``, else of ``settings.lake_run``, else of
+    the last committed run (an empty ``LakeVersion`` before the first).
 
-    Facts scan all their day partitions (filters on the partition column are pushed down to Parquet
-    statistics); dimensions scan their mirror. An empty frame with the schema when nothing was loaded.
-    A staging directory left by an interrupted run is recovered first if no ingest is running.
+    Raises:
+        UnknownLakeVersion: ``run_id`` (or the pinned run) is not a committed run of this lake.
+    """
+    wanted = run_id or settings.lake_run
+    with db.engine_for(settings).connect() as connection:
+        query = _committed_runs(connection)
+        if wanted is not None:
+            query = query.where(db.ingestion_runs.c.run_id == wanted)
+        row = connection.execute(query.limit(1)).first()
+    if row is None:
+        if wanted is not None:
+            raise UnknownLakeVersion(f"{wanted!r} is not a committed ingestion run of this lake")
+        return LakeVersion(None)
+    versions = {name: int(version) for name, version in json.loads(row.lake_versions).items()}
+    return LakeVersion(row.run_id, versions, _finished(row.finished_at))
+
+
+def pinned(settings: Settings, run_id: str | None = None) -> Settings:
+    """``settings`` pinned to one run's versions (default: the last committed run), so that every later
+    read through them (in this process or one it starts) sees the same lake."""
+    version = lake_version(settings, run_id)
+    return replace(settings, lake_run=version.run_id)
+
+
+def _resolve(settings: Settings, version: LakeVersion | None) -> LakeVersion:
+    return version if version is not None else lake_version(settings)
+
+
+def scan_table(
+    table: str, settings: Settings | None = None, version: LakeVersion | None = None
+) -> pl.LazyFrame:
+    """A lazy scan of a canonical table with exactly ``spec.schema``, at one pinned Delta version.
+
+    ``version`` defaults to ``lake_version(settings)``: the run ``settings`` is pinned to, else the last
+    committed run. Filters are pushed down to the Parquet files of that version (a filter on a fact's
+    partition column prunes whole days). An empty frame with the schema when nothing was loaded.
     """
     settings = settings or Settings.from_env()
     spec = table_spec(table)
-    if has_staging(settings):
-        # An ingest is running if the lock is taken: it recovers on its own and readers never see staging.
-        with contextlib.suppress(LakeBusy):
-            recover(settings, blocking=False)
-    return _scan(spec, table_files(table, settings))
+    number = _resolve(settings, version).versions.get(table)
+    if number is None:
+        return spec.empty().lazy()
+    frame = pl.scan_delta(
+        table_uri(settings, table), version=number, storage_options=_options(settings)
+    ).select(spec.columns)
+    return frame.cast(dict(spec.schema.items()))  # type: ignore[arg-type]
 
 
-def scan_committed(table: str, settings: Settings) -> pl.LazyFrame:
-    """Like ``scan_table`` but never recovers (for code that already holds the ingest lock)."""
-    return _scan(table_spec(table), table_files(table, settings))
+def scan_changes(table: str, settings: Settings, version: LakeVersion | None = None) -> pl.LazyFrame:
+    """The history of an updatable fact at a pinned version: one row per changed row and run."""
+    spec = table_spec(table)
+    name = changes_table(table)
+    number = _resolve(settings, version).versions.get(name)
+    if number is None:
+        return pl.LazyFrame(schema=changes_schema(spec))
+    return pl.scan_delta(table_uri(settings, name), version=number, storage_options=_options(settings))
+
+
+def table_details(table: str, settings: Settings, version: LakeVersion | None = None) -> dict[str, Any]:
+    """Files and last write of a table at a pinned version (zero files before its first run)."""
+    number = _resolve(settings, version).versions.get(table)
+    delta = _open(settings, table, number) if number is not None else None
+    if delta is None:
+        return {"version": None, "files": 0, "last_written": None}
+    history = delta.history(1)
+    stamp = history[0].get("timestamp") if history else None
+    written = datetime.fromtimestamp(stamp / 1000, tz=UTC) if stamp else None
+    return {"version": number, "files": len(delta.file_uris()), "last_written": written}
+
+
+def rows_added(table: str, settings: Settings, before: LakeVersion, after: LakeVersion) -> pl.LazyFrame:
+    """The rows of a fact table that are in ``after``'s version and not in ``before``'s (the files a run
+    added; Delta files are immutable, so a new file is new rows)."""
+    spec = table_spec(table)
+    end = after.versions.get(table)
+    if end is None or end == before.versions.get(table):
+        return spec.empty().lazy()
+    start = before.versions.get(table)
+    new = _open(settings, table, end)
+    assert new is not None
+    old = set(_open(settings, table, start).file_uris()) if start is not None else set()  # type: ignore[union-attr]
+    files = [uri for uri in new.file_uris() if uri not in old]
+    if not files:
+        return spec.empty().lazy()
+    added = (
+        pl.scan_parquet(files, storage_options=_options(settings))
+        .select(spec.columns)
+        .cast(dict(spec.schema.items()))  # type: ignore[arg-type]
+        .collect()
+    )
+    if spec.updatable and start is not None and added.height:
+        # a MERGE rewrote files: rows whose key the earlier version held are updates, not new rows
+        key = list(spec.primary_key)
+        held = (
+            scan_table(table, settings, before).select(key).join(added.select(key).lazy(), on=key, how="semi")
+        )
+        added = added.join(held.collect(), on=key, how="anti")
+    return added.lazy()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writing (only under the ingest lock)
+
+
+def _with_day(spec: TableSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    assert spec.partition_by is not None
+    column = pl.col(spec.partition_by)
+    day = column if spec.schema[spec.partition_by] == pl.Date else column.dt.date()
+    return (
+        frame.select(spec.columns)
+        .with_columns(day.alias(DAY))
+        .sort(DAY, spec.partition_by, *spec.primary_key)
+    )
+
+
+def _ensure_table(settings: Settings, spec: TableSpec) -> None:
+    """Create an empty table (its version 0, what an unpinned table is restored to)."""
+    if _open(settings, spec.name) is not None:
+        return
+    options: dict[str, Any] = {}
+    if spec.name in CHANGE_TABLES:
+        empty = pl.DataFrame(schema=changes_schema(CHANGE_TABLES[spec.name]))
+    elif spec.storage == "lake":
+        empty = _with_day(spec, spec.empty())
+        options = {"partition_by": [DAY]}
+    else:
+        empty = spec.empty()
+    empty.write_delta(
+        table_uri(settings, spec.name),
+        mode="append",
+        storage_options=_options(settings),
+        delta_write_options=options,
+    )
+
+
+def _latest(settings: Settings, table: str) -> int:
+    delta = _open(settings, table)
+    assert delta is not None
+    return int(delta.version())
+
+
+def append_facts(settings: Settings, table: str, frames: list[pl.DataFrame]) -> int:
+    """Append a run's new rows of a fact table as one Delta version, partitioned by day; that version."""
+    spec = table_spec(table)
+    _ensure_table(settings, spec)
+    rows = [frame for frame in frames if frame.height]
+    if rows:
+        _with_day(spec, pl.concat(rows)).write_delta(
+            table_uri(settings, table),
+            mode="append",
+            storage_options=_options(settings),
+            delta_write_options={"partition_by": [DAY]},
+        )
+    return _latest(settings, table)
+
+
+def merge_updates(settings: Settings, table: str, frame: pl.DataFrame, days: list[Any]) -> int:
+    """Update stored rows of an updatable fact with ``frame`` (one row per key) as one Delta MERGE,
+    reading only the day partitions the stored rows are in (``days``); the new version."""
+    spec = table_spec(table)
+    delta = _open(settings, table)
+    assert delta is not None
+    assert spec.updatable
+    matched = " AND ".join(f"t.{name} = s.{name}" for name in spec.primary_key)
+    within = ", ".join(f"CAST('{day.isoformat()}' AS DATE)" for day in sorted(set(days)))
+    predicate = f"{matched} AND t.{DAY} IN ({within})" if within else matched
+    source = _with_day(spec, frame).to_arrow()
+    delta.merge(source, predicate, source_alias="s", target_alias="t").when_matched_update_all().execute()
+    return _latest(settings, table)
+
+
+def append_changes(settings: Settings, table: str, changes: pl.DataFrame) -> int:
+    """Append a run's changed rows (before and after) to the history of an updatable fact."""
+    spec = table_spec(table)
+    name = changes_table(table)
+    _ensure_table(settings, replace(spec, name=name))
+    changes.select(changes_schema(spec).names()).write_delta(
+        table_uri(settings, name), mode="append", storage_options=_options(settings)
+    )
+    return _latest(settings, name)
+
+
+def overwrite_dimension(settings: Settings, table: str, frame: pl.DataFrame) -> int:
+    """Replace the lake mirror of a dimension table as one Delta version; that version."""
+    spec = table_spec(table)
+    _ensure_table(settings, spec)
+    frame.select(spec.columns).write_delta(
+        table_uri(settings, table), mode="overwrite", storage_options=_options(settings)
+    )
+    return _latest(settings, table)
+
+
+def restore(settings: Settings, version: LakeVersion) -> list[str]:
+    """Bring every table whose latest version is not the pinned one back to it; the tables restored."""
+    restored = []
+    for name in LAKE_TABLES:
+        delta = _open(settings, name)
+        if delta is None:
+            continue
+        target = version.versions.get(name, 0)  # version 0 is the empty table a run created
+        if delta.version() != target:
+            delta.restore(target)
+            restored.append(name)
+    return restored
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The ingest lock and recovery
 
 
 @contextmanager
@@ -138,93 +370,9 @@ def ingest_lock(settings: Settings, *, blocking: bool = True) -> Iterator[None]:
         os.close(fd)
 
 
-class Staging:
-    """The files of one run, written aside and listed in a manifest of moves."""
-
-    def __init__(self, settings: Settings, run_id: str) -> None:
-        """Create the run's empty staging directory."""
-        self.settings = settings
-        self.run_id = run_id
-        self.root = staging_dir(settings, run_id)
-        self.root.mkdir(parents=True, exist_ok=False)
-        self.moves: list[tuple[str, str]] = []
-
-    def _add(self, relative: str, destination: Path, frame: pl.DataFrame) -> Path:
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(path, statistics=True)
-        self.moves.append((relative, str(destination)))
-        return destination
-
-    def add_fact_partitions(self, spec: TableSpec, frame: pl.DataFrame, *, part: int = 0) -> list[Path]:
-        """Stage ``frame`` (canonical schema) as one file per day of ``spec.partition_by``.
-
-        ``part`` numbers the sources of one table within a run: 0 writes ``part-<run_id>.parquet``,
-        k > 0 writes ``part-<run_id>-<k>.parquet``.
-        """
-        assert spec.partition_by is not None
-        if frame.is_empty():
-            return []
-        column = pl.col(spec.partition_by)
-        day = column if spec.schema[spec.partition_by] == pl.Date else column.dt.date()
-        keyed = frame.with_columns(day.alias("__day")).sort("__day", spec.partition_by, *spec.primary_key)
-        written = []
-        name = fact_part_name(self.run_id, part)
-        for (day_value,), day_rows in keyed.partition_by("__day", as_dict=True, maintain_order=True).items():
-            assert isinstance(day_value, date)
-            relative = f"lake/{spec.name}/date={day_value.isoformat()}/{name}"
-            destination = fact_partition_dir(self.settings, spec.name, day_value) / name
-            written.append(self._add(relative, destination, day_rows.drop("__day")))
-        return written
-
-    def add_dimension(self, spec: TableSpec, frame: pl.DataFrame) -> Path:
-        """Stage the full new mirror of a dimension table."""
-        relative = f"lake/{spec.name}/{spec.name}.parquet"
-        return self._add(relative, dimension_path(self.settings, spec.name), frame.select(spec.columns))
-
-    def add_quarantine(self, name: str, frame: pl.DataFrame) -> Path:
-        """Stage a quarantine file; it lands in ``settings.quarantine / run_id / name``."""
-        return self._add(f"quarantine/{name}", self.settings.quarantine / self.run_id / name, frame)
-
-    def seal(self) -> None:
-        """Write the manifest (atomically, durably); from now on the run can be rolled forward."""
-        path = self.root / MANIFEST
-        temporary = self.root / f".{MANIFEST}.tmp"
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump({"run_id": self.run_id, "moves": self.moves}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-
-
-def roll_forward(settings: Settings, run_id: str, *, after_move: Callable[[], None] | None = None) -> None:
-    """Move a committed run's staged files into place and remove its staging dir (idempotent)."""
-    root = staging_dir(settings, run_id)
-    manifest = root / MANIFEST
-    if not manifest.is_file():
-        raise RuntimeError(f"run {run_id} is committed but its staging manifest {manifest} is missing")
-    moves = json.loads(manifest.read_text(encoding="utf-8"))["moves"]
-    for relative, destination in moves:
-        source = root / relative
-        if source.exists():
-            Path(destination).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, destination)
-            if after_move is not None:
-                after_move()
-    shutil.rmtree(root)
-
-
-def discard(settings: Settings, run_id: str) -> None:
-    """Delete the staging dir of a run that did not commit."""
-    shutil.rmtree(staging_dir(settings, run_id), ignore_errors=True)
-
-
-def staged_runs(settings: Settings) -> list[str]:
-    """Run ids that have a staging directory."""
-    root = staging_root(settings)
-    if not root.is_dir():
-        return []
-    return sorted(entry.name for entry in root.iterdir() if entry.is_dir())
+def discard_quarantine(settings: Settings, run_id: str) -> None:
+    """Delete the quarantine files of a run that did not commit."""
+    shutil.rmtree(settings.quarantine / run_id, ignore_errors=True)
 
 
 def mark_run_failed(settings: Settings, run_id: str, error: str) -> None:
@@ -237,35 +385,93 @@ def mark_run_failed(settings: Settings, run_id: str, error: str) -> None:
         )
 
 
-def recover_locked(settings: Settings) -> None:
-    """``recover`` for a caller that holds the ingest lock already."""
-    statuses: dict[str, str] = {}
+def recover_locked(settings: Settings) -> LakeVersion:
+    """``recover`` for a caller that holds the ingest lock already; the versions now current."""
     with db.engine_for(settings).connect() as connection:
         runs = db.ingestion_runs
-        staged = staged_runs(settings)
-        if staged:
-            rows = connection.execute(
-                sa.select(runs.c.run_id, runs.c.status).where(runs.c.run_id.in_(staged))
-            )
-            statuses = {run_id: status for run_id, status in rows}
         running = list(
             connection.execute(sa.select(runs.c.run_id).where(runs.c.status == "running")).scalars()
         )
-    for run_id in staged:
-        if statuses.get(run_id) == "committed":
-            roll_forward(settings, run_id)
-        else:
-            discard(settings, run_id)
     for run_id in running:
-        mark_run_failed(settings, run_id, "interrupted before commit; its staged files were discarded")
+        discard_quarantine(settings, run_id)
+        mark_run_failed(settings, run_id, "interrupted before commit; its lake versions were rolled back")
+    current = lake_version(replace(settings, lake_run=None))
+    restore(settings, current)
+    return current
 
 
-def recover(settings: Settings, *, blocking: bool = True) -> None:
-    """Finish or undo runs a crash interrupted: roll committed ones forward, discard the others.
+def recover(settings: Settings, *, blocking: bool = True) -> LakeVersion:
+    """Undo what runs a crash interrupted (their Delta versions, quarantine files); the current versions.
 
     Raises:
         LakeBusy: when ``blocking`` is false and an ingest is running.
     """
     db.require_current(settings)
     with ingest_lock(settings, blocking=blocking):
+        return recover_locked(settings)
+
+
+def record_run(settings: Settings, source: str, versions: Mapping[str, int]) -> str:
+    """Record a housekeeping commit (optimize) as a committed run with its versions; its run id."""
+    now = datetime.now(UTC)
+    run_id = f"{now:%Y%m%dT%H%M%S}-{os.urandom(4).hex()}"
+    with db.connect(settings) as connection:
+        connection.execute(
+            sa.insert(db.ingestion_runs).values(
+                run_id=run_id,
+                started_at=now,
+                finished_at=now,
+                user=None,
+                source=source,
+                status="committed",
+                lake_versions=json.dumps(dict(versions)),
+            )
+        )
+    return run_id
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Housekeeping
+
+
+def optimize(settings: Settings) -> dict[str, Any]:
+    """Compact small files of every table into few large ones (a new version each, recorded as a run
+    named ``lake optimize`` so readers move to it); per table, files removed and added."""
+    db.require_current(settings)
+    with ingest_lock(settings):
+        current = recover_locked(settings)
+        versions = dict(current.versions)
+        done: dict[str, Any] = {}
+        for name in LAKE_TABLES:
+            delta = _open(settings, name)
+            if delta is None or name not in versions:
+                continue
+            metrics = delta.optimize.compact()
+            done[name] = {key: metrics.get(key) for key in ("numFilesAdded", "numFilesRemoved")}
+            versions[name] = int(delta.version())
+        if versions != dict(current.versions):
+            done["run_id"] = record_run(settings, "lake optimize", versions)
+        return done
+
+
+def vacuum(settings: Settings, retention_hours: int = 168, *, dry_run: bool = False) -> dict[str, int]:
+    """Delete files no version younger than ``retention_hours`` uses (time travel to older runs ends
+    there); per table, the files deleted (or that would be, with ``dry_run``)."""
+    db.require_current(settings)
+    with ingest_lock(settings):
         recover_locked(settings)
+        removed: dict[str, int] = {}
+        for name in LAKE_TABLES:
+            delta = _open(settings, name)
+            if delta is None:
+                continue
+            files = delta.vacuum(
+                retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False
+            )
+            removed[name] = len(files)
+        return removed
+
+
+def has_rows(table: str, settings: Settings) -> bool:
+    """Whether the current version of ``table`` holds any row."""
+    return scan_table(table, settings).select(pl.len()).collect().item() > 0

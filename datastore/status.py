@@ -4,7 +4,6 @@ the quarantine. One reading for the CLI's ``liftboard status`` and the app's Dat
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
@@ -30,6 +29,7 @@ FRESHNESS_SCHEMA: dict[str, pl.DataType] = {
     "last_day": pl.Date(),
     "files": pl.Int64(),
     "last_written": pl.Datetime("us", "UTC"),
+    "version": pl.Int64(),
 }
 
 INGESTION_RUNS_SCHEMA: dict[str, pl.DataType] = {
@@ -62,24 +62,21 @@ def _day(value: date | datetime | None) -> date | None:
     return value.date() if isinstance(value, datetime) else value
 
 
-def _modified(paths: list[Path]) -> datetime | None:
-    times = [path.stat().st_mtime for path in paths]
-    return datetime.fromtimestamp(max(times), tz=UTC) if times else None
-
-
 def table_freshness(settings: Settings) -> pl.DataFrame:
-    """Per canonical table: where it is stored, its rows, first and last day, files and last write.
+    """Per canonical table: where it is stored, its rows, first and last day, files, last write and the
+    Delta version read (all tables at the versions of one run: ``lake.lake_version``).
 
     Rows of a state-DB table are counted in the DB (null when it cannot be read); days, files and the
     last write come from the lake (a dimension's lake mirror). Days are those of the table's
     `date_column`; times are UTC.
     """
     rows = []
+    version = lake.lake_version(settings)
     for name, spec in TABLES.items():
-        files = lake.table_files(name, settings)
+        details = lake.table_details(name, settings, version)
         column = date_column(name)
         stats = (
-            lake.scan_table(name, settings)
+            lake.scan_table(name, settings, version)
             .select(
                 pl.len().alias("rows"),
                 pl.col(column).min().alias("first"),
@@ -101,8 +98,9 @@ def table_freshness(settings: Settings) -> pl.DataFrame:
                 "rows": count,
                 "first_day": _day(stats["first"]),
                 "last_day": _day(stats["last"]),
-                "files": len(files),
-                "last_written": _modified(files),
+                "files": details["files"],
+                "last_written": details["last_written"],
+                "version": details["version"],
             }
         )
     return pl.DataFrame(rows, schema=FRESHNESS_SCHEMA)

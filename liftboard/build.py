@@ -48,6 +48,7 @@ import sqlalchemy as sa
 from analytics import cohorts, features, kpis, movers, segments, sources
 from core.config import Settings
 from core.snapshots import SQL_SNAPSHOTS
+from datastore import lake
 from datastore.db import engine_for
 from datastore.snapshots import LATEST, MANIFEST
 
@@ -87,6 +88,7 @@ class BuildResult:
     row_counts: Mapping[str, int]
     timings: Mapping[str, float]
     sql_tables: tuple[str, ...]
+    lake: Mapping[str, Any] = field(default_factory=dict)  # the ingestion run and table versions read
 
 
 def _new_build_id(as_of: date, now: datetime) -> str:
@@ -289,13 +291,20 @@ def build(
     as_of: date | None = None,
     progress: Progress | None = None,
     config: BuildConfig | None = None,
+    lake_run: str | None = None,
 ) -> BuildResult:
     """Run every analytics stage as of ``as_of`` and publish the results (see the module docstring).
 
     ``as_of`` defaults to the day after the last order date (today, UTC, on an empty lake); all
-    results use data strictly before it.
+    results use data strictly before it. Every stage reads the lake at the versions of one ingestion run
+    (``lake_run``, default: the last committed one), recorded in the manifest as ``lake``.
+
+    Raises:
+        lake.UnknownLakeVersion: ``lake_run`` is not a committed run.
     """
     config = config or BuildConfig()
+    settings = lake.pinned(settings, lake_run or settings.lake_run)
+    lake_read = lake.lake_version(settings)
     inputs = sources.load_inputs(settings)
     as_of = as_of or sources.default_as_of(inputs.orders) or datetime.now(UTC).date()
     created_at = datetime.now(UTC).replace(microsecond=0)
@@ -405,6 +414,7 @@ def build(
                 "build_id": build_id,
                 "as_of": as_of.isoformat(),
                 "created_at": created_at.isoformat(),
+                "lake": lake_read.as_dict(),
                 "row_counts": rows,
                 "snapshots": list(rows),
                 "sql_tables": [SQL_PREFIX + name for name in config.sql_snapshots]
@@ -435,6 +445,7 @@ def build(
         row_counts=dict(rows),
         timings=dict(stages.timings),
         sql_tables=tuple(manifest["sql_tables"]),
+        lake=lake_read.as_dict(),
     )
 
 

@@ -41,6 +41,11 @@ db_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
+lake_app = typer.Typer(
+    help="Lake housekeeping: compact small files, delete files no recent version uses.",
+    no_args_is_help=True,
+)
+app.add_typer(lake_app, name="lake")
 
 EXIT_INGEST_ERROR = 2
 EXIT_DB_NOT_CURRENT = 3
@@ -330,6 +335,13 @@ def build_command(
             "--if-stale", help="Build only when no build exists or data was ingested since the last one."
         ),
     ] = False,
+    lake_version: Annotated[
+        str | None,
+        typer.Option(
+            "--lake-version",
+            help="Read the lake as this ingestion run (its id) left it; default: the last committed run.",
+        ),
+    ] = None,
 ) -> None:
     """Run the analytics build and publish snapshots (Parquet) and analytics_* tables (SQL)."""
     from datetime import date
@@ -348,9 +360,16 @@ def build_command(
     except ValueError:
         err.print(Text(f"error: --as-of {as_of!r} is not a date (YYYY-MM-DD)", style="bold red"))
         raise typer.Exit(2) from None
+    try:
+        read = lake.lake_version(settings, lake_version)
+    except lake.UnknownLakeVersion as exc:
+        err.print(Text(f"error: --lake-version: {exc}", style="bold red"))
+        raise typer.Exit(2) from None
     started = time.perf_counter()
     with progress_bar(err) as progress:
-        result = build(settings, day, progress=progress, config=BuildConfig(publish_sql=not no_sql))
+        result = build(
+            settings, day, progress=progress, config=BuildConfig(publish_sql=not no_sql), lake_run=read.run_id
+        )
     seconds = time.perf_counter() - started
     table = Table(title=f"Build {result.build_id} (as of {result.as_of})")
     table.add_column("snapshot")
@@ -360,6 +379,44 @@ def build_command(
     out.print(table)
     timings = ", ".join(f"{stage} {stage_seconds:.1f}s" for stage, stage_seconds in result.timings.items())
     out.print(Text(f"published to {result.path} in {seconds:.1f}s ({timings})", style="green"))
+    versions = ", ".join(f"{name} v{number}" for name, number in result.lake.get("versions", {}).items())
+    out.print(Text(f"lake read as of run {result.lake.get('run_id') or '(empty lake)'}: {versions or '-'}"))
+
+
+@lake_app.command("optimize")
+@needs_current_db
+def lake_optimize() -> None:
+    """Compact each table's small files into large ones (a new version, recorded as a run)."""
+    settings = Settings.from_env()
+    done = lake.optimize(settings)
+    table = Table(title="Lake optimize")
+    for column in ("table", "files removed", "files added"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for name, metrics in done.items():
+        if isinstance(metrics, dict):
+            table.add_row(name, str(metrics.get("numFilesRemoved", 0)), str(metrics.get("numFilesAdded", 0)))
+    _out().print(table)
+    if "run_id" in done:
+        _out().print(Text(f"readers now read run {done['run_id']}", style="green"))
+
+
+@lake_app.command("vacuum")
+@needs_current_db
+def lake_vacuum(
+    retention_hours: Annotated[
+        int,
+        typer.Option(
+            "--retention-hours", min=0, help="Keep files any version this recent uses (time travel)."
+        ),
+    ] = 168,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the count only; delete nothing.")] = False,
+) -> None:
+    """Delete files that no version younger than the retention uses (builds of older runs end there)."""
+    settings = Settings.from_env()
+    removed = lake.vacuum(settings, retention_hours, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    for name, count in removed.items():
+        _out().print(f"{name}: {verb} {count} file(s)")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -406,7 +463,7 @@ def demo(
             )
         )
         raise typer.Exit(2)
-    if if_missing and lake.table_files("orders", settings):
+    if if_missing and db.database_revision(settings) is not None and lake.has_rows("orders", settings):
         out.print(f"the lake at {settings.lake} already holds orders: nothing to do")
         return
     db.upgrade_db(settings)

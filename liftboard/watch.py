@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -35,6 +36,9 @@ from matching.interests import (
     update_interest_state,
 )
 from matching.relations import MarketFrames
+
+if TYPE_CHECKING:
+    from datastore.lake import LakeVersion
 
 PROCESSED = "processed"
 FAILED = "failed"
@@ -119,13 +123,11 @@ def _move(files: list[Path], target: Path) -> None:
         shutil.move(str(path), target / path.name)
 
 
-def _run_rows(settings: Settings, table: str, run_id: str) -> pl.LazyFrame:
-    from core.schema import TABLES
-    from datastore.lake import table_files
+def _run_rows(settings: Settings, table: str, before: LakeVersion, after: LakeVersion) -> pl.LazyFrame:
+    """The rows of ``table`` a run added (its lake version against the one before it)."""
+    from datastore.lake import rows_added
 
-    files = [path for path in table_files(table, settings) if f"part-{run_id}" in path.name]
-    schema = TABLES[table].schema
-    return pl.scan_parquet(files, schema=schema) if files else pl.LazyFrame(schema=schema)
+    return rows_added(table, settings, before, after)
 
 
 def ingest_and_update(files: list[Path], settings: Settings, cfg: InterestConfig | None = None) -> WatchBatch:
@@ -141,7 +143,10 @@ def ingest_and_update(files: list[Path], settings: Settings, cfg: InterestConfig
         assert loaded is not None
     state, tag_map = loaded
     keys = ["creator_id", "product_id", "added_on"]
-    showcase_before = scan_table("showcase", settings).select(keys).collect()
+    from datastore.lake import lake_version
+
+    before = lake_version(settings)
+    showcase_before = scan_table("showcase", settings, before).select(keys).collect()
     try:
         report = ingest_files(files, settings, source=f"watch {files[0].parent}", user="watch")
     except IngestError as exc:
@@ -156,12 +161,13 @@ def ingest_and_update(files: list[Path], settings: Settings, cfg: InterestConfig
                 state, pl.read_parquet(state_dir(settings) / "hashtag_categories.parquet"), settings
             )
         return _batch(files, report.run_id, report.rows_loaded, -1, state, cfg)
-    new_showcase = scan_table("showcase", settings).join(showcase_before.lazy(), on=keys, how="anti")
+    after = lake_version(settings, report.run_id)
+    new_showcase = scan_table("showcase", settings, after).join(showcase_before.lazy(), on=keys, how="anti")
     events = interest_events(
-        _run_rows(settings, "content", report.run_id),
+        _run_rows(settings, "content", before, after),
         new_showcase,
-        _run_rows(settings, "orders", report.run_id),
-        scan_table("products", settings),
+        _run_rows(settings, "orders", before, after),
+        scan_table("products", settings, after),
         tag_map.lazy(),
         cfg,
     ).collect()

@@ -47,9 +47,10 @@ class MarketFrames:
     @classmethod
     def from_settings(cls, settings: Settings) -> MarketFrames:
         """Scan every table from the lake of an installation."""
-        from datastore.lake import scan_table
+        from datastore.lake import lake_version, scan_table
 
-        return cls(**{name: scan_table(name, settings) for name in MARKET_TABLES})
+        version = lake_version(settings)  # one run's versions for every table
+        return cls(**{name: scan_table(name, settings, version) for name in MARKET_TABLES})
 
     @classmethod
     def from_input_dir(cls, directory: Path) -> MarketFrames:

@@ -109,6 +109,10 @@ with tab_runs:
 with tab_fresh:
     fresh = app_data.freshness(user)
     ui.table(fresh, key="d_fresh", export_name="freshness")
+    lake_run, lake_versions = app_data.build_lake_versions(user)
+    if lake_run:
+        st.markdown(f"**Lake versions the current build read** (as ingestion run {lake_run} left them)")
+        ui.table(lake_versions, key="d_lake_versions", export_name="build_lake_versions")
     timings = manifest.get("timings", {})
     if timings:
         st.markdown("**Build stages (seconds)**")

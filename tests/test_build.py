@@ -19,7 +19,9 @@ from typer.testing import CliRunner
 from analytics.kpis import kpi_cards
 from core.config import Settings
 from core.metrics import RATE_METRICS
+from core.schema import TABLES
 from core.snapshots import CATALOG
+from datastore import db, lake
 from datastore.db import dispose_engine, engine_for, upgrade_db
 from datastore.lake import scan_table
 from datastore.snapshots import LATEST, SnapshotNotFound, latest_build_id, latest_manifest, load_snapshot
@@ -97,6 +99,10 @@ def test_build_publishes_every_snapshot(built: tuple[Settings, BuildResult, list
     )
     assert events[-1][1] == events[-1][2]  # progress reached its total
     assert not list(settings.snapshots.glob(".*.tmp"))
+    # the build read one run's version of every table, and says which
+    read = lake.lake_version(settings)
+    assert manifest["lake"] == read.as_dict() == dict(result.lake)
+    assert set(manifest["lake"]["versions"]) == set(TABLES)
 
 
 def test_facts_reconcile_with_the_lake(built: tuple[Settings, BuildResult, list]) -> None:
@@ -257,6 +263,21 @@ def test_cli_build(tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     bad = runner.invoke(app, ["build", "--as-of", "next week"], env=env)
     assert bad.exit_code == 2
     assert "not a date" in bad.output
+
+    # time travel: rebuild as the first committed run left the lake
+    with engine_for(settings).connect() as connection:
+        runs = db.ingestion_runs
+        first = connection.execute(
+            sa.select(runs.c.run_id).where(runs.c.status == "committed").order_by(runs.c.finished_at).limit(1)
+        ).scalar_one()
+    old = runner.invoke(app, ["build", "--no-sql", "--lake-version", first], env=env)
+    assert old.exit_code == 0, old.output
+    assert f"lake read as of run {first}" in old.output
+    manifest = json.loads((settings.snapshots / latest_build_id(settings) / "manifest.json").read_text())  # type: ignore[operator]
+    assert manifest["lake"] == lake.lake_version(settings, first).as_dict()
+    unknown = runner.invoke(app, ["build", "--lake-version", "no-such-run"], env=env)
+    assert unknown.exit_code == 2
+    assert "not a committed ingestion run" in unknown.output
     dispose_engine(settings)
 
 

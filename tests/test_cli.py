@@ -8,9 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from core.config import Settings
-from datastore import db
+from datastore import db, lake
+from datastore.ingest import ingest_files
 from liftboard.cli import app
-from tests.builders import valid_tables, write, write_all
+from tests.builders import NOW, valid_tables, write, write_all
 
 WIDE = {"COLUMNS": "250"}
 
@@ -244,3 +245,23 @@ def test_pilot_errors_are_clear(runner: CliRunner, sqlite_settings: Settings, tm
     bad_mde = runner.invoke(app, ["pilot", "--mde", "0"], env=WIDE)
     assert bad_mde.exit_code == 2
     assert "the minimum detectable effect must be in (0, 5]" in bad_mde.output
+
+
+def test_lake_optimize_and_vacuum(runner: CliRunner, sqlite_settings: Settings, tmp_path: Path) -> None:
+    ingest_files(write_all(tmp_path / "a"), sqlite_settings, now=NOW)
+    more = valid_tables()["orders"].with_columns(order_id=valid_tables()["orders"]["order_id"] + "-b")
+    ingest_files(write_all(tmp_path / "b", "parquet", {"orders": more}), sqlite_settings, now=NOW)
+    rows = lake.scan_table("orders", sqlite_settings).collect().height
+
+    optimized = runner.invoke(app, ["lake", "optimize"])
+    dry = runner.invoke(app, ["lake", "vacuum", "--retention-hours", "0", "--dry-run"])
+    vacuumed = runner.invoke(app, ["lake", "vacuum", "--retention-hours", "0"])
+
+    assert optimized.exit_code == 0, optimized.output
+    assert "orders" in optimized.output
+    assert "readers now read run" in optimized.output
+    assert dry.exit_code == 0, dry.output
+    assert "orders: would delete 6 file(s)" in dry.output
+    assert vacuumed.exit_code == 0, vacuumed.output
+    assert "orders: deleted 6 file(s)" in vacuumed.output
+    assert lake.scan_table("orders", sqlite_settings).collect().height == rows

@@ -681,6 +681,19 @@ def ingestion_loads(user: User, run_id: str) -> pl.DataFrame:
     return data_status.ingestion_loads(settings(), run_id)
 
 
+def build_lake_versions(user: User) -> tuple[str | None, pl.DataFrame]:
+    """The ingestion run whose lake versions the current build read, and the Delta version per table
+    (from the build's manifest; no run and no rows before the first build or for an older build)."""
+    _require_ops(user)
+    lake = (manifest() or {}).get("lake") or {}
+    versions = lake.get("versions") or {}
+    frame = pl.DataFrame(
+        {"table": list(versions), "version": list(versions.values())},
+        schema={"table": pl.String, "version": pl.Int64},
+    )
+    return lake.get("run_id"), frame
+
+
 def freshness(user: User) -> pl.DataFrame:
     """Per canonical table: storage, rows, first and last day, files and last write
     (`datastore.status.table_freshness`, as ``liftboard status`` shows it)."""

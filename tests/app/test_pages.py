@@ -408,6 +408,9 @@ def test_data_page_lists_runs_and_freshness(open_page: Open) -> None:
     assert set(runs["status"]) <= {"committed", "failed", "running"}
     fresh = at.dataframe[1].value
     assert "orders" in fresh["table"].to_list()
+    assert fresh["version"].notna().all()
+    versions = next(d.value for d in at.dataframe if list(d.value.columns) == ["table", "version"])
+    assert "orders" in versions["table"].to_list()  # the lake versions the current build read
 
 
 def test_data_page_shows_accounts_and_their_audit(open_page: Open, app_settings: Settings) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -10,13 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from core.config import Settings
 from core.schema import TABLES
 from datastore import db, lake
 from datastore.ingest import IngestError, ingest_files
 from datastore.lake import recover
-from tests.builders import NOW, valid_tables, write, write_all
+from tests.builders import NOW, canonical, valid_tables, write, write_all
 from tests.datastore.ingest_support import (
     GOOD,
     ORDER_HEADER,
@@ -135,46 +139,139 @@ def test_progress_is_reported(sqlite_settings: Settings, tmp_path: Path) -> None
 # Atomicity: kill a real process at each stage
 
 
-@pytest.mark.parametrize("stage", ["before_commit", "after_commit", "mid_move"])
-def test_a_killed_run_is_undone_or_completed_by_recovery(
+STAGES = ["mid_write", "before_commit", "after_commit"]
+
+
+def lake_contents(settings: Settings) -> dict[str, pl.DataFrame]:
+    """What a reader sees: every table at the pinned versions."""
+    version = lake.lake_version(settings)
+    return {name: canonical(lake.scan_table(name, settings, version).collect(), name) for name in TABLES}
+
+
+def assert_same_contents(left: dict[str, pl.DataFrame], right: dict[str, pl.DataFrame]) -> None:
+    assert left.keys() == right.keys()
+    for name in left:
+        assert_frame_equal(left[name], right[name])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_killed_run_is_invisible_or_complete_and_the_rerun_completes(
     settings: Settings, tmp_path: Path, stage: str
 ) -> None:
     tables = valid_tables()
     base = {name: tables[name] for name in ("creators", "merchants", "products")}
     ingest_files(write_all(tmp_path / "a", "parquet", base), settings, now=NOW)
-    lake_before, db_before = lake_snapshot(settings), db_snapshot(settings)
+    seen_before, db_before = lake_contents(settings), db_snapshot(settings)
     rest = {name: frame for name, frame in tables.items() if name not in base}
     rest["creators"] = tables["creators"].with_columns(pl.col("followers") * 2)  # an update to roll back
     files = write_all(tmp_path / "b", "csv", rest)
 
     crash_ingest(settings, stage, files)
 
-    assert lake.has_staging(settings)
-    recover(settings)
-    assert not lake.has_staging(settings)
+    # readers need no repair: they read the versions of the last committed run
     run = ledger(settings)[-1]
-    if stage == "before_commit":
-        assert lake_snapshot(settings) == lake_before
+    if stage == "after_commit":
+        assert run.status == "committed"
+        assert_lake_holds(settings, {**tables, "creators": rest["creators"]})
+    else:
+        assert run.status == "running"
+        assert_same_contents(lake_contents(settings), seen_before)
         assert_same_db(db_snapshot(settings), db_before)
+        recover(settings)  # what the next writer does first
+        run = ledger(settings)[-1]
         assert run.status == "failed"
         assert "interrupted" in run.error
         assert not (settings.quarantine / run.run_id).exists()
-    else:
-        assert run.status == "committed"
-        assert_lake_holds(settings, {**tables, "creators": rest["creators"]})
+        assert_same_contents(lake_contents(settings), seen_before)
+        for name in TABLES:  # the tables' latest versions are the pinned ones again
+            delta = pl.scan_delta(str(settings.lake / name)) if (settings.lake / name).is_dir() else None
+            if delta is not None:
+                latest = delta.select(TABLES[name].columns).collect()
+                assert_frame_equal(canonical(latest, name), seen_before[name])
     # either way, the next run starts from a consistent state and completes
     report = ingest_files(files, settings, now=NOW)
     assert_counts_add_up(report)
     assert_lake_holds(settings, {**tables, "creators": rest["creators"]})
 
 
-def test_scan_table_recovers_a_committed_run(sqlite_settings: Settings, tmp_path: Path) -> None:
+def test_kills_at_every_point_in_a_row_then_a_rerun(sqlite_settings: Settings, tmp_path: Path) -> None:
+    files = write_all(tmp_path / "in", "parquet")
+    for stage in ("mid_write", "before_commit", "mid_write"):
+        crash_ingest(sqlite_settings, stage, files)
+        assert lake.lake_version(sqlite_settings).run_id is None
+        assert lake.scan_table("orders", sqlite_settings).collect().is_empty()
+
+    report = ingest_files(files, sqlite_settings, now=NOW)
+
+    assert [run.status for run in ledger(sqlite_settings)] == ["failed", "failed", "failed", "committed"]
+    assert sum(load.rows_duplicate for load in report.loads) == 0
+    assert_lake_holds(sqlite_settings, valid_tables())
+
+
+def test_a_run_committed_before_a_kill_is_read_without_recovery(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
     files = write_all(tmp_path / "in", "parquet")
 
     crash_ingest(sqlite_settings, "after_commit", files)
 
-    assert lake.scan_committed("orders", sqlite_settings).collect().is_empty()
     assert lake.scan_table("orders", sqlite_settings).collect().height == valid_tables()["orders"].height
+
+
+def _big_orders(path: Path, rows: int, tag: str) -> Path:
+    frame = pl.select(
+        order_id=pl.lit(tag) + pl.int_range(rows).cast(pl.String).str.zfill(9),
+        ordered_at=pl.lit(datetime(2024, 6, 1, tzinfo=UTC))
+        + pl.duration(minutes=pl.int_range(rows) % 40_000),
+        buyer_id=pl.lit("b") + (pl.int_range(rows) % 997).cast(pl.String),
+        creator_id=pl.lit("c000001"),
+        content_id=pl.lit("v0000001"),
+        product_id=pl.lit("p0000001"),
+        merchant_id=pl.lit("m00001"),
+        quantity=pl.lit(1, dtype=pl.Int64),
+        gmv=pl.lit(19.99),
+        commission=pl.lit(2.0),
+        status=pl.lit("completed"),
+    )
+    frame.write_parquet(path)
+    return path
+
+
+def test_a_reader_during_an_ingest_sees_all_of_a_run_or_none_of_it(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    ingest_files(write_all(tmp_path / "in", "parquet"), sqlite_settings, now=NOW)
+    rows = 400_000
+    followers = valid_tables()["creators"].with_columns(pl.col("followers") + 1)
+    files = [
+        _big_orders(tmp_path / "orders.parquet", rows, "big"),
+        write(followers, tmp_path / "creators.parquet"),
+    ]
+    old = (valid_tables()["orders"].height, int(valid_tables()["creators"]["followers"].sum()))
+    new = (old[0] + rows, int(followers["followers"].sum()))
+    seen: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            version = lake.lake_version(sqlite_settings)  # one run's versions for both tables
+            orders = lake.scan_table("orders", sqlite_settings, version).select(pl.len()).collect().item()
+            total = lake.scan_table("creators", sqlite_settings, version).select(pl.col("followers").sum())
+            seen.append((orders, int(total.collect().item())))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        ingest_files(files, sqlite_settings, now=NOW)
+    finally:
+        time.sleep(0.2)
+        done.set()
+        reader.join()
+
+    assert set(seen) <= {old, new}, set(seen) - {old, new}
+    assert seen[0] == old
+    assert seen[-1] == new
+    assert len(seen) > 3
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -54,47 +54,72 @@ def test_scan_returns_exactly_the_spec_schema(sqlite_settings: Settings, tmp_pat
         assert_frame_equal(canonical(frame, name), canonical(valid_tables()[name], name))
 
 
-def test_staging_of_an_unknown_run_is_ignored_and_discarded(
+def test_facts_are_delta_tables_partitioned_by_day(sqlite_settings: Settings, tmp_path: Path) -> None:
+    report = ingest_files(write_all(tmp_path / "in"), sqlite_settings, now=NOW)
+
+    root = sqlite_settings.lake / "orders"
+    assert (root / "_delta_log").is_dir()
+    assert sorted(path.name for path in root.glob("day=*")) == [
+        "day=2024-06-01",
+        "day=2024-06-02",
+        "day=2024-06-03",
+    ]
+    version = lake.lake_version(sqlite_settings)
+    assert version.run_id == report.run_id
+    assert set(version.versions) == set(TABLES)  # every table at the version this run left it
+    assert lake.table_details("orders", sqlite_settings, version)["files"] == 3
+
+
+def test_a_version_no_run_committed_is_invisible_and_rolled_back(
     sqlite_settings: Settings, tmp_path: Path
 ) -> None:
     ingest_files(write_all(tmp_path / "in"), sqlite_settings, now=NOW)
-    stray = (
-        lake.staging_dir(sqlite_settings, "20200101T000000-deadbeef") / "lake" / "orders" / "date=2024-06-09"
-    )
-    stray.mkdir(parents=True)
-    valid_tables()["orders"].write_parquet(stray / "part-x.parquet")
+    before = lake.lake_version(sqlite_settings)
+    extra = valid_tables()["orders"].with_columns(pl.col("order_id") + "-x")
+    lake.append_facts(sqlite_settings, "orders", [extra])  # written, but no run recorded it
 
-    assert lake.scan_table("orders", sqlite_settings).collect().height == valid_tables()["orders"].height
-    assert not lake.has_staging(sqlite_settings)
+    assert lake.scan_table("orders", sqlite_settings).collect().height == extra.height
+    lake.recover(sqlite_settings)
+    assert lake.lake_version(sqlite_settings) == before
+    assert pl.scan_delta(str(sqlite_settings.lake / "orders")).collect().height == extra.height
+    ingest_files(write_all(tmp_path / "in"), sqlite_settings, now=NOW)  # a re-run: all duplicates
+    assert lake.scan_table("orders", sqlite_settings).collect().height == extra.height
 
 
-def test_scan_does_not_wait_for_a_running_ingest(sqlite_settings: Settings) -> None:
-    lake.staging_dir(sqlite_settings, "running-run").mkdir(parents=True)
+def test_scan_does_not_wait_for_a_running_ingest(sqlite_settings: Settings, tmp_path: Path) -> None:
+    ingest_files(write_all(tmp_path / "in"), sqlite_settings, now=NOW)
     with lake.ingest_lock(sqlite_settings):
-        assert lake.scan_table("orders", sqlite_settings).collect().is_empty()
+        assert lake.scan_table("orders", sqlite_settings).collect().height == valid_tables()["orders"].height
         with pytest.raises(lake.LakeBusy), lake.ingest_lock(sqlite_settings, blocking=False):
             pass
-    assert lake.has_staging(sqlite_settings)  # left for the running ingest to finish
 
 
-def test_roll_forward_is_idempotent(sqlite_settings: Settings) -> None:
-    staging = lake.Staging(sqlite_settings, "r1")
-    staging.add_dimension(TABLES["merchants"], valid_tables()["merchants"])
-    staging.add_fact_partitions(TABLES["orders"], valid_tables()["orders"])
-    staging.seal()
-    moves = list(staging.moves)
-    # a crash after the first move leaves a half-moved run; replaying finishes it
-    first_source = staging.root / moves[0][0]
-    Path(moves[0][1]).parent.mkdir(parents=True, exist_ok=True)
-    first_source.rename(moves[0][1])
+def test_time_travel_reads_the_lake_as_an_earlier_run_left_it(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    first = ingest_files(write_all(tmp_path / "in"), sqlite_settings, now=NOW)
+    more = valid_tables()["orders"].with_columns(pl.col("order_id") + "-2")
+    ingest_files(write_all(tmp_path / "more", "parquet", {"orders": more}), sqlite_settings, now=NOW)
 
-    lake.roll_forward(sqlite_settings, "r1")
+    old = lake.lake_version(sqlite_settings, first.run_id)
+    assert lake.scan_table("orders", sqlite_settings, old).collect().height == more.height
+    assert lake.scan_table("orders", sqlite_settings).collect().height == 2 * more.height
+    pinned = lake.pinned(sqlite_settings, first.run_id)
+    assert lake.scan_table("orders", pinned).collect().height == more.height
+    with pytest.raises(lake.UnknownLakeVersion, match="nope"):
+        lake.lake_version(sqlite_settings, "nope")
 
-    assert all(Path(destination).is_file() for _, destination in moves)
-    assert not staging.root.exists()
-    assert lake.scan_committed("orders", sqlite_settings).collect().height == 4
-    assert [p.parent.name for p in lake.table_files("orders", sqlite_settings)] == [
-        "date=2024-06-01",
-        "date=2024-06-02",
-        "date=2024-06-03",
-    ]
+
+def test_optimize_and_vacuum_keep_what_readers_read(sqlite_settings: Settings, tmp_path: Path) -> None:
+    ingest_files(write_all(tmp_path / "in"), sqlite_settings, now=NOW)
+    more = valid_tables()["orders"].with_columns(pl.col("order_id") + "-2")
+    ingest_files(write_all(tmp_path / "more", "parquet", {"orders": more}), sqlite_settings, now=NOW)
+    expected = canonical(lake.scan_table("orders", sqlite_settings).collect(), "orders")
+
+    done = lake.optimize(sqlite_settings)
+    removed = lake.vacuum(sqlite_settings, retention_hours=0)
+
+    assert done["orders"]["numFilesRemoved"] == 6
+    assert lake.lake_version(sqlite_settings).run_id == done["run_id"]
+    assert removed["orders"] == 6
+    assert_frame_equal(canonical(lake.scan_table("orders", sqlite_settings).collect(), "orders"), expected)
