@@ -143,6 +143,11 @@ def lake_version(settings: Settings, run_id: str | None = None) -> LakeVersion:
     """
     wanted = run_id or settings.lake_run
     with db.engine_for(settings).connect() as connection:
+        if not sa.inspect(connection).has_table(db.ingestion_runs.name):
+            # a state DB nothing was ever ingested into (ingest migrates it first): an empty lake
+            if wanted is not None:
+                raise UnknownLakeVersion(f"{wanted!r}: this state DB has recorded no ingestion run")
+            return LakeVersion(None)
         query = _committed_runs(connection)
         if wanted is not None:
             query = query.where(db.ingestion_runs.c.run_id == wanted)

@@ -4,6 +4,8 @@ no leakage, and planted effects recovered within stated tolerances."""
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -207,6 +209,12 @@ def test_real_data_without_truth_still_gets_every_metric_column(
     home = tmp_path / "real"
     home.mkdir()
     (home / "lake").symlink_to(tiny_home.home / "lake", target_is_directory=True)
+    # the lake's committed versions are recorded in its state DB: the DB comes along with the lake
+    with (
+        closing(sqlite3.connect(tiny_home.home / "liftboard.db")) as source,
+        closing(sqlite3.connect(home / "liftboard.db")) as target,
+    ):
+        source.backup(target)
     real = Settings.from_env(home=home, database_url=f"sqlite:///{home / 'liftboard.db'}")
     assert not real.truth.exists()
     without = run_strategies(real, cfg=CONFIG, persist=False)
