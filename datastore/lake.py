@@ -104,10 +104,6 @@ def table_uri(settings: Settings, table: str) -> str:
     return f"{settings.lake_url.rstrip('/')}/{table}"
 
 
-def _is_local(settings: Settings) -> bool:
-    return "://" not in settings.lake_url
-
-
 def _options(settings: Settings) -> dict[str, str] | None:
     return dict(settings.lake_storage_options) or None
 
