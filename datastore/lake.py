@@ -104,10 +104,6 @@ def table_uri(settings: Settings, table: str) -> str:
     return f"{settings.lake_url.rstrip('/')}/{table}"
 
 
-def _is_local(settings: Settings) -> bool:
-    return "://" not in settings.lake_url
-
-
 def _options(settings: Settings) -> dict[str, str] | None:
     return dict(settings.lake_storage_options) or None
 
@@ -207,10 +203,10 @@ def table_details(table: str, settings: Settings, version: LakeVersion | None = 
     delta = _open(settings, table, number) if number is not None else None
     if delta is None:
         return {"version": None, "files": 0, "last_written": None}
-    history = delta.history(1)
-    stamp = history[0].get("timestamp") if history else None
-    written = datetime.fromtimestamp(stamp / 1000, tz=UTC) if stamp else None
-    return {"version": number, "files": len(delta.file_uris()), "last_written": written}
+    actions = pl.DataFrame(delta.get_add_actions(flatten=True))
+    stamp = actions["modification_time"].max() if actions.height else None  # of the newest file
+    written = datetime.fromtimestamp(stamp / 1000, tz=UTC) if isinstance(stamp, int) else None  # ms
+    return {"version": number, "files": actions.height, "last_written": written}
 
 
 def rows_added(table: str, settings: Settings, before: LakeVersion, after: LakeVersion) -> pl.LazyFrame:

@@ -31,6 +31,8 @@ def _isolated_session_environment(tmp_path_factory: pytest.TempPathFactory) -> I
         patch.setenv("LIFTBOARD_HOME", str(tmp_path_factory.mktemp("session-home")))
         patch.delenv("LIFTBOARD_DATABASE_URL", raising=False)
         patch.delenv("LIFTBOARD_FAULT_INJECT", raising=False)
+        patch.delenv("LIFTBOARD_LAKE_URL", raising=False)
+        patch.delenv("LIFTBOARD_LAKE_OPTIONS", raising=False)
         yield
 
 
@@ -40,6 +42,8 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("LIFTBOARD_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("LIFTBOARD_DATABASE_URL", raising=False)
     monkeypatch.delenv("LIFTBOARD_FAULT_INJECT", raising=False)
+    monkeypatch.delenv("LIFTBOARD_LAKE_URL", raising=False)
+    monkeypatch.delenv("LIFTBOARD_LAKE_OPTIONS", raising=False)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -152,6 +153,8 @@ def crash_ingest(settings: Settings, stage: str, files: list[Path]) -> None:
         "LIFTBOARD_HOME": str(settings.home),
         "LIFTBOARD_DATABASE_URL": settings.database_url,
         "LIFTBOARD_FAULT_INJECT": stage,
+        "LIFTBOARD_LAKE_URL": settings.lake_url,
+        "LIFTBOARD_LAKE_OPTIONS": json.dumps(dict(settings.lake_storage_options)),
         "PYTHONPATH": str(REPO),
     }
     completed = subprocess.run(
