@@ -82,6 +82,11 @@ class UnknownLakeVersion(LookupError):
     """A run id that is not a committed run with recorded lake versions."""
 
 
+class LakeFromEarlierVersion(RuntimeError):
+    """The state DB records committed runs but no lake versions: the lake was written before the Delta
+    tables (Parquet files without a Delta log), which this version does not read."""
+
+
 @dataclass(frozen=True)
 class LakeVersion:
     """The Delta version of every table as one completed run left them (``run_id`` None: empty lake)."""
@@ -151,9 +156,23 @@ def lake_version(settings: Settings, run_id: str | None = None) -> LakeVersion:
     if row is None:
         if wanted is not None:
             raise UnknownLakeVersion(f"{wanted!r} is not a committed ingestion run of this lake")
+        if _has_runs_before_delta(settings):
+            raise LakeFromEarlierVersion(
+                f"the lake in {settings.lake_url} was written by an earlier Liftboard (before its Delta "
+                "tables) and cannot be read: ingest its source files again into a new LIFTBOARD_HOME "
+                "(or run `liftboard demo` there for the demo marketplace)"
+            )
         return LakeVersion(None)
     versions = {name: int(version) for name, version in json.loads(row.lake_versions).items()}
     return LakeVersion(row.run_id, versions, _finished(row.finished_at))
+
+
+def _has_runs_before_delta(settings: Settings) -> bool:
+    """Committed ingestion runs recorded before lake versions were (migration 0005 left them null)."""
+    runs = db.ingestion_runs
+    query = sa.select(runs.c.run_id).where(runs.c.status == "committed", runs.c.lake_versions.is_(None))
+    with db.engine_for(settings).connect() as connection:
+        return connection.execute(query.limit(1)).first() is not None
 
 
 def pinned(settings: Settings, run_id: str | None = None) -> Settings:

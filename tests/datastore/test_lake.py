@@ -123,3 +123,18 @@ def test_optimize_and_vacuum_keep_what_readers_read(sqlite_settings: Settings, t
     assert lake.lake_version(sqlite_settings).run_id == done["run_id"]
     assert removed["orders"] == 6
     assert_frame_equal(canonical(lake.scan_table("orders", sqlite_settings).collect(), "orders"), expected)
+
+
+def test_a_lake_from_before_the_delta_tables_is_refused_with_what_to_do(sqlite_settings: Settings) -> None:
+    """A state DB whose committed runs predate lake versions (migration 0005 left them null) belongs to a
+    Parquet lake this version cannot read: say so, instead of reading an empty lake."""
+    from datastore import db as state_db
+
+    with state_db.engine_for(sqlite_settings).begin() as connection:
+        connection.execute(
+            state_db.ingestion_runs.insert().values(
+                run_id="old-run", status="committed", started_at=datetime.now(UTC), source="before"
+            )
+        )
+    with pytest.raises(lake.LakeFromEarlierVersion, match="ingest its source files again"):
+        lake.lake_version(sqlite_settings)
