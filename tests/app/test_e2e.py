@@ -17,6 +17,7 @@ import pytest
 
 from core.config import Settings
 from datastore import users
+from tests.app.browser import count_frames, run
 from tests.app.conftest import OTHER_USER
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -46,29 +47,31 @@ def login(page: Any, url: str, username: str) -> None:
 
 
 def choose_option(page: Any, multiselect: Any, label: str, attempts: int = 3) -> None:
-    """Pick `label` in a multiselect and wait for its tag; on a loaded machine a click can land while
-    the widget is being redrawn, so the choice is retried (never more than `attempts` times)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
+    """Pick `label` in a multiselect and wait for the script run the choice starts (seen in the server's
+    messages, `tests.app.browser.run`) and for its tag; a click that still lands while the widget is
+    redrawn is retried (never more than `attempts` times)."""
     tag = multiselect.locator("[data-tag]").filter(has_text=label)
     for attempt in range(attempts):
         if tag.count():
             return
         multiselect.click()
-        page.get_by_role("option", name=label, exact=True).click()
+        option = page.get_by_role("option", name=label, exact=True)
+        option.wait_for(timeout=20_000)
         try:
-            tag.wait_for(timeout=20_000)
-            return
-        except PlaywrightTimeout:
+            run(page, option.click, timeout=30.0)
+        except AssertionError:
             if attempt == attempts - 1:
                 raise
-            page.keyboard.press("Escape")
-            settle(page)
+        if tag.count():
+            return
+        page.keyboard.press("Escape")
+    tag.first.wait_for(timeout=20_000)
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.on("page", count_frames)  # what `choose_option` waits by
     tab = context.new_page()
     yield tab
     context.close()
