@@ -3,12 +3,9 @@ merchant→creator recruitment and interest drift — shown when the matching ta
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 import streamlit as st
 
-from core import metrics
 from matching.recommender import FIGURE_DAYS, FIGURES
 from matching.relations import PAIR_PRIOR_BASKETS
 from webapp import data as app_data
@@ -26,15 +23,6 @@ TABLES = {
 }
 
 
-def described(column: str, label: str, help_text: str) -> Any:
-    """A number column with its own label and help, read as the metric dictionary says."""
-    display = metrics.display_of(column)
-    assert display is not None, column
-    return st.column_config.NumberColumn(
-        label, format=display.streamlit_format, step=display.step, help=help_text
-    )
-
-
 # basket statistics read poorly as 2-decimal numbers (a support of 2 in a million baskets showed 0.00)
 # and as scientific notation (1.7e-6): support is shown per million baskets
 PER_MILLION = 1_000_000
@@ -44,11 +32,11 @@ NUMBER_COLUMNS = {
         format="%.1f",
         help="Baskets holding both products, per million baskets.",
     ),
-    "confidence": described(
+    "confidence": ui.described_column(
         "confidence", "Confidence", "Share of the baskets with product a that also hold product b."
     ),
-    "pmi": described("pmi", "PMI", "Pointwise mutual information (log)."),
-    "pair_strength": described(
+    "pmi": ui.described_column("pmi", "PMI", "Pointwise mutual information (log)."),
+    "pair_strength": ui.described_column(
         "pair_strength",
         "Strength",
         f"Adjusted lift shrunk toward 1 by {PAIR_PRIOR_BASKETS:g} baskets: (seen + {PAIR_PRIOR_BASKETS:g}) / "
@@ -99,7 +87,7 @@ for tab, (name, label) in zip(st.tabs(list(labels.values()), default=opened), pr
         overrides = {
             **NUMBER_COLUMNS,
             **{
-                column: described(column, *text)
+                column: ui.described_column(column, *text)
                 for column, text in figures.items()
                 if column in frame.columns
             },

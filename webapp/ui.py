@@ -152,6 +152,20 @@ def rounded(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(changes)
 
 
+def _number_column(display: metrics.Display, label: str, help_text: str | None) -> Any:
+    return st.column_config.NumberColumn(
+        label, format=display.streamlit_format, step=display.step, help=help_text
+    )
+
+
+def described_column(column: str, label: str, help_text: str) -> Any:
+    """A number column with a label and help of its own, formatted as the metric dictionary says."""
+    display = metrics.display_of(column)
+    if display is None:
+        raise KeyError(f"{column!r} has no display rule in core.metrics")
+    return _number_column(display, label, help_text)
+
+
 def column_config(frame: pl.DataFrame, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Formats, labels and tooltips of every column, from the metric dictionary (`display_of`)."""
     config: dict[str, Any] = {}
@@ -159,9 +173,7 @@ def column_config(frame: pl.DataFrame, overrides: Mapping[str, Any] | None = Non
         label, help_text = column_label(column), metric_help(column)
         display = display_of(column, dtype)
         if display is not None:
-            config[column] = st.column_config.NumberColumn(
-                label, format=display.streamlit_format, step=display.step, help=help_text
-            )
+            config[column] = _number_column(display, label, help_text)
         elif dtype == pl.Date:
             config[column] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
         elif isinstance(dtype, pl.Datetime):
