@@ -412,8 +412,9 @@ _FIELD_GROUPS: tuple[tuple[Display, tuple[str, ...]], ...] = (
             "entities", "members", "active_members", "days_observed", "treated_rows", "control_rows",
             "pilot_per_arm", "pilot_required_per_arm", "pilot_eligible", "pilot_strata", "catalog_products",
             "followers", "content_28d", "rank", "weeks_since", "n_train", "n_holdout", "n_treated",
-            "n_control", "rows", "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate",
-            "files", "products_matched", "baskets", "pair_count", "count_a", "count_b", "decile",
+            "n_control", "rows", "rows_read", "rows_loaded", "rows_updated", "rows_quarantined",
+            "rows_duplicate", "files", "products_matched", "baskets", "pair_count", "count_a", "count_b",
+            "decile",
         ),
     ),
     (

@@ -124,8 +124,11 @@ ingestion_loads = sa.Table(
     sa.Column("rows_loaded", sa.BigInteger, nullable=False),
     sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
     sa.Column("rows_duplicate", sa.BigInteger, nullable=False),
+    sa.Column("rows_updated", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("quarantine_path", sa.Text, nullable=True),
-    sa.CheckConstraint("rows_read = rows_loaded + rows_quarantined + rows_duplicate", name="rows_add_up"),
+    sa.CheckConstraint(
+        "rows_read = rows_loaded + rows_updated + rows_quarantined + rows_duplicate", name="rows_add_up"
+    ),
 )
 
 DIMENSION_SQL_TABLES: dict[str, sa.Table] = {name: metadata.tables[name] for name in DIMENSION_TABLES}

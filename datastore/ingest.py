@@ -15,12 +15,17 @@ one of three places, and the counts are recorded per table-file in the ``ingesti
   not counted), ``_line`` (the line where the record starts, as an editor numbers it; null for Parquet
   and SQL), ``_column``, ``_reason`` and ``_raw`` (the text of a line that could not be read into cells);
 - **duplicate**: a fact row whose primary key is already stored or appeared earlier in the run; a
-  dimension row identical to the stored (or earlier in the run) row with the same key. A dimension row
-  whose key exists with *different* values is an update and counts as loaded (last one wins).
+  dimension row identical to the stored (or earlier in the run) row with the same key.
+- **updated**: a row whose key exists with *different* values (last one wins): for a dimension (a
+  merchant's new rating or shipping time) the row is replaced and the change (run, time, every column
+  before and after) appended to the lake table ``<table>_changes`` (``merchants_changes``, ...).
+
+The ledger (``ingestion_loads``) keeps, per input, rows read = loaded (new) + updated + quarantined +
+duplicate.
 
 **Updates as updates** (``TableSpec.updatable``: orders). An order whose ``order_id`` is stored (or came
 in an earlier input of the run) with other values (a refund, a cancellation, a corrected amount) updates
-the stored row: a Delta MERGE, counted as loaded; the change (run, time, every column before and after)
+the stored row: a Delta MERGE, counted as updated; the change (run, time, every column before and after)
 is appended to the lake table ``orders_changes``. An identical row is a duplicate. Two *different* rows
 with one ``order_id`` in one input are a conflict: both (all) are quarantined, each naming the rows it
 conflicts with, and neither is loaded. Metrics are computed from the orders as they are now, by the day of
@@ -123,11 +128,12 @@ class TableLoad:
     table: str
     file: str
     rows_read: int
-    rows_loaded: int
+    rows_loaded: int  # new rows
     rows_quarantined: int
     rows_duplicate: int
     quarantine_path: str | None
     aliases_mapped: tuple[MappedAlias, ...] = ()  # rows read under an alias (loaded or not), per alias
+    rows_updated: int = 0  # rows that changed a stored row (an order's new status, a merchant's rating)
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,10 @@ class IngestReport:
     @property
     def rows_loaded(self) -> int:
         return sum(load.rows_loaded for load in self.loads)
+
+    @property
+    def rows_updated(self) -> int:
+        return sum(load.rows_updated for load in self.loads)
 
     @property
     def rows_quarantined(self) -> int:
@@ -1162,10 +1172,11 @@ class _RunState:
                 self.known[(name, column)] = pl.concat([values, frame[column]]).unique()
 
 
-def _dedupe_dimension(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Rows that insert or change a dimension row (applied in file order); and the duplicate count."""
+def _dedupe_dimension(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> tuple[pl.DataFrame, int, int]:
+    """Rows that insert or change a dimension row (applied in file order), the duplicate count and how
+    many of the rows change an existing row (their before and after are kept as the run's history)."""
     if good.is_empty():
-        return good, 0
+        return good, 0, 0
     key = list(spec.primary_key)
     values = [name for name in spec.columns if name not in spec.primary_key]
     current = state.dimension(spec.name)
@@ -1184,11 +1195,29 @@ def _dedupe_dimension(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> 
         for name in values
     ]
     exists_before = pl.when(first).then(pl.col("__exists").fill_null(False)).otherwise(True)
+    previous = [
+        pl.when(first)
+        .then(pl.col(f"__old__{name}"))
+        .otherwise(pl.col(name).shift(1))
+        .alias(f"previous_{name}")
+        for name in values
+    ]
     marked = ordered.with_columns(
-        (exists_before & pl.all_horizontal(same) if same else exists_before).alias("__dup")
+        (exists_before & pl.all_horizontal(same) if same else exists_before).alias("__dup"),
+        exists_before.alias("__update"),
+        *previous,
     )
     duplicates = int(marked["__dup"].sum())
-    changes = marked.filter(~pl.col("__dup")).select(ROW, *spec.columns).sort(ROW)
+    changes = marked.filter(~pl.col("__dup")).sort(ROW)
+    updates = changes.filter(pl.col("__update"))
+    if updates.height:
+        state.changes.setdefault(spec.name, []).append(
+            updates.select(*spec.columns, *(f"previous_{name}" for name in values)).with_columns(
+                pl.lit(state.run_id).alias("run_id"),
+                pl.lit(state.moment, dtype=pl.Datetime("us", "UTC")).alias("changed_at"),
+            )
+        )
+    changes = changes.select(ROW, *spec.columns)
     if not changes.is_empty():
         latest = changes.unique(subset=key, keep="last", maintain_order=True).select(spec.columns)
         state.dimensions[spec.name] = pl.concat(
@@ -1196,7 +1225,7 @@ def _dedupe_dimension(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> 
         ).sort(key)
         state.changed_dimensions.add(spec.name)
         state.add_known(spec.name, latest)
-    return changes, duplicates
+    return changes, duplicates, updates.height
 
 
 def _key_hash(key: list[str]) -> pl.Expr:
@@ -1240,10 +1269,13 @@ def _dedupe_fact(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> tuple
     return fresh, good.height - fresh.height
 
 
-def _conflicts(spec: TableSpec, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _conflicts(
+    spec: TableSpec, good: pl.DataFrame, typed: pl.DataFrame, cast_columns: set[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Rows of one input whose key appears with different values: (the other rows, their quarantine).
 
-    Every row of such a key is quarantined, its reason naming the rows of the key (their ``_row``) and
+    Every row of such a key is quarantined with its cells as the input wrote them (from ``typed``, the
+    input's rows with their raw text), its reason naming the rows of the key (their ``_row``) and
     ``_column`` the columns whose values differ."""
     key = list(spec.primary_key)
     values = [name for name in spec.columns if name not in key]
@@ -1262,18 +1294,26 @@ def _conflicts(spec: TableSpec, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.Da
         .alias("_column"),
     )
     label = pl.concat_str([pl.col(name).cast(pl.String) for name in key], separator="/")
-    quarantine = bad.join(described, on=key, how="left").select(
-        *(_as_text(pl.col(name), dtype).alias(name) for name, dtype in spec.schema.items()),
-        pl.col(ROW),
-        pl.col(LINE),
-        pl.col("_column"),
-        pl.format(
-            "conflict: {} {} has different values in rows {} of this input",
-            pl.lit(", ".join(key)),
-            label,
-            pl.col("__rows"),
-        ).alias("_reason"),
-        pl.lit(None, dtype=pl.String).alias(RAW_TEXT),
+    as_written = typed.select(ROW, *(_raw(name) for name in sorted(cast_columns)))
+    quarantine = (
+        bad.join(described, on=key, how="left")
+        .join(as_written, on=ROW, how="left")
+        .select(
+            *(
+                (pl.col(_raw(name)) if name in cast_columns else _as_text(pl.col(name), dtype)).alias(name)
+                for name, dtype in spec.schema.items()
+            ),
+            pl.col(ROW),
+            pl.col(LINE),
+            pl.col("_column"),
+            pl.format(
+                "conflict: {} {} has different values in rows {} of this input",
+                pl.lit(", ".join(key)),
+                label,
+                pl.col("__rows"),
+            ).alias("_reason"),
+            pl.lit(None, dtype=pl.String).alias(RAW_TEXT),
+        )
     )
     return marked.filter(pl.col("__versions") == 1).drop("__versions"), quarantine
 
@@ -1295,18 +1335,20 @@ def _current_rows(state: _RunState, spec: TableSpec, keys: pl.DataFrame) -> pl.D
     return pl.concat(parts).sort("__rank").unique(subset=key, keep="last").drop("__rank")
 
 
-def _dedupe_updatable(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+def _dedupe_updatable(
+    state: _RunState, spec: TableSpec, good: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """New rows of an updatable fact; rows that change a stored one are kept as the run's updates (and
-    their history); identical rows are duplicates. The rows loaded (new and updates) and the duplicates."""
+    their history); identical rows are duplicates. The new rows, the updates and the duplicate count."""
     if good.is_empty():
-        return good, 0
+        return good, good, 0
     key = list(spec.primary_key)
     first = pl.struct(key).is_first_distinct() if len(key) > 1 else pl.col(key[0]).is_first_distinct()
     unique = good.filter(first)  # conflicts are gone: a repeated key here repeats an identical row
     fresh, _ = _dedupe_fact(state, spec, unique)
     known = unique.join(fresh.select(key), on=key, how="anti", maintain_order="left")
     if known.is_empty():
-        return fresh, good.height - fresh.height
+        return fresh, fresh.clear(), good.height - fresh.height
     current = _current_rows(state, spec, known.select(key))
     changed = known.select(ROW, *spec.columns).join(
         current, on=spec.columns, how="anti", nulls_equal=True, maintain_order="left"
@@ -1322,8 +1364,8 @@ def _dedupe_updatable(state: _RunState, spec: TableSpec, good: pl.DataFrame) -> 
                 pl.lit(state.moment, dtype=pl.Datetime("us", "UTC")).alias("changed_at"),
             )
         )
-    loaded = pl.concat([fresh, changed.select(fresh.columns)]) if changed.height else fresh
-    return loaded, good.height - loaded.height
+    changed = changed.select(fresh.columns)
+    return fresh, changed, good.height - fresh.height - changed.height
 
 
 def _owners(state: _RunState, rule: Ownership, items: pl.Series) -> pl.DataFrame:
@@ -1386,27 +1428,26 @@ def _process(source: _Source, spec: TableSpec, state: _RunState, now: datetime) 
     owners = {rule: _owners(state, rule, typed[rule.item]) for rule in spec.ownership}
     checks = _checks(spec, cast_columns, now, known, owners)
     good, quarantine = _split(typed, spec, cast_columns, checks)
+    if spec.updatable:
+        good, conflicts = _conflicts(spec, good, typed, cast_columns)
+        if conflicts.height:
+            quarantine = pl.concat([quarantine, conflicts]) if quarantine.height else conflicts
     del typed
     if broken.height:  # lines that could not be read into cells join the rows that failed a check
         unreadable = _broken_quarantine(spec, broken)
         quarantine = pl.concat([quarantine, unreadable]) if quarantine.height else unreadable
-    if spec.updatable:
-        good, conflicts = _conflicts(spec, good)
-        if conflicts.height:
-            quarantine = pl.concat([quarantine, conflicts]) if quarantine.height else conflicts
     good = good.drop(LINE)
     if spec.storage == "db":
-        loaded, duplicates = _dedupe_dimension(state, spec, good)
+        changes, duplicates, updated = _dedupe_dimension(state, spec, good)
+        inserted = changes.height - updated
     elif spec.updatable:
-        loaded, duplicates = _dedupe_updatable(state, spec, good)
-        inserted = state.fact_keys[spec.name][-1] if spec.name in state.fact_keys else None
-        new_rows = (
-            loaded if inserted is None else loaded.join(inserted, on=list(spec.primary_key), how="semi")
-        )
+        new_rows, changed, duplicates = _dedupe_updatable(state, spec, good)
         state.fact_rows.setdefault(spec.name, []).append(new_rows.select(spec.columns))
+        inserted, updated = new_rows.height, changed.height
     else:
-        loaded, duplicates = _dedupe_fact(state, spec, good)
-        state.fact_rows.setdefault(spec.name, []).append(loaded.select(spec.columns))
+        new_rows, duplicates = _dedupe_fact(state, spec, good)
+        state.fact_rows.setdefault(spec.name, []).append(new_rows.select(spec.columns))
+        inserted, updated = new_rows.height, 0
     quarantine_path = None
     if quarantine.height:
         quarantine_path = _quarantine_file(state, spec, source, quarantine.sort(ROW))
@@ -1414,11 +1455,12 @@ def _process(source: _Source, spec: TableSpec, state: _RunState, now: datetime) 
         table=spec.name,
         file=source.label,
         rows_read=good.height + quarantine.height,
-        rows_loaded=loaded.height,
+        rows_loaded=inserted,
         rows_quarantined=quarantine.height,
         rows_duplicate=duplicates,
         quarantine_path=quarantine_path,
         aliases_mapped=aliases_mapped,
+        rows_updated=updated,
     )
 
 
@@ -1541,6 +1583,9 @@ def _write_lake(state: _RunState) -> dict[str, int]:
                 fault_point("mid_write")
             versions[name] = lake.overwrite_dimension(state.settings, name, state.dimensions[name])
             written += 1
+            if state.changes.get(name):
+                history = pl.concat(state.changes[name])
+                versions[lake.changes_table(name)] = lake.append_changes(state.settings, name, history)
     return versions
 
 
@@ -1562,6 +1607,7 @@ def _commit(
                         "rows_loaded": load.rows_loaded,
                         "rows_quarantined": load.rows_quarantined,
                         "rows_duplicate": load.rows_duplicate,
+                        "rows_updated": load.rows_updated,
                         "quarantine_path": load.quarantine_path,
                     }
                     for load in loads

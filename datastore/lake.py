@@ -52,7 +52,8 @@ CHANGES_SUFFIX = "_changes"
 
 
 def changes_table(table: str) -> str:
-    """The lake table that keeps the history of an updatable fact (which run changed what, when)."""
+    """The lake table that keeps the history of an updatable fact or a dimension (which run changed what,
+    when)."""
     return f"{table}{CHANGES_SUFFIX}"
 
 
@@ -69,9 +70,12 @@ def changes_schema(spec: TableSpec) -> pl.Schema:
     return pl.Schema(columns)
 
 
-CHANGE_TABLES = {changes_table(name): spec for name, spec in TABLES.items() if spec.updatable}
+CHANGE_TABLES = {
+    changes_table(name): spec for name, spec in TABLES.items() if spec.updatable or spec.storage == "db"
+}
 LAKE_TABLES = (*TABLES, *CHANGE_TABLES)
-"""Every Delta table of the lake: the canonical tables and the histories of the updatable ones."""
+"""Every Delta table of the lake: the canonical tables and the histories of the updatable facts and of
+the dimensions (a changed merchant rating or shipping time, a product moved to another category)."""
 
 
 class LakeBusy(RuntimeError):

@@ -42,6 +42,7 @@ INGESTION_RUNS_SCHEMA: dict[str, pl.DataType] = {
     "error": pl.String(),
     "rows_read": pl.Int64(),
     "rows_loaded": pl.Int64(),
+    "rows_updated": pl.Int64(),
     "rows_quarantined": pl.Int64(),
     "rows_duplicate": pl.Int64(),
 }
@@ -123,6 +124,7 @@ def ingestion_runs(settings: Settings, limit: int = 200) -> pl.DataFrame:
             *columns,
             sa.func.coalesce(sa.func.sum(loads.c.rows_read), 0).label("rows_read"),
             sa.func.coalesce(sa.func.sum(loads.c.rows_loaded), 0).label("rows_loaded"),
+            sa.func.coalesce(sa.func.sum(loads.c.rows_updated), 0).label("rows_updated"),
             sa.func.coalesce(sa.func.sum(loads.c.rows_quarantined), 0).label("rows_quarantined"),
             sa.func.coalesce(sa.func.sum(loads.c.rows_duplicate), 0).label("rows_duplicate"),
         )

@@ -148,7 +148,7 @@ def _report_table(report: IngestReport) -> Table:
     table.caption = "\n".join(mapped.text() for mapped in report.aliases_mapped) or None
     table.add_column("table")
     table.add_column("source", overflow="fold")
-    for name in ("read", "loaded", "quarantined", "duplicate"):
+    for name in ("read", "loaded", "updated", "quarantined", "duplicate"):
         table.add_column(name, justify="right")
     for load in report.loads:
         table.add_row(
@@ -156,6 +156,7 @@ def _report_table(report: IngestReport) -> Table:
             load.file,
             f"{load.rows_read:,}",
             f"{load.rows_loaded:,}",
+            f"{load.rows_updated:,}",
             f"{load.rows_quarantined:,}",
             f"{load.rows_duplicate:,}",
         )
@@ -165,6 +166,7 @@ def _report_table(report: IngestReport) -> Table:
             "",
             f"{report.rows_read:,}",
             f"{report.rows_loaded:,}",
+            f"{report.rows_updated:,}",
             f"{report.rows_quarantined:,}",
             f"{report.rows_duplicate:,}",
             style="bold",
@@ -224,7 +226,13 @@ def ingest(
                 style="yellow",
             )
         )
-    out.print(Text(f"run {report.run_id} committed: {report.rows_loaded:,} row(s) loaded", style="green"))
+    out.print(
+        Text(
+            f"run {report.run_id} committed: {report.rows_loaded:,} row(s) loaded, "
+            f"{report.rows_updated:,} updated",
+            style="green",
+        )
+    )
 
 
 def _day(value: date | None) -> str:
@@ -254,7 +262,7 @@ def _runs_overview(settings: Settings, limit: int) -> Table:
     table.add_column("started (UTC)")
     table.add_column("status")
     table.add_column("user")
-    for name in ("read", "loaded", "quarantined", "duplicate"):
+    for name in ("read", "loaded", "updated", "quarantined", "duplicate"):
         table.add_column(name, justify="right")
     table.add_column("error", overflow="fold")
     styles = {"committed": "green", "failed": "red", "running": "yellow"}
@@ -266,6 +274,7 @@ def _runs_overview(settings: Settings, limit: int) -> Table:
             row["user"] or "",
             f"{row['rows_read']:,}",
             f"{row['rows_loaded']:,}",
+            f"{row['rows_updated']:,}",
             f"{row['rows_quarantined']:,}",
             f"{row['rows_duplicate']:,}",
             row["error"] or "",

@@ -335,6 +335,7 @@ def _result_summary(report: Any) -> dict[str, Any]:
         "status": report.status,
         "rows_read": report.rows_read,
         "rows_loaded": report.rows_loaded,
+        "rows_updated": report.rows_updated,
         "rows_quarantined": report.rows_quarantined,
         "rows_duplicate": report.rows_duplicate,
         "quarantine_paths": list(report.quarantine_paths),

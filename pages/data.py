@@ -58,7 +58,8 @@ def job_outcome(job: Job) -> None:
         return
     st.success(
         f"{job.file} is ingested (run {result['run_id']}): {result['rows_loaded']:,} loaded · "
-        f"{result['rows_quarantined']:,} quarantined · {result['rows_duplicate']:,} duplicate. "
+        f"{result.get('rows_updated', 0):,} updated · {result['rows_quarantined']:,} quarantined · "
+        f"{result['rows_duplicate']:,} duplicate. "
         "Run `liftboard build` to include the new data in the dashboards.",
         icon=":material/task_alt:",
     )

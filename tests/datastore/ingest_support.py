@@ -62,7 +62,9 @@ def load_valid(settings: Settings, directory: Path, fmt: str = "parquet") -> Ing
 
 def assert_counts_add_up(report: IngestReport) -> None:
     for load in report.loads:
-        assert load.rows_read == load.rows_loaded + load.rows_quarantined + load.rows_duplicate
+        assert load.rows_read == (
+            load.rows_loaded + load.rows_updated + load.rows_quarantined + load.rows_duplicate
+        )
 
 
 def assert_lake_holds(settings: Settings, expected: dict[str, pl.DataFrame]) -> None:

@@ -533,6 +533,7 @@ def test_dimension_rows_update_in_place_and_identical_ones_are_duplicates(
 ) -> None:
     load_valid(settings, tmp_path / "base")
     creators = valid_tables()["creators"]
+    followers_before = creators.filter(pl.col("creator_id") == "c000002")["followers"].item()
     changed = creators.with_columns(
         pl.when(pl.col("creator_id") == "c000002").then(pl.lit(77)).otherwise("followers").alias("followers")
     )
@@ -554,10 +555,15 @@ def test_dimension_rows_update_in_place_and_identical_ones_are_duplicates(
 
     (load,) = report.loads
     # c000001, c000003 unchanged (duplicates); c000002 updated; c000004 inserted then updated
-    assert (load.rows_read, load.rows_loaded, load.rows_duplicate) == (5, 3, 2)
+    assert (load.rows_read, load.rows_loaded, load.rows_updated, load.rows_duplicate) == (5, 1, 2, 2)
     expected = pl.concat([changed, added.tail(1)]).sort("creator_id")
     assert_frame_equal(db.read_table("creators", settings), expected)
     assert_frame_equal(lake.scan_table("creators", settings).collect(), expected)
+    history = lake.scan_changes("creators", settings).collect().sort("creator_id", "followers")
+    assert history.select("creator_id", "previous_followers", "followers").rows() == [
+        ("c000002", followers_before, 77),
+        ("c000004", 1, 2),
+    ]
 
 
 def test_sql_source_by_table_and_by_query(settings: Settings, tmp_path: Path) -> None:

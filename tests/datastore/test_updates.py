@@ -48,7 +48,10 @@ def test_a_refund_a_week_later_updates_the_order_and_its_days_refund_rate(
     second = ingest_files([refund], sqlite_settings, now=NOW + timedelta(days=7))
 
     (load,) = second.loads
-    assert (load.rows_loaded, load.rows_quarantined, load.rows_duplicate) == (1, 0, 0)
+    assert (load.rows_loaded, load.rows_updated, load.rows_quarantined, load.rows_duplicate) == (0, 1, 0, 0)
+    assert [(row.rows_loaded, row.rows_updated) for row in ledger_loads(sqlite_settings, second.run_id)] == [
+        (0, 1)
+    ]
     orders = lake.scan_table("orders", sqlite_settings).filter(pl.col("order_id").is_in(["r1", "r2"]))
     assert dict(orders.select("order_id", "status").collect().sort("order_id").iter_rows()) == {
         "r1": "refunded",
@@ -92,7 +95,7 @@ def test_two_different_rows_with_one_key_in_one_input_are_a_conflict(
     kept = quarantine(report, "orders")
     assert kept["_row"].to_list() == [1, 3]
     assert kept["_line"].to_list() == [2, 4]
-    assert kept["gmv"].to_list() == ["58.0", "48.0"]
+    assert kept["gmv"].to_list() == ["58", "48"]  # as the input wrote them
     assert set(kept["_column"]) == {"gmv"}
     assert set(kept["_reason"]) == {"conflict: order_id k1 has different values in rows 1, 3 of this input"}
     stored = lake.scan_table("orders", sqlite_settings).filter(pl.col("order_id").is_in(["k1", "k2"]))
@@ -110,9 +113,42 @@ def test_an_amount_corrected_in_a_later_input_of_the_same_run_wins(
 
     report = ingest_files(files, sqlite_settings, now=NOW)
 
-    assert [load.rows_loaded for load in report.loads] == [1, 1]
-    assert [row.rows_loaded for row in ledger_loads(sqlite_settings, report.run_id)] == [1, 1]
+    assert [(load.rows_loaded, load.rows_updated) for load in report.loads] == [(1, 0), (0, 1)]
+    ledger = ledger_loads(sqlite_settings, report.run_id)
+    assert [(row.rows_loaded, row.rows_updated) for row in ledger] == [(1, 0), (0, 1)]
     stored = lake.scan_table("orders", sqlite_settings).filter(pl.col("order_id") == "u1").collect()
     assert stored["gmv"].to_list() == [12.0]
     history = lake.scan_changes("orders", sqlite_settings).collect()
     assert history.select("previous_gmv", "gmv").rows() == [(10.0, 12.0)]
+
+
+def test_a_merchants_new_rating_replaces_the_row_and_leaves_its_history(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    load_valid(sqlite_settings, tmp_path / "base")
+    stored = lake.scan_table("merchants", sqlite_settings).collect().sort("merchant_id")
+    first, second = stored.row(0, named=True), stored.row(1, named=True)
+    changed = stored.head(2).with_columns(
+        pl.when(pl.col("merchant_id") == first["merchant_id"])
+        .then(pl.col("rating") - 0.5)
+        .otherwise(pl.col("rating"))
+        .alias("rating")
+    )
+    path = tmp_path / "merchants-update.parquet"
+    changed.write_parquet(path)
+
+    report = ingest_files([path], sqlite_settings, now=NOW)
+
+    (load,) = report.loads
+    assert (load.rows_loaded, load.rows_updated, load.rows_duplicate) == (0, 1, 1)
+    assert_counts_add_up(report)
+    now = lake.scan_table("merchants", sqlite_settings).collect()
+    assert now.height == stored.height
+    rating = dict(now.select("merchant_id", "rating").iter_rows())
+    assert rating[first["merchant_id"]] == first["rating"] - 0.5
+    assert rating[second["merchant_id"]] == second["rating"]
+    history = lake.scan_changes("merchants", sqlite_settings).collect()
+    assert history.select("merchant_id", "run_id", "previous_rating", "rating").rows() == [
+        (first["merchant_id"], report.run_id, first["rating"], first["rating"] - 0.5)
+    ]
+    assert history["previous_ships_in_days"].to_list() == history["ships_in_days"].to_list()
