@@ -1138,7 +1138,7 @@ class _RunState:
     known: dict[tuple[str, str], pl.Series] = field(default_factory=dict)
     changed_dimensions: set[str] = field(default_factory=set)
     quarantines: dict[str, tuple[str, pl.DataFrame]] = field(default_factory=dict)  # name → path, rows
-    fact_rows: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # new rows, per fact table
+    staged: dict[str, list[Any]] = field(default_factory=dict)  # new rows' files, per fact table
     updates: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # changed rows, updatable facts
     changes: dict[str, list[pl.DataFrame]] = field(default_factory=dict)  # their history rows
     moment: datetime | None = None
@@ -1279,10 +1279,14 @@ def _conflicts(
     ``_column`` the columns whose values differ."""
     key = list(spec.primary_key)
     values = [name for name in spec.columns if name not in key]
-    marked = good.with_columns(pl.struct(values).n_unique().over(key).alias("__versions"))
-    if marked["__versions"].max() in (None, 1) or good.is_empty():
+    repeated = (pl.struct(key) if len(key) > 1 else pl.col(key[0])).is_duplicated()
+    candidates = good.filter(repeated)  # keys seen more than once: usually none, checked by a hash
+    if candidates.is_empty():
         return good, pl.DataFrame()
+    marked = candidates.with_columns(pl.struct(values).n_unique().over(key).alias("__versions"))
     bad = marked.filter(pl.col("__versions") > 1)
+    if bad.is_empty():
+        return good, pl.DataFrame()
     described = bad.group_by(key).agg(
         pl.col(ROW).sort().cast(pl.String).str.join(", ").alias("__rows"),
         pl.concat_str(
@@ -1315,7 +1319,7 @@ def _conflicts(
             pl.lit(None, dtype=pl.String).alias(RAW_TEXT),
         )
     )
-    return marked.filter(pl.col("__versions") == 1).drop("__versions"), quarantine
+    return good.join(bad.select(ROW), on=ROW, how="anti", maintain_order="left"), quarantine
 
 
 def _current_rows(state: _RunState, spec: TableSpec, keys: pl.DataFrame) -> pl.DataFrame:
@@ -1325,12 +1329,16 @@ def _current_rows(state: _RunState, spec: TableSpec, keys: pl.DataFrame) -> pl.D
     scan = lake.scan_table(spec.name, state.settings, state.version)
     if len(key) == 1:
         scan = scan.filter(pl.col(key[0]).is_in(keys[key[0]].implode()))
-    parts = [scan.join(keys.lazy(), on=key, how="semi").collect().with_columns(pl.lit(0).alias("__rank"))]
-    for rank, frame in enumerate([*state.fact_rows.get(spec.name, []), *state.updates.get(spec.name, [])]):
+    staged = lake.staged_rows(state.settings, spec.name, state.staged.get(spec.name, []))
+    parts = [
+        scan.join(keys.lazy(), on=key, how="semi").collect().with_columns(pl.lit(0).alias("__rank")),
+        staged.join(keys.lazy(), on=key, how="semi").collect().with_columns(pl.lit(1).alias("__rank")),
+    ]
+    for rank, frame in enumerate(state.updates.get(spec.name, [])):
         parts.append(
             frame.join(keys, on=key, how="semi")
             .select(spec.columns)
-            .with_columns(pl.lit(rank + 1).alias("__rank"))
+            .with_columns(pl.lit(rank + 2).alias("__rank"))
         )
     return pl.concat(parts).sort("__rank").unique(subset=key, keep="last").drop("__rank")
 
@@ -1346,9 +1354,9 @@ def _dedupe_updatable(
     first = pl.struct(key).is_first_distinct() if len(key) > 1 else pl.col(key[0]).is_first_distinct()
     unique = good.filter(first)  # conflicts are gone: a repeated key here repeats an identical row
     fresh, _ = _dedupe_fact(state, spec, unique)
-    known = unique.join(fresh.select(key), on=key, how="anti", maintain_order="left")
-    if known.is_empty():
+    if fresh.height == unique.height:  # every key is new (the usual case): nothing to compare
         return fresh, fresh.clear(), good.height - fresh.height
+    known = unique.join(fresh.select(key), on=key, how="anti", maintain_order="left")
     current = _current_rows(state, spec, known.select(key))
     changed = known.select(ROW, *spec.columns).join(
         current, on=spec.columns, how="anti", nulls_equal=True, maintain_order="left"
@@ -1440,14 +1448,17 @@ def _process(source: _Source, spec: TableSpec, state: _RunState, now: datetime) 
     if spec.storage == "db":
         changes, duplicates, updated = _dedupe_dimension(state, spec, good)
         inserted = changes.height - updated
-    elif spec.updatable:
-        new_rows, changed, duplicates = _dedupe_updatable(state, spec, good)
-        state.fact_rows.setdefault(spec.name, []).append(new_rows.select(spec.columns))
-        inserted, updated = new_rows.height, changed.height
     else:
-        new_rows, duplicates = _dedupe_fact(state, spec, good)
-        state.fact_rows.setdefault(spec.name, []).append(new_rows.select(spec.columns))
-        inserted, updated = new_rows.height, 0
+        if spec.updatable:
+            new_rows, changed, duplicates = _dedupe_updatable(state, spec, good)
+            inserted, updated = new_rows.height, changed.height
+        else:
+            new_rows, duplicates = _dedupe_fact(state, spec, good)
+            inserted, updated = new_rows.height, 0
+        # written now (not held until the end of the run), committed with the run's other files
+        staged = lake.stage_facts(state.settings, spec.name, new_rows.select(spec.columns), state.run_id)
+        state.staged.setdefault(spec.name, []).extend(staged)
+        del new_rows
     quarantine_path = None
     if quarantine.height:
         quarantine_path = _quarantine_file(state, spec, source, quarantine.sort(ROW))
@@ -1568,10 +1579,10 @@ def _write_lake(state: _RunState) -> dict[str, int]:
     versions = dict(state.version.versions)
     written = 0
     for name in TABLES:
-        if name in state.fact_rows and any(frame.height for frame in state.fact_rows[name]):
+        if state.staged.get(name):
             if written:
                 fault_point("mid_write")  # some tables of the run are written, others not yet
-            versions[name] = lake.append_facts(state.settings, name, state.fact_rows[name])
+            versions[name] = lake.commit_facts(state.settings, name, state.staged[name])
             written += 1
         if state.updates.get(name):
             if written:
@@ -1646,6 +1657,7 @@ def _run(
                 )
             )
         committed = False
+        state: _RunState | None = None
         try:
             sources = sources_factory()
             order = {name: position for position, name in enumerate(TABLES)}
@@ -1668,6 +1680,9 @@ def _run(
         except BaseException as exc:
             if not committed:
                 lake.discard_quarantine(settings, run_id)
+                if state is not None:
+                    for name, actions in state.staged.items():
+                        lake.discard_staged(settings, name, actions)
                 message = str(exc) if isinstance(exc, IngestError) else f"{type(exc).__name__}: {exc}"
                 lake.mark_run_failed(settings, run_id, _safe_text(message))
                 with contextlib.suppress(Exception):  # else the next writer rolls the lake back
