@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -29,6 +30,7 @@ from tests.datastore.ingest_support import (
     assert_same_db,
     crash_ingest,
     db_snapshot,
+    lake_options,
     lake_snapshot,
     ledger,
     ledger_loads,
@@ -184,9 +186,9 @@ def test_a_killed_run_is_invisible_or_complete_and_the_rerun_completes(
         assert not (settings.quarantine / run.run_id).exists()
         assert_same_contents(lake_contents(settings), seen_before)
         for name in TABLES:  # the tables' latest versions are the pinned ones again
-            delta = pl.scan_delta(str(settings.lake / name)) if (settings.lake / name).is_dir() else None
-            if delta is not None:
-                latest = delta.select(TABLES[name].columns).collect()
+            uri, options = lake.table_uri(settings, name), lake_options(settings)
+            if DeltaTable.is_deltatable(uri, storage_options=options):
+                latest = pl.scan_delta(uri, storage_options=options).select(TABLES[name].columns).collect()
                 assert_frame_equal(canonical(latest, name), seen_before[name])
     # either way, the next run starts from a consistent state and completes
     report = ingest_files(files, settings, now=NOW)

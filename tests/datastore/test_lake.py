@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 
 from core.config import Settings
@@ -14,6 +15,7 @@ from core.schema import TABLES
 from datastore import lake
 from datastore.ingest import ingest_files
 from tests.builders import NOW, canonical, valid_tables, write_all
+from tests.datastore.ingest_support import lake_options
 
 
 @pytest.mark.parametrize("name", list(TABLES))
@@ -57,13 +59,15 @@ def test_scan_returns_exactly_the_spec_schema(sqlite_settings: Settings, tmp_pat
 def test_facts_are_delta_tables_partitioned_by_day(sqlite_settings: Settings, tmp_path: Path) -> None:
     report = ingest_files(write_all(tmp_path / "in"), sqlite_settings, now=NOW)
 
-    root = sqlite_settings.lake / "orders"
-    assert (root / "_delta_log").is_dir()
-    assert sorted(path.name for path in root.glob("day=*")) == [
-        "day=2024-06-01",
-        "day=2024-06-02",
-        "day=2024-06-03",
+    delta = DeltaTable(
+        lake.table_uri(sqlite_settings, "orders"), storage_options=lake_options(sqlite_settings)
+    )
+    assert sorted(partition["day"] for partition in delta.partitions()) == [
+        "2024-06-01",
+        "2024-06-02",
+        "2024-06-03",
     ]
+    assert all(uri.split("/")[-2].startswith("day=") for uri in delta.file_uris())
     version = lake.lake_version(sqlite_settings)
     assert version.run_id == report.run_id
     assert set(version.versions) == set(TABLES)  # every table at the version this run left it
@@ -81,7 +85,10 @@ def test_a_version_no_run_committed_is_invisible_and_rolled_back(
     assert lake.scan_table("orders", sqlite_settings).collect().height == extra.height
     lake.recover(sqlite_settings)
     assert lake.lake_version(sqlite_settings) == before
-    assert pl.scan_delta(str(sqlite_settings.lake / "orders")).collect().height == extra.height
+    latest = pl.scan_delta(
+        lake.table_uri(sqlite_settings, "orders"), storage_options=lake_options(sqlite_settings)
+    )
+    assert latest.collect().height == extra.height
     ingest_files(write_all(tmp_path / "in"), sqlite_settings, now=NOW)  # a re-run: all duplicates
     assert lake.scan_table("orders", sqlite_settings).collect().height == extra.height
 
