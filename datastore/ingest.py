@@ -1773,29 +1773,33 @@ def _records_source(batch: RecordBatch) -> _Source:
     expected = set(spec.columns)
 
     def read() -> _Read:
-        rows: list[dict[str, Any]] = []
+        good: list[Mapping[str, str | None]] = []
+        rows: list[int] = []
         broken: list[tuple[int, int | None, str, str]] = []
         for row, record in enumerate(batch.records, 1):
-            fields = set(record.cells)
+            fields = record.cells.keys()
             problem = record.unreadable
             if problem is None and fields != expected:
                 parts = []
                 if missing := [name for name in spec.columns if name not in fields]:
                     parts.append(f"missing field(s) {', '.join(missing)}")
-                if extra := sorted(fields - expected):
+                if extra := sorted(set(fields) - expected):
                     parts.append(f"unexpected field(s) {', '.join(extra)}")
                 problem = f"{'; '.join(parts)} (expected {', '.join(spec.columns)})"
             if problem is not None:
                 raw = json.dumps(dict(record.cells), ensure_ascii=False)
                 broken.append((row, None, f"{record.tag}: {problem}", raw))
                 continue
-            rows.append({ROW: row, **{name: record.cells[name] or None for name in spec.columns}})
-        schema = {ROW: pl.Int64, **dict.fromkeys(spec.columns, pl.String)}
+            good.append(record.cells)
+            rows.append(row)
+        columns = {ROW: pl.Series(ROW, rows, dtype=pl.Int64)}
+        for name in spec.columns:  # an empty cell is a null, as in a CSV file
+            columns[name] = pl.Series(name, [cells[name] or None for cells in good], dtype=pl.String)
         tags = pl.DataFrame(
             {ROW: range(1, len(batch.records) + 1), RAW_TEXT: [record.tag for record in batch.records]},
             schema={ROW: pl.Int64, RAW_TEXT: pl.String},
         )
-        return _Read(pl.DataFrame(rows, schema=schema, orient="row"), _broken_frame(broken), tags)
+        return _Read(pl.DataFrame(columns), _broken_frame(broken), tags)
 
     def identity() -> str:
         digest = hashlib.sha256(batch.label.encode("utf-8", errors="backslashreplace"))

@@ -126,7 +126,8 @@ def publish_in_event_order(
                     queued = 0
                 sleep(wait)
         table = table_names[rank]
-        pipe.xadd(keys[rank], dict(zip(names[table], cells[table][row], strict=True)))
+        fields = [item for pair in zip(names[table], cells[table][row], strict=True) for item in pair]
+        pipe.execute_command("XADD", keys[rank], "*", *fields)
         published[table] += 1
         queued += 1
         if queued >= _PIPELINE:

@@ -165,6 +165,31 @@ def test_a_bad_event_is_quarantined_with_the_reason_a_csv_row_gets(
     assert pending_count(client, source) == 0  # a bad event is settled (quarantined), not retried
 
 
+def test_entries_that_cannot_be_read_are_quarantined_whole(
+    sqlite_settings: Settings, tmp_path: Path, redis_url: str
+) -> None:
+    load_dimensions(sqlite_settings, tmp_path / "dims")
+    source = source_of(redis_url)
+    client = connect(redis_url)
+    ensure_groups(client, source)
+    event = {name.encode(): value.encode() for name, value in GOOD.items()}
+    not_utf8 = client.xadd("orders", {**event, b"buyer_id": b"caf\xe9"})
+    gone = client.xadd("orders", {**event, b"order_id": b"q2"}).decode()
+    assert len(read_batch(client, source, CONSUMER, max_entries=10, block_ms=50)) == 2
+    client.xdel("orders", gone)  # trimmed while pending (a consumer died with it)
+    entries = read_batch(client, source, CONSUMER, max_entries=10, block_ms=50)  # the restart's read
+
+    report = commit_batch(client, source, CONSUMER, entries, sqlite_settings, now=NOW)
+
+    assert report.rows_quarantined == 2
+    reasons = pl.read_parquet(report.quarantine_paths[0]).sort("_row")["_reason"].to_list()
+    assert reasons == [
+        f"entry {not_utf8.decode()}: not valid UTF-8 (unexpected end of data)",
+        f"entry {gone}: deleted from the stream before it was ingested",
+    ]
+    assert pending_count(client, source) == 0
+
+
 def test_the_ack_comes_only_after_the_commit(
     sqlite_settings: Settings, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
