@@ -83,8 +83,9 @@ def stream_loads(settings: Settings) -> list[sa.Row]:
 
 
 def test_events_are_loaded_as_one_run_and_acknowledged(
-    sqlite_settings: Settings, tmp_path: Path, redis_url: str
+    settings: Settings, tmp_path: Path, redis_url: str
 ) -> None:
+    sqlite_settings = settings  # the SQLite and the PostgreSQL state DB
     load_dimensions(sqlite_settings, tmp_path / "dims")
     source = source_of(redis_url)
     client = connect(redis_url)
@@ -289,8 +290,9 @@ def consumer_process(
 
 @pytest.mark.parametrize("stage", ["before_commit", "after_commit"])
 def test_events_in_equal_lake_rows_plus_quarantined_plus_duplicates_after_a_kill(
-    sqlite_settings: Settings, tmp_path: Path, redis_url: str, stage: str
+    settings: Settings, tmp_path: Path, redis_url: str, stage: str
 ) -> None:
+    sqlite_settings = settings  # the SQLite and the PostgreSQL state DB
     load_dimensions(sqlite_settings, tmp_path / "dims")
     source = source_of(redis_url)
     client = connect(redis_url)
@@ -384,3 +386,34 @@ def test_unknown_streams_and_unreachable_servers_are_clear_errors(tmp_path: Path
         connect("http://127.0.0.1:1/0")
     with pytest.raises(stream_module.StreamError, match=r"redis://127\.0\.0\.1:1/0: cannot reach Redis"):
         connect("redis://127.0.0.1:1/0")
+
+
+def test_a_replay_publishes_in_event_time_order_at_its_speed(redis_url: str) -> None:
+    from liftboard.replay import EVENT_AT, event_time, publish_in_event_order
+
+    tables = valid_tables()
+    events = {
+        name: tables[name].with_columns(event_time(name).alias(EVENT_AT))
+        for name in ("content", "engagement", "orders")
+    }
+    timeline = sorted(  # (event time, table) in the order a replay must send them
+        (at, name) for name, frame in events.items() for at in frame[EVENT_AT].to_list()
+    )
+    source = source_of(redis_url)
+    client = connect(redis_url)
+    waits: list[tuple[float, dict[str, int]]] = []
+
+    def sleep(seconds: float) -> None:  # what was sent before each wait (the sleep itself is not real)
+        waits.append((seconds, {name: int(client.xlen(name)) for name in events}))
+
+    published = publish_in_event_order(client, source, events, speed=3600.0, sleep=sleep)
+
+    assert published == {"content": 3, "engagement": 3, "orders": 4}
+    assert len(waits) >= 3
+    start = timeline[0][0]
+    for seconds, sent in waits:
+        count = sum(sent.values())
+        due, _ = timeline[count]  # the next event waits for its time: one simulated hour per second
+        assert seconds == pytest.approx((due - start).total_seconds() / 3600, abs=0.05)
+        expected = {name: sum(1 for _, table in timeline[:count] if table == name) for name in events}
+        assert sent == expected  # exactly the events before it in event time were sent
