@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -168,7 +168,7 @@ def _entries(reply: Any, tables_by_key: Mapping[str, str]) -> dict[str, list[Ent
     items = reply.items() if isinstance(reply, dict) else (reply or [])
     for key, messages in items:
         table = tables_by_key[_text(key)]
-        found[table] = [Entry(table, _text(entry_id), fields) for entry_id, fields in messages]
+        found[table] = [Entry(table, entry_id.decode(), fields) for entry_id, fields in messages]
     return found
 
 
@@ -255,22 +255,23 @@ def read_batch(
 
 def _record(entry: Entry) -> Record:
     tag = f"entry {entry.entry_id}"
-    if entry.fields is None:
+    fields = entry.fields
+    if fields is None:
         return Record(tag, {}, unreadable="deleted from the stream before it was ingested")
-    if isinstance(entry.fields, Mapping):
-        pairs: Iterable[tuple[bytes, bytes]] = entry.fields.items()
+    names: Sequence[bytes]
+    values: Sequence[bytes]
+    if isinstance(fields, Mapping):
+        names, values = list(fields), list(fields.values())
     else:
-        items = iter(entry.fields)
-        pairs = list(zip(items, items, strict=False))
+        names, values = fields[0::2], fields[1::2]
     try:
-        cells = {name.decode(): value.decode() for name, value in pairs}
+        return Record(tag, dict(zip(map(bytes.decode, names), map(bytes.decode, values), strict=True)))
     except UnicodeDecodeError as exc:
         shown = {
             name.decode("utf-8", "backslashreplace"): value.decode("utf-8", "backslashreplace")
-            for name, value in pairs
+            for name, value in zip(names, values, strict=True)
         }
         return Record(tag, shown, unreadable=f"not valid UTF-8 ({exc.reason})")
-    return Record(tag, cells)
 
 
 def record_batches(source: StreamSource, entries: Sequence[Entry]) -> list[RecordBatch]:
