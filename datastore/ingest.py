@@ -1437,6 +1437,9 @@ def _process(source: _Source, spec: TableSpec, state: _RunState, now: datetime) 
     if broken.height:  # lines that could not be read into cells join the rows that failed a check
         unreadable = _broken_quarantine(spec, broken)
         quarantine = pl.concat([quarantine, unreadable]) if quarantine.height else unreadable
+    if tags is not None and quarantine.height:  # a record's tag (its stream entry ID) in RAW_TEXT
+        named = quarantine.join(tags.rename({RAW_TEXT: "__tag"}), on=ROW, how="left", maintain_order="left")
+        quarantine = named.with_columns(pl.coalesce(RAW_TEXT, "__tag").alias(RAW_TEXT)).drop("__tag")
     good = good.drop(LINE)
     if spec.storage == "db":
         changes, duplicates, updated = _dedupe_dimension(state, spec, good)
@@ -1449,9 +1452,6 @@ def _process(source: _Source, spec: TableSpec, state: _RunState, now: datetime) 
         new_rows, duplicates = _dedupe_fact(state, spec, good)
         state.fact_rows.setdefault(spec.name, []).append(new_rows.select(spec.columns))
         inserted, updated = new_rows.height, 0
-    if tags is not None and quarantine.height:  # a record's tag (its stream entry ID) in RAW_TEXT
-        named = quarantine.join(tags.rename({RAW_TEXT: "__tag"}), on=ROW, how="left", maintain_order="left")
-        quarantine = named.with_columns(pl.coalesce(RAW_TEXT, "__tag").alias(RAW_TEXT)).drop("__tag")
     quarantine_path = None
     if quarantine.height:
         quarantine_path = _quarantine_file(state, spec, source, quarantine.sort(ROW))
