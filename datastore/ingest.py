@@ -70,7 +70,7 @@ import os
 import re
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -197,6 +197,7 @@ class _Read:
 
     rows: pl.DataFrame
     broken: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BROKEN_SCHEMA))
+    tags: pl.DataFrame | None = None  # ROW, RAW_TEXT: what names each record (a stream entry ID)
 
 
 @dataclass
@@ -357,7 +358,7 @@ def _rows_after_blanks(lines: pl.Series, blanks: pl.Series, header: int) -> pl.S
     return (lines - header - before.cast(pl.Int64)).alias(ROW)
 
 
-def _broken_frame(records: list[tuple[int, int, str, str]]) -> pl.DataFrame:
+def _broken_frame(records: Sequence[tuple[int, int | None, str, str]]) -> pl.DataFrame:
     return pl.DataFrame(records, schema=BROKEN_SCHEMA, orient="row")
 
 
@@ -1423,7 +1424,7 @@ def _process(source: _Source, spec: TableSpec, state: _RunState, now: datetime) 
     rows; what happened to its rows."""
     read = source.read()
     typed, cast_columns = _typed_frame(read.rows, spec, source.label)
-    broken = read.broken
+    broken, tags = read.broken, read.tags
     del read
     typed, cast_columns, aliases_mapped = _canonical_values(typed, spec, cast_columns)
     known: dict[ForeignKey, pl.Series] = {}
@@ -1444,6 +1445,9 @@ def _process(source: _Source, spec: TableSpec, state: _RunState, now: datetime) 
     if broken.height:  # lines that could not be read into cells join the rows that failed a check
         unreadable = _broken_quarantine(spec, broken)
         quarantine = pl.concat([quarantine, unreadable]) if quarantine.height else unreadable
+    if tags is not None and quarantine.height:  # a record's tag (its stream entry ID) in RAW_TEXT
+        named = quarantine.join(tags.rename({RAW_TEXT: "__tag"}), on=ROW, how="left", maintain_order="left")
+        quarantine = named.with_columns(pl.coalesce(RAW_TEXT, "__tag").alias(RAW_TEXT)).drop("__tag")
     good = good.drop(LINE)
     if spec.storage == "db":
         changes, duplicates, updated = _dedupe_dimension(state, spec, good)
@@ -1751,6 +1755,108 @@ def ingest_sql(
     sql_source = _sql_source(url, table, query, source_table)
     return _run(
         lambda: [sql_source], settings, source=sql_source.label, user=user, now=now, progress=progress
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One event of a source that is not a file (a stream entry): its cells as text, keyed by column, as
+    a CSV row holds them (an empty string is a null), and ``tag``, what names it for an operator (``entry
+    1733380000000-0``). ``unreadable`` says why it could not be read into cells (then it is quarantined
+    whole, ``cells`` as JSON in the raw-text column)."""
+
+    tag: str
+    cells: Mapping[str, str | None]
+    unreadable: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """The records of one table from one source (``label``: ``redis://host:6379/0#orders``)."""
+
+    table: str
+    label: str
+    records: Sequence[Record]
+
+
+def _records_source(batch: RecordBatch) -> _Source:
+    """A source of text records: each one row, its ROW its position in the batch, its tag kept (in
+    RAW_TEXT) with the row if quarantined. A record whose fields are not the table's columns (or that could
+    not be read) is quarantined whole, as a ragged CSV line is, instead of failing the run: one bad event
+    must not stop a stream."""
+    spec = table_spec(batch.table)
+    expected = set(spec.columns)
+
+    def read() -> _Read:
+        good: list[Mapping[str, str | None]] = []
+        rows: list[int] = []
+        broken: list[tuple[int, int | None, str, str]] = []
+        for row, record in enumerate(batch.records, 1):
+            fields = record.cells.keys()
+            problem = record.unreadable
+            if problem is None and fields != expected:
+                parts = []
+                if missing := [name for name in spec.columns if name not in fields]:
+                    parts.append(f"missing field(s) {', '.join(missing)}")
+                if extra := sorted(set(fields) - expected):
+                    parts.append(f"unexpected field(s) {', '.join(extra)}")
+                problem = f"{'; '.join(parts)} (expected {', '.join(spec.columns)})"
+            if problem is not None:
+                raw = json.dumps(dict(record.cells), ensure_ascii=False)
+                broken.append((row, None, f"{record.tag}: {problem}", raw))
+                continue
+            good.append(record.cells)
+            rows.append(row)
+        columns = {ROW: pl.Series(ROW, rows, dtype=pl.Int64)}
+        for name in spec.columns:  # an empty cell is a null, as in a CSV file
+            columns[name] = pl.Series(name, [cells[name] or None for cells in good], dtype=pl.String)
+        tags = pl.DataFrame(
+            {ROW: range(1, len(batch.records) + 1), RAW_TEXT: [record.tag for record in batch.records]},
+            schema={ROW: pl.Int64, RAW_TEXT: pl.String},
+        )
+        return _Read(pl.DataFrame(columns), _broken_frame(broken), tags)
+
+    def identity() -> str:
+        digest = hashlib.sha256(batch.label.encode("utf-8", errors="backslashreplace"))
+        for record in batch.records:
+            digest.update(b"\n" + record.tag.encode("utf-8", errors="backslashreplace"))
+        return digest.hexdigest()[:16]
+
+    return _Source(label=batch.label, table=batch.table, read=read, identity=identity)
+
+
+def ingest_records(
+    batches: Sequence[RecordBatch],
+    settings: Settings,
+    *,
+    source: str,
+    user: str | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Validate and load records of a source that is not a file (a stream's micro-batch) as one run.
+
+    The same validation, quarantine, dedupe, ledger and lake versions as ``ingest_files``: a record is a
+    CSV row of its table (text cells), named by its batch's label and its tag. A record delivered again
+    (the same key, the same values) is a duplicate; with other values an update (orders), as in a file.
+
+    Raises:
+        IngestError: on an unknown table or an empty call; the run is recorded as failed.
+    """
+    for batch in batches:
+        if batch.table not in TABLES:
+            raise IngestError(
+                f"{batch.label}: unknown table {batch.table!r}; known tables: {', '.join(TABLES)}"
+            )
+    if not any(batch.records for batch in batches):
+        raise IngestError("no records to ingest")
+    return _run(
+        lambda: [_records_source(batch) for batch in batches if batch.records],
+        settings,
+        source=source,
+        user=user,
+        now=now,
+        progress=progress,
     )
 
 

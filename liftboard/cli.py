@@ -450,10 +450,30 @@ def demo(
     if_missing: Annotated[
         bool, typer.Option("--if-missing", help="Do nothing when the lake already holds orders.")
     ] = False,
+    stream: Annotated[
+        str | None,
+        typer.Option(
+            "--stream",
+            help="Replay the facts as events on Redis Streams at this URL (redis://HOST:PORT/DB) instead of "
+            "ingesting their files; `liftboard stream` consumes them.",
+        ),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="With --stream: simulated seconds per second (0: as fast as possible).")
+    ] = 0.0,
+    days: Annotated[
+        int | None,
+        typer.Option(help="With --stream: replay only the last N days (older facts are ingested as files)."),
+    ] = None,
+    stream_prefix: Annotated[
+        str, typer.Option(help="With --stream: prefix of the stream keys (orders, engagement, content).")
+    ] = "",
 ) -> None:
     """Generate a simulated marketplace and load it through ingest (truth goes to $LIFTBOARD_HOME/truth).
 
     A demo is a new installation, so this first migrates the state DB (as `liftboard db upgrade` does).
+    With --stream, the dimensions are ingested as files and the facts published as events in event-time
+    order.
     """
     from sim.simulate import SCALES, generate
     from sim.worlds import EFFECT_WORLDS
@@ -475,6 +495,12 @@ def demo(
     if if_missing and db.database_revision(settings) is not None and lake.has_rows("orders", settings):
         out.print(f"the lake at {settings.lake} already holds orders: nothing to do")
         return
+    if stream is not None:
+        _demo_stream(stream, settings, scale, seed, world, speed=speed, days=days, prefix=stream_prefix)
+        return
+    if speed or days is not None:
+        err.print(Text("error: --speed and --days need --stream", style="bold red"))
+        raise typer.Exit(2)
     db.upgrade_db(settings)
     with progress_bar(err) as progress:
         result = generate(scale, seed, settings, progress=progress, world=world)
@@ -485,6 +511,63 @@ def demo(
         table.add_row(name, f"{count:,}")
     out.print(table)
     out.print(Text(f"inputs in {result.input_dir}; truth in {result.truth_dir}", style="green"))
+
+
+def _demo_stream(
+    url: str,
+    settings: Settings,
+    scale: str,
+    seed: int,
+    world: str,
+    *,
+    speed: float,
+    days: int | None,
+    prefix: str,
+) -> None:
+    """`liftboard demo --stream`: replay the marketplace on Redis Streams."""
+    from datastore.stream import StreamError, parse_streams
+    from liftboard.replay import replay
+
+    out, err = _out(), _err()
+    if speed < 0 or (days is not None and days < 1):
+        err.print(Text("error: --speed must be >= 0 and --days >= 1", style="bold red"))
+        raise typer.Exit(2)
+    try:
+        streams = parse_streams("content,engagement,orders", prefix)
+        with progress_bar(err) as progress:
+            result = replay(
+                url,
+                settings,
+                streams=streams,
+                scale=scale,
+                seed=seed,
+                world=world,
+                speed=speed,
+                days=days,
+                progress=progress,
+            )
+    except StreamError as exc:
+        err.print(Text(f"error: {exc}", style="bold red"))
+        raise typer.Exit(EXIT_INGEST_ERROR) from None
+    table = Table(title=f"Replayed marketplace: scale {scale}, seed {seed}, world {world}")
+    table.add_column("table")
+    table.add_column("stream")
+    table.add_column("events", justify="right")
+    for name, count in result.published.items():
+        table.add_row(name, streams[name], f"{count:,}")
+    out.print(table)
+    span = (
+        f"{result.first_event:%Y-%m-%d %H:%M} to {result.last_event:%Y-%m-%d %H:%M}"
+        if result.first_event and result.last_event
+        else "no events"
+    )
+    out.print(
+        Text(
+            f"dimensions ingested as files (run {result.files_report.run_id}); events {span} published "
+            f"in {result.seconds:.1f}s; consume them with `liftboard stream --source {url}`",
+            style="green",
+        )
+    )
 
 
 @app.command()
@@ -900,6 +983,75 @@ def watch(
 
 
 @app.command()
+@needs_current_db
+def stream(
+    source: Annotated[str, typer.Option("--source", help="Redis URL: redis://HOST:PORT/DB.")],
+    streams: Annotated[
+        str,
+        typer.Option(help="Tables to consume, comma-separated (table=key names a stream other than table)."),
+    ] = "orders,engagement,content",
+    prefix: Annotated[str, typer.Option(help="Prefix of the stream keys (default: none).")] = "",
+    group: Annotated[str, typer.Option(help="Consumer group.")] = "liftboard",
+    consumer: Annotated[
+        str | None, typer.Option(help="Consumer name (default: the host name; keep it across restarts).")
+    ] = None,
+    batch: Annotated[int, typer.Option(min=1, help="At most this many entries per micro-batch.")] = 10_000,
+    block_ms: Annotated[
+        int, typer.Option("--block-ms", min=1, help="How long a read waits for the first entries.")
+    ] = 1000,
+    once: Annotated[bool, typer.Option("--once", help="Stop when the streams are drained.")] = False,
+    max_batches: Annotated[
+        int | None, typer.Option("--max-batches", min=1, help="Stop after N micro-batches.")
+    ] = None,
+) -> None:
+    """Consume events from Redis Streams in micro-batches (one ingest run each, acknowledged after its
+    commit) and keep creator interests current. Ctrl-C finishes the batch and stops; twice abandons it."""
+    from datastore.stream import StreamError, StreamSource, parse_streams
+    from liftboard.stream import StreamBatchResult, consume
+
+    out, err = _out(), _err()
+
+    def report(result: StreamBatchResult) -> None:
+        out.print(result.line(), highlight=False, markup=False)
+        if result.rows_quarantined:
+            err.print(Text("quarantined: " + ", ".join(result.quarantine_paths), style="yellow"))
+        out.file.flush()
+
+    def stopping() -> None:
+        err.print(
+            Text("stopping after this batch (Ctrl-C again abandons it, unacknowledged)", style="yellow")
+        )
+
+    try:
+        source_streams = StreamSource(source, parse_streams(streams, prefix), group=group)
+        results = consume(
+            source_streams,
+            Settings.from_env(),
+            consumer=consumer,
+            batch=batch,
+            block_ms=block_ms,
+            once=once,
+            max_batches=max_batches,
+            on_batch=report,
+            on_stop=stopping,
+        )
+    except StreamError as exc:
+        err.print(Text(f"error: {exc}", style="bold red"))
+        raise typer.Exit(EXIT_INGEST_ERROR) from None
+    except KeyboardInterrupt:
+        out.print("stopped; the batch in progress was abandoned (its entries stay pending)")
+        return
+    if not results:
+        out.print("nothing to consume")
+        return
+    out.print(
+        f"{len(results)} batch(es), {sum(r.entries for r in results):,} entries, "
+        f"{sum(r.rows_loaded for r in results):,} loaded, {sum(r.rows_quarantined for r in results):,} "
+        f"quarantined, {sum(r.rows_duplicate for r in results):,} duplicate(s)"
+    )
+
+
+@app.command()
 def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
     address: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -1134,3 +1286,7 @@ def export_uplift(
             style="green",
         )
     )
+
+
+if __name__ == "__main__":
+    app()

@@ -130,27 +130,44 @@ def _run_rows(settings: Settings, table: str, before: LakeVersion, after: LakeVe
     return rows_added(table, settings, before, after)
 
 
-def ingest_and_update(files: list[Path], settings: Settings, cfg: InterestConfig | None = None) -> WatchBatch:
-    """Ingest ``files`` as one run and fold exactly the rows it loaded into the interest state."""
-    cfg = cfg or InterestConfig()
-    from datastore.ingest import IngestError, ingest_files
-    from datastore.lake import scan_table
+@dataclass(frozen=True)
+class InterestsBefore:
+    """The interest state and what the lake held before a run: what ``fold_run`` needs afterwards."""
+
+    state: InterestState
+    tag_map: pl.DataFrame
+    version: LakeVersion
+    showcase: pl.DataFrame  # showcase keys before the run
+
+
+SHOWCASE_KEYS = ["creator_id", "product_id", "added_on"]
+
+
+def interests_before_run(settings: Settings, cfg: InterestConfig | None = None) -> InterestsBefore:
+    """The persisted interest state (rebuilt from the lake when there is none) and the lake as it is,
+    taken before a run whose rows will be folded in."""
+    from datastore.lake import lake_version, scan_table
 
     loaded = load_interest_state(settings)
     if loaded is None:
-        rebuild_interest_state(settings, cfg)
+        rebuild_interest_state(settings, cfg or InterestConfig())
         loaded = load_interest_state(settings)
         assert loaded is not None
     state, tag_map = loaded
-    keys = ["creator_id", "product_id", "added_on"]
-    from datastore.lake import lake_version
-
     before = lake_version(settings)
-    showcase_before = scan_table("showcase", settings, before).select(keys).collect()
-    try:
-        report = ingest_files(files, settings, source=f"watch {files[0].parent}", user="watch")
-    except IngestError as exc:
-        return WatchBatch(tuple(str(f) for f in files), None, 0, 0, state.as_of, 0, error=str(exc))
+    showcase = scan_table("showcase", settings, before).select(SHOWCASE_KEYS).collect()
+    return InterestsBefore(state, tag_map, before, showcase)
+
+
+def fold_run(
+    settings: Settings, before: InterestsBefore, run_id: str, cfg: InterestConfig | None = None
+) -> tuple[InterestState, int]:
+    """Fold exactly the rows run ``run_id`` loaded into the interest state and save it; the new state and
+    the number of interest events (-1: the state was rebuilt from the whole lake)."""
+    from datastore.lake import lake_version, scan_table
+
+    cfg = cfg or InterestConfig()
+    state, tag_map = before.state, before.tag_map
     if tag_map.is_empty():
         # the hashtag map is learned from the lake: the first data in an empty lake needs a full rebuild
         previous = state.as_of
@@ -160,33 +177,49 @@ def ingest_and_update(files: list[Path], settings: Settings, cfg: InterestConfig
             save_interest_state(
                 state, pl.read_parquet(state_dir(settings) / "hashtag_categories.parquet"), settings
             )
-        return _batch(files, report.run_id, report.rows_loaded, -1, state, cfg)
-    after = lake_version(settings, report.run_id)
-    new_showcase = scan_table("showcase", settings, after).join(showcase_before.lazy(), on=keys, how="anti")
+        return state, -1
+    after = lake_version(settings, run_id)
+    new_showcase = scan_table("showcase", settings, after).join(
+        before.showcase.lazy(), on=SHOWCASE_KEYS, how="anti"
+    )
     events = interest_events(
-        _run_rows(settings, "content", before, after),
+        _run_rows(settings, "content", before.version, after),
         new_showcase,
-        _run_rows(settings, "orders", before, after),
+        _run_rows(settings, "orders", before.version, after),
         scan_table("products", settings, after),
         tag_map.lazy(),
         cfg,
     ).collect()
     state = update_interest_state(state, events, cfg)
     save_interest_state(state, tag_map, settings)
-    return _batch(files, report.run_id, report.rows_loaded, events.height, state, cfg)
+    return state, events.height
 
 
-def _batch(
-    files: list[Path], run_id: str, rows: int, events: int, state: InterestState, cfg: InterestConfig
-) -> WatchBatch:
+def drifting_creators(state: InterestState, cfg: InterestConfig | None = None) -> int:
+    """How many creators' interests are drifting in ``state``."""
+    cfg = cfg or InterestConfig()
     drift = interest_drift(interest_profiles(state, cfg), cfg).collect()
+    return int(drift["drifting"].sum())
+
+
+def ingest_and_update(files: list[Path], settings: Settings, cfg: InterestConfig | None = None) -> WatchBatch:
+    """Ingest ``files`` as one run and fold exactly the rows it loaded into the interest state."""
+    cfg = cfg or InterestConfig()
+    from datastore.ingest import IngestError, ingest_files
+
+    before = interests_before_run(settings, cfg)
+    try:
+        report = ingest_files(files, settings, source=f"watch {files[0].parent}", user="watch")
+    except IngestError as exc:
+        return WatchBatch(tuple(str(f) for f in files), None, 0, 0, before.state.as_of, 0, error=str(exc))
+    state, events = fold_run(settings, before, report.run_id, cfg)
     return WatchBatch(
         files=tuple(str(f) for f in files),
-        run_id=run_id,
-        rows_loaded=rows,
+        run_id=report.run_id,
+        rows_loaded=report.rows_loaded,
         events=events,
         state_as_of=state.as_of,
-        drifting_creators=int(drift["drifting"].sum()),
+        drifting_creators=drifting_creators(state, cfg),
     )
 
 

@@ -46,7 +46,7 @@ from __future__ import annotations
 import shutil
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -1924,6 +1924,12 @@ class SimulationResult:
     ingest_report: object | None
     world: str = DEFAULT_WORLD
 
+    @property
+    def source(self) -> str:
+        """What the ingest records as the run's source."""
+        world = "" if self.world == DEFAULT_WORLD else f" world={self.world}"
+        return f"simulator scale={self.scale} seed={self.seed}{world}"
+
 
 def write_inputs(
     scale_name: str | Scale,
@@ -1982,6 +1988,22 @@ def generate(
     ``settings.truth`` (``world.parquet`` names the world and its axes)."""
     from datastore.ingest import ingest_files  # ingest depends on the DB layer; keep import local
 
+    settings = settings or Settings.from_env()
+    result = simulate_inputs(scale, seed, settings, progress, world)
+    files = sorted(result.input_dir.glob("*.parquet"))
+    report = ingest_files(files, settings, source=result.source, user="simulator", progress=progress)
+    return replace(result, ingest_report=report)
+
+
+def simulate_inputs(
+    scale: str = "demo",
+    seed: int = 42,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    world: str = DEFAULT_WORLD,
+) -> SimulationResult:
+    """``generate`` without the ingest: the input files under ``settings.incoming`` and the truth under
+    ``settings.truth`` (the stream replay publishes the facts instead of ingesting their files)."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     effect_world(world)  # an unknown world fails before anything is written
@@ -1992,7 +2014,4 @@ def generate(
     settings.truth.mkdir(parents=True, exist_ok=True)
     for name, frame in truth.items():
         frame.write_parquet(settings.truth / f"{name}.parquet")
-    files = sorted(input_dir.glob("*.parquet"))
-    source = f"simulator scale={scale} seed={seed}" + ("" if world == DEFAULT_WORLD else f" world={world}")
-    report = ingest_files(files, settings, source=source, user="simulator", progress=progress)
-    return SimulationResult(scale, seed, input_dir, settings.truth, rows, report, world)
+    return SimulationResult(scale, seed, input_dir, settings.truth, rows, None, world)

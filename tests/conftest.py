@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +125,52 @@ def settings(empty_settings: Settings) -> Settings:
     """``empty_settings`` with the state DB migrated to the newest schema (as `liftboard db upgrade` does)."""
     db.upgrade_db(empty_settings)
     return empty_settings
+
+
+REDIS_READY = "Ready to accept connections"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A real ``redis-server`` of this test alone: a free port, its files in ``tmp_path``, nothing saved
+    (``--save "" --appendonly no``), stopped afterwards. Never the machine's own Redis on 6379. The tests
+    that use it fail (never skip) when the binary is missing: CI installs Debian's ``redis-server``."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed (Debian: apt-get install redis-server); the stream tests need it"
+        )
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    for _attempt in range(3):  # another process may take the free port between the probe and the start
+        port = _free_port()
+        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        command += ["--dir", str(directory), "--protected-mode", "yes"]
+        server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert server.stdout is not None
+        output = []
+        for line in server.stdout:  # the server says when it accepts connections (or exits)
+            output.append(line)
+            if REDIS_READY in line:
+                break
+        if server.poll() is None:
+            break
+        server.wait()
+    else:
+        pytest.fail(f"redis-server did not start: {''.join(output)[-2000:]}")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        server.stdout.close()
