@@ -2044,6 +2044,7 @@ def generate(
     input_dir = settings.incoming / f"{scale}-{seed}{suffix}"
     rows, truth = write_inputs(scale, seed, input_dir, progress, world, incidents)
     settings.truth.mkdir(parents=True, exist_ok=True)
+    (settings.truth / "incidents.parquet").unlink(missing_ok=True)  # an earlier world's incidents
     for name, frame in truth.items():
         frame.write_parquet(settings.truth / f"{name}.parquet")
     files = sorted(input_dir.glob("*.parquet"))
