@@ -419,10 +419,108 @@ def quiet_breaches(
     )
 
 
+def live_streams(
+    orders: pl.LazyFrame, engagement: pl.LazyFrame, content: pl.LazyFrame, first_day: date, last_day: date
+) -> pl.LazyFrame:
+    """Every live stream published between the two days: content_id, creator_id, day, clicks (on its day,
+    when engagement is recorded) and orders (not cancelled, attributed to it, on its day)."""
+    lives = content.filter(
+        (pl.col("kind") == "live") & pl.col("published_at").dt.date().is_between(first_day, last_day)
+    ).select("content_id", "creator_id", pl.col("published_at").dt.date().alias("day"))
+    clicks = (
+        engagement.join(
+            lives.select("content_id", "day"), left_on=["content_id", "date"], right_on=["content_id", "day"]
+        )
+        .group_by("content_id")
+        .agg(pl.col("clicks").sum().cast(pl.Float64))
+    )
+    sold = (
+        orders.filter(pl.col("status") != "cancelled")
+        .join(lives.select("content_id", "day"), on="content_id")
+        .filter(pl.col("ordered_at").dt.date() == pl.col("day"))
+        .group_by("content_id")
+        .agg(pl.len().cast(pl.Float64).alias("orders"))
+    )
+    return (
+        lives.join(clicks, on="content_id", how="left")
+        .join(sold, on="content_id", how="left")
+        .with_columns(pl.col("clicks", "orders").fill_null(0.0))
+    )
+
+
+def live_conversion_breaches(
+    lives: pl.LazyFrame, rule: Rule, first_end: datetime, last_end: datetime
+) -> pl.LazyFrame:
+    """Where a live stream converted far below its creator's usual: judged once its day is complete, for
+    ``window_hours`` after it; the usual is the creator's pooled conversion (orders per click) over their
+    lives in the ``baseline_days`` before, from at least ``min_history`` of them."""
+    history = lives.select(
+        "creator_id",
+        pl.col("day").alias("past_day"),
+        pl.col("clicks").alias("past_clicks"),
+        pl.col("orders").alias("past_orders"),
+    )
+    usual = (
+        lives.join(history, on="creator_id")
+        .filter(
+            (pl.col("past_day") < pl.col("day"))
+            & (pl.col("past_day") >= pl.col("day") - pl.duration(days=rule.baseline_days))
+        )
+        .group_by("content_id")
+        .agg(
+            pl.len().alias("n_lives"),
+            pl.col("past_clicks").sum().alias("base_clicks"),
+            pl.col("past_orders").sum().alias("base_orders"),
+        )
+        .filter((pl.col("n_lives") >= rule.min_history) & (pl.col("base_clicks") > 0))
+    )
+    day_end = pl.col("day").cast(pl.Datetime("us")).dt.replace_time_zone("UTC") + pl.duration(days=1)
+    judged = (
+        lives.join(usual, on="content_id")
+        .with_columns(
+            rate=pl.col("base_orders") / pl.col("base_clicks"),
+            observed_rate=pl.when(pl.col("clicks") > 0).then(pl.col("orders") / pl.col("clicks")),
+        )
+        .with_columns(expected_orders=pl.col("rate") * pl.col("clicks"))
+        .with_columns(
+            low_orders=pl.min_horizontal(
+                poisson_low(pl.col("expected_orders"), rule.threshold),
+                pl.col("expected_orders") * (1 - rule.min_change),
+            ),
+            high_orders=poisson_high(pl.col("expected_orders"), rule.threshold),
+        )
+        .filter((pl.col("expected_orders") >= rule.min_volume) & (pl.col("orders") < pl.col("low_orders")))
+        .with_columns(
+            window_end=pl.datetime_ranges(
+                pl.max_horizontal(day_end + HOUR, pl.lit(first_end)),
+                pl.min_horizontal(day_end + HOUR * rule.window_hours, pl.lit(last_end)),
+                "1h",
+            )
+        )
+        .explode("window_end")
+        .filter(pl.col("window_end").is_not_null())
+    )
+    return judged.select(
+        *_rule_columns(rule),
+        pl.col("content_id").alias("entity_id"),
+        pl.lit(None, pl.String).alias("merchant_id"),
+        (day_end - pl.duration(days=1)).alias("window_start"),
+        "window_end",
+        pl.col("observed_rate").alias("observed"),
+        pl.col("rate").alias("expected"),
+        (pl.col("low_orders") / pl.col("clicks")).alias("expected_low"),
+        (pl.col("high_orders") / pl.col("clicks")).alias("expected_high"),
+        pl.lit("ratio").alias("unit"),
+        pl.col("clicks").alias("volume"),
+        pl.lit(rule.severity).alias("severity"),
+    )
+
+
 def rule_breaches(
     orders: pl.LazyFrame,
     creators: pl.LazyFrame,
     content: pl.LazyFrame,
+    engagement: pl.LazyFrame,
     rules: Sequence[Rule],
     first_end: datetime,
     last_end: datetime,
@@ -443,6 +541,13 @@ def rule_breaches(
             parts.append(below_expected_breaches(hourly, factors, rule, first_end, last_end, sale))
         elif rule.kind == "rate_spike":
             parts.append(rate_spike_breaches(hourly, rule, first_end, last_end))
+        elif rule.kind == "live_conversion":
+            last_day = (last_end - HOUR).date()
+            first_day = (first_end - HOUR * (rule.window_hours + 24)).date() - timedelta(
+                days=rule.baseline_days
+            )
+            lives = live_streams(orders, engagement, content, first_day, last_day).collect().lazy()
+            parts.append(live_conversion_breaches(lives, rule, first_end, last_end))
         else:
             days = pl.date_range(
                 (first_end - HOUR).date(), (last_end - HOUR).date(), "1d", eager=True

@@ -58,7 +58,7 @@ def evaluate_and_deliver(
     if hour is None:
         return Evaluation(None, 0, StateChanges(), DeliveryReport())
     breaches = rule_breaches(
-        inputs.orders, inputs.creators, inputs.content, rules, hour, hour, MEGA_SALE_DAYS
+        inputs.orders, inputs.creators, inputs.content, inputs.engagement, rules, hour, hour, MEGA_SALE_DAYS
     )
     with db.connect(settings) as connection:
         changes = apply_breaches(connection, breaches, rules, hour, now)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-RuleKind = Literal["below_expected", "rate_spike", "quiet"]
-Scope = Literal["platform", "region", "merchant", "creator"]
+RuleKind = Literal["below_expected", "rate_spike", "quiet", "live_conversion"]
+Scope = Literal["platform", "region", "merchant", "creator", "live"]
 Severity = Literal["info", "warning", "critical"]
-Metric = Literal["gmv", "orders", "refunded", "cancelled"]
+Metric = Literal["gmv", "orders", "refunded", "cancelled", "cvr"]
 
 RULES_FILE = Path(__file__).with_name("rules.toml")
 SEVERITIES: tuple[str, ...] = get_args(Severity)
@@ -20,6 +20,7 @@ _ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "below_expected": ({"gmv", "orders"}, {"platform", "region"}),
     "rate_spike": ({"refunded", "cancelled"}, {"merchant"}),
     "quiet": ({"orders"}, {"creator"}),
+    "live_conversion": ({"cvr"}, {"live"}),
 }
 
 
@@ -46,6 +47,7 @@ class Rule:
     top_n: int = 20
     spread_days: int = 28
     for_hours: int = 1
+    min_history: int = 3
 
     def __post_init__(self) -> None:
         metrics, scopes = _ALLOWED.get(self.kind, (set(), set()))
@@ -68,7 +70,8 @@ class Rule:
 
     @property
     def entity_kind(self) -> str:
-        """What the rule's alerts are about: ``platform``, ``region``, ``merchant`` or ``creator``."""
+        """What the rule's alerts are about: ``platform``, ``region``, ``merchant``, ``creator`` or ``live``
+        (a live stream, by its content id)."""
         return self.scope
 
 

@@ -30,7 +30,13 @@ from datastore.db import alerts as alerts_table
 CLEARED = "condition cleared"
 ACTIVE = ("open", "acknowledged")
 _DISPLAY = {"USD": Display("USD", 0), "count": Display("count", 0), "ratio": Display("ratio", 1)}
-_METRIC_WORDS = {"gmv": "GMV", "orders": "Orders", "refunded": "Refund rate", "cancelled": "Cancel rate"}
+_METRIC_WORDS = {
+    "gmv": "GMV",
+    "orders": "Orders",
+    "refunded": "Refund rate",
+    "cancelled": "Cancel rate",
+    "cvr": "Conversion",
+}
 
 
 class AlertNotFound(LookupError):
@@ -73,6 +79,7 @@ def alert_summary(rule: Rule, row: dict[str, Any]) -> str:
         "region": f"Region {row['entity_id']}",
         "merchant": f"Merchant {row['entity_id']}",
         "creator": f"Top creator {row['entity_id']}",
+        "live": f"Live stream {row['entity_id']}",
     }[rule.scope]
     what = _METRIC_WORDS[rule.metric]
     hours = f"the {rule.window_hours} hours to {format_time(row['window_end'])}"
@@ -83,6 +90,12 @@ def alert_summary(rule: Rule, row: dict[str, Any]) -> str:
         above = f"above the expected {expected} (at most {bound})"
         return f"{subject}: {what.lower()} {observed} in {hours}, {above}"
     bound = format_value(row["expected_low"], unit)
+    if rule.kind == "live_conversion":
+        day = format_time(row["window_start"]).removesuffix(" 00:00 UTC")
+        return (
+            f"{subject}: conversion {observed} of clicks on {day}, "
+            f"the creator's lives usually convert {expected} (at least {bound} expected)"
+        )
     if rule.kind == "quiet":
         return f"{subject} went quiet: no posts and {observed} orders in {hours}, usually {expected}"
     return f"{subject}: {what} {observed} in {hours}, below the expected {expected} (at least {bound})"

@@ -464,7 +464,8 @@ def demo(
         typer.Option(
             "--incidents",
             help="Plant incidents in the last 28 days for the alerts to find (a merchant's refund spike, a "
-            "region's GMV drop, a top creator going quiet; listed in truth/incidents.parquet).",
+            "region's GMV drop, a top creator going quiet, a live that sells nothing; listed in "
+            "truth/incidents.parquet).",
         ),
     ] = False,
 ) -> None:

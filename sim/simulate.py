@@ -1937,8 +1937,9 @@ def write_inputs(
     """Generate the marketplace of one effect world and write it as input files (one Parquet per
     dimension, one per week for facts) plus the truth tables; returns row counts and the truth.
 
-    ``incidents`` plants a merchant's refund spike, a region's GMV drop and a top creator going quiet in
-    the last 28 days (`sim.incidents`); the truth then has an ``incidents`` table.
+    ``incidents`` plants a merchant's refund spike, a region's GMV drop, a top creator going quiet and a
+    live stream that sells nothing in the last 28 days (`sim.incidents`); the truth then has an ``incidents``
+    table.
 
     ``scale_name`` names one of SCALES (or is a `Scale`, for tests); ``world`` names one of
     `sim.worlds.EFFECT_WORLDS` (or is an `EffectWorld`, for tests and one-off experiments).

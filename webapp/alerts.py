@@ -16,7 +16,13 @@ from datastore import db
 
 STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
 SEVERITY_LABELS = {"critical": "🔴 Critical", "warning": "🟠 Warning", "info": "🔵 Info"}
-ENTITY_LABELS = {"platform": "Platform", "region": "Region", "merchant": "Merchant", "creator": "Creator"}
+ENTITY_LABELS = {
+    "platform": "Platform",
+    "region": "Region",
+    "merchant": "Merchant",
+    "creator": "Creator",
+    "live": "Live stream",
+}
 COLUMNS: tuple[str, ...] = (
     "alert_id",
     "Severity",

@@ -49,6 +49,7 @@ CREATORS = pl.LazyFrame({"creator_id": ["c1"], "region": ["UK"]})
 CONTENT = pl.LazyFrame(
     schema={"content_id": pl.String(), "creator_id": pl.String(), "published_at": pl.Datetime("us", "UTC")}
 )
+ENGAGEMENT = pl.LazyFrame(schema={"date": pl.Date(), "content_id": pl.String(), "clicks": pl.Int64()})
 SALE_HOURS = (
     datetime(SALE.year, SALE.month, SALE.day, 10, tzinfo=UTC),
     datetime(SALE.year, SALE.month, SALE.day, 20, tzinfo=UTC),
@@ -63,12 +64,16 @@ def test_sale_day_factor_is_measured_on_the_earlier_sale_day() -> None:
 
 
 def test_busy_sale_day_is_not_an_alert() -> None:
-    breaches = rule_breaches(_orders(3), CREATORS, CONTENT, [RULE], *SALE_HOURS, (FIRST_SALE, SALE))
+    breaches = rule_breaches(
+        _orders(3), CREATORS, CONTENT, ENGAGEMENT, [RULE], *SALE_HOURS, (FIRST_SALE, SALE)
+    )
     assert breaches.is_empty()
 
 
 def test_sale_day_selling_like_a_normal_day_is_an_alert() -> None:
-    breaches = rule_breaches(_orders(1), CREATORS, CONTENT, [RULE], *SALE_HOURS, (FIRST_SALE, SALE))
+    breaches = rule_breaches(
+        _orders(1), CREATORS, CONTENT, ENGAGEMENT, [RULE], *SALE_HOURS, (FIRST_SALE, SALE)
+    )
     assert breaches.height == 11  # every window ending 10:00 … 20:00
     assert (breaches["observed"] == 30.0).all()
     assert (breaches["expected"] == 90.0).all()  # 3 hours of 9 + 10 + 11 orders × the sale-day factor 3
@@ -77,4 +82,6 @@ def test_sale_day_selling_like_a_normal_day_is_an_alert() -> None:
 
 def test_same_day_without_a_calendar_entry_is_judged_as_a_normal_day() -> None:
     """Without the day in the calendar, the quiet sale day is judged as the normal Wednesday it looks like."""
-    assert rule_breaches(_orders(1), CREATORS, CONTENT, [RULE], *SALE_HOURS, (FIRST_SALE,)).is_empty()
+    assert rule_breaches(
+        _orders(1), CREATORS, CONTENT, ENGAGEMENT, [RULE], *SALE_HOURS, (FIRST_SALE,)
+    ).is_empty()

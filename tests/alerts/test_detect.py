@@ -3,18 +3,19 @@
 The replay evaluates every rule at every hour of the world's last 28 days (672 evaluations per rule and
 entity) and merges the hours that hold into alerts as the alert state does (`alert_episodes`).
 
-Measured on seed 7 (the seed of these tests), world with the three planted incidents:
+Measured on seed 7 (the seed of these tests), world with the four planted incidents:
 
-- recall 3/3: the refund spike raises ``merchant_refund_rate_spike`` for the merchant, the region's GMV
-  drop ``region_gmv_below_expected`` for the region, the quiet creator ``top_creator_quiet`` for them;
-- precision of the platform, region and merchant rules 2/4 (two one-to-three-hour dips in other regions,
-  MX and BR); of ``top_creator_quiet`` 1/16: this simulator's top creators post in bursts, and the other
-  15 alerts are real week-long silences of top creators (nothing published for 7 days, under 5 % of
-  their usual orders), which the test checks from the data; they are right by the rule's definition, but
-  not planted.
+- recall 4/4: the refund spike raises ``merchant_refund_rate_spike`` for the merchant, the region's GMV
+  drop ``region_gmv_below_expected`` for the region, the quiet creator ``top_creator_quiet`` for them,
+  the live whose checkout broke ``live_conversion_below_usual`` for that live;
+- precision of the platform, region, merchant and live rules 3/5 (two one-to-three-hour dips in other
+  regions, MX and BR); of ``top_creator_quiet`` 1/16: this simulator's top creators post in bursts, and
+  the other 15 alerts are real week-long silences of top creators (nothing published for 7 days, under
+  5 % of their usual orders), which the test checks from the data; they are right by the rule's
+  definition, but not planted.
 
-World without incidents (same seed): one platform/region/merchant alert (BR, 1 hour); the quiet rule
-raises only on real week-long silences, checked the same way.
+World without incidents (same seed): one platform/region/merchant/live alert (BR, 1 hour); the quiet
+rule raises only on real week-long silences, checked the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pytest
 
 from alerts.detect import alert_episodes, rule_breaches
 from alerts.rules import Rule, load_rules
+from alerts.state import alert_summary
 from core.calendar import MEGA_SALE_DAYS
 from sim.simulate import SCALES, write_inputs
 
@@ -38,16 +40,18 @@ EXPECTED_RULES = {  # incident kind -> the rules that must raise an alert for it
     "refund_spike": {"merchant_refund_rate_spike"},
     "region_gmv_drop": {"region_gmv_below_expected"},
     "creator_quiet": {"top_creator_quiet"},
+    "live_conversion_drop": {"live_conversion_below_usual"},
 }
 ALSO_RIGHT = {"region_gmv_drop": {"region_orders_below_expected"}}  # a consequence, not a false alarm
-MAX_UNPLANTED = 2  # platform/region/merchant alerts on an unplanted entity per replayed month (see above)
+MAX_UNPLANTED = 2  # platform/region/merchant/live alerts on an unplanted entity per replayed month (above)
 
 
 def _replay(directory: Path, rules: tuple[Rule, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
     orders = pl.scan_parquet(directory / "orders-*.parquet")
     content = pl.scan_parquet(directory / "content-*.parquet")
     creators = pl.scan_parquet(directory / "creators.parquet")
-    breaches = rule_breaches(orders, creators, content, rules, FIRST, LAST, MEGA_SALE_DAYS)
+    engagement = pl.scan_parquet(directory / "engagement-*.parquet")
+    breaches = rule_breaches(orders, creators, content, engagement, rules, FIRST, LAST, MEGA_SALE_DAYS)
     return breaches, alert_episodes(breaches, rules)
 
 
@@ -71,9 +75,9 @@ def _real_silences(episodes: pl.DataFrame, directory: Path) -> pl.DataFrame:
 
 
 def test_planted_incidents_raise_their_alerts(incident_world: tuple[Path, pl.DataFrame]) -> None:
-    """Recall 3/3; precision 2/4 for platform/region/merchant rules, 1/16 for the quiet rule (see top)."""
+    """Recall 4/4; precision 3/5 for platform/region/merchant/live rules, 1/16 for the quiet one (see top)."""
     directory, incidents = incident_world
-    assert incidents.height == 3
+    assert incidents.height == 4
     assert set(incidents["kind"]) == set(EXPECTED_RULES)
     rules = load_rules()
     _, episodes = _replay(directory, rules)
@@ -126,9 +130,10 @@ def test_refund_spike_evidence_reads_as_rates(incident_world: tuple[Path, pl.Dat
 
 
 def test_world_without_incidents_stays_quiet(tmp_path: Path) -> None:
-    """At most MAX_UNPLANTED platform/region/merchant alerts in a month (1 measured on this seed: 672 hourly
-    evaluations of 2 platform, 18 region and 240 merchant series at thresholds of 3.5-4 deviations, with
-    a 3-hour persistence for platform and region rules); quiet-rule alerts only on real silences."""
+    """At most MAX_UNPLANTED platform/region/merchant/live alerts in a month (1 measured on this seed: 672
+    hourly evaluations of 2 platform, 18 region and 240 merchant series and ~500 lives at thresholds of
+    3.5-4 deviations, with a 3-hour persistence for platform and region rules); quiet-rule alerts only on
+    real silences."""
     directory = tmp_path / "inputs"
     _, truth = write_inputs("tiny", SEED, directory)
     assert "incidents" not in truth
@@ -138,3 +143,27 @@ def test_world_without_incidents_stays_quiet(tmp_path: Path) -> None:
     assert episodes.filter(pl.col("entity_kind") == "platform").height == 0
     quiet = episodes.filter(pl.col("rule_id") == "top_creator_quiet")
     assert _real_silences(quiet, directory).height == quiet.height
+
+
+def test_broken_live_reads_as_conversion_against_the_creators_usual(
+    incident_world: tuple[Path, pl.DataFrame],
+) -> None:
+    directory, incidents = incident_world
+    live = incidents.filter(pl.col("kind") == "live_conversion_drop").row(0, named=True)
+    rules = load_rules()
+    breaches, _ = _replay(directory, rules)
+    rows = breaches.filter(pl.col("entity_id") == live["entity_id"])
+    assert set(rows["rule_id"]) == {"live_conversion_below_usual"}
+    # judged the 24 hours after its day: evaluations ending 01:00 … 24:00 of the next day
+    assert rows.height == 24
+    assert rows["window_start"].unique().to_list() == [live["start"]]
+    first = rows.row(0, named=True)
+    assert first["unit"] == "ratio"
+    assert first["observed"] == 0.0
+    assert 0.01 < first["expected"] < 0.2  # the creator's lives convert a few percent of clicks
+    assert first["volume"] >= 100  # clicks on the live's day
+    rule = next(rule for rule in rules if rule.id == "live_conversion_below_usual")
+    day = live["start"].strftime("%Y-%m-%d")
+    assert alert_summary(rule, first).startswith(
+        f"Live stream {live['entity_id']}: conversion 0.0% of clicks on {day}"
+    )

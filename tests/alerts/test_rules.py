@@ -13,7 +13,7 @@ from alerts.rules import Rule, RuleError, load_rules
 def test_rules_file_declares_each_watch() -> None:
     rules = load_rules()
     by_id = {rule.id: rule for rule in rules}
-    assert {rule.kind for rule in rules} == {"below_expected", "rate_spike", "quiet"}
+    assert {rule.kind for rule in rules} == {"below_expected", "rate_spike", "quiet", "live_conversion"}
     assert {(r.scope, r.metric) for r in rules if r.kind == "below_expected"} == {
         ("platform", "gmv"),
         ("platform", "orders"),
