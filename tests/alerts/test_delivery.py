@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_string
 from email.policy import default
 
+import pytest
 import sqlalchemy as sa
 
 from alerts.delivery import deliver_open_alerts
@@ -126,3 +127,22 @@ def test_failed_delivery_is_recorded_and_retried(
     assert retried.sent == [(alert_id, "webhook")]
     assert [outcome for *_, outcome in _deliveries(sqlite_settings)] == ["failed", "sent"]
     assert len(webhook.received) == 1
+
+
+def test_delivery_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().alert_delivery == AlertDelivery()  # nothing set: both channels off
+    monkeypatch.setenv("LIFTBOARD_ALERT_WEBHOOK_URL", "https://hooks.example/alerts")
+    monkeypatch.setenv("LIFTBOARD_SMTP_HOST", "smtp.example")
+    monkeypatch.setenv("LIFTBOARD_SMTP_PORT", "587")
+    monkeypatch.setenv("LIFTBOARD_SMTP_STARTTLS", "1")
+    monkeypatch.setenv("LIFTBOARD_SMTP_USER", "liftboard")
+    monkeypatch.setenv("LIFTBOARD_SMTP_PASSWORD", "secret")
+    monkeypatch.setenv("LIFTBOARD_ALERT_EMAIL_TO", "ops@example.com, oncall@example.com")
+    monkeypatch.setenv("LIFTBOARD_ALERT_MAX_PER_HOUR", "5")
+    config = Settings.from_env().alert_delivery
+    assert config.webhook_url == "https://hooks.example/alerts"
+    assert (config.smtp_host, config.smtp_port, config.smtp_starttls) == ("smtp.example", 587, True)
+    assert config.email_to == ("ops@example.com", "oncall@example.com")
+    assert config.email_enabled
+    assert config.max_per_hour == 5
+    assert "secret" not in repr(config)
