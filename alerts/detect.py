@@ -16,10 +16,10 @@ Every rule is judged on a window of hours that ends at an evaluation hour (``win
   days need no separate treatment); the rule holds when at least ``min_volume`` orders were placed, the
   count is above ``expected + threshold·sd`` (binomial) and the rate at least ``(1 + min_change)`` times
   the baseline.
-- ``quiet`` (a creator among the ``top_n`` by GMV over the ``baseline_days`` before the day): the expected
-  orders of the window are the creator's average over those days; the rule holds when at least
-  ``min_volume`` were expected and the observed count is at most ``(1 - min_change)`` of it and below
-  ``expected - threshold·sd``.
+- ``quiet`` (a creator among the ``top_n`` by GMV over the ``baseline_days`` before the day, who published
+  in each of those weeks): the expected orders of the window are the creator's average over those days;
+  the rule holds when the creator published nothing in the window, at least ``min_volume`` orders were
+  expected and the observed count is at most ``(1 - min_change)`` of it and below the Poisson bound.
 
 `rule_breaches` returns one row per (rule, entity, window_end) that holds, with the evidence; the alert
 state (`alerts.state`) and the replay tests (`alert_episodes`) consume it.
@@ -380,16 +380,22 @@ def quiet_breaches(
             / base
         )
 
+    weekly = pl.col("pieces").cast(pl.Float64).rolling_sum(168).over("segment")
+    regular = pl.all_horizontal(  # published in each of the weeks before the window
+        [weekly.shift(w + 168 * k).over("segment") > 0 for k in range(rule.baseline_days // 7)]
+    )
     judged = (
         frame.with_columns(
             observed=pl.col("orders").cast(pl.Float64).rolling_sum(w).over("segment"),
             observed_pieces=pl.col("pieces").cast(pl.Float64).rolling_sum(w).over("segment"),
             expected=usual("orders"),
             expected_pieces=usual("pieces"),
+            regular=regular,
             window_end=pl.col("hour") + HOUR,
             day=pl.col("hour").dt.date(),
         )
         .pipe(_evaluated, first_end, last_end)
+        .filter(pl.col("regular"))
         .join(watched.rename({"creator_id": "segment"}), on=["day", "segment"], how="semi")
         .with_columns(
             expected_low=pl.min_horizontal(

@@ -9,10 +9,10 @@ Measured on seed 7 (the seed of these tests), world with the four planted incide
   drop ``region_gmv_below_expected`` for the region, the quiet creator ``top_creator_quiet`` for them,
   the live whose checkout broke ``live_conversion_below_usual`` for that live;
 - precision of the platform, region, merchant and live rules 3/5 (two one-to-three-hour dips in other
-  regions, MX and BR); of ``top_creator_quiet`` 1/16: this simulator's top creators post in bursts, and
-  the other 15 alerts are real week-long silences of top creators (nothing published for 7 days, under
-  5 % of their usual orders), which the test checks from the data; they are right by the rule's
-  definition, but not planted.
+  regions, MX and BR); of ``top_creator_quiet`` 1/11: the other 10 alerts are real week-long silences of
+  top creators who had published every week (nothing published for 7 days, under 5 % of their usual
+  orders: this simulator's creators decline and churn), which the test checks from the data; they are
+  right by the rule's definition, but not planted.
 
 World without incidents (same seed): one platform/region/merchant/live alert (BR, 1 hour); the quiet
 rule raises only on real week-long silences, checked the same way.
@@ -43,7 +43,10 @@ EXPECTED_RULES = {  # incident kind -> the rules that must raise an alert for it
     "live_conversion_drop": {"live_conversion_below_usual"},
 }
 ALSO_RIGHT = {"region_gmv_drop": {"region_orders_below_expected"}}  # a consequence, not a false alarm
-MAX_UNPLANTED = 2  # platform/region/merchant/live alerts on an unplanted entity per replayed month (above)
+# platform/region/merchant/live alerts on an unplanted entity per replayed month: 2 measured with the
+# incidents, 1 without (the seed is fixed, so this is the measured figure, not a margin)
+MAX_UNPLANTED = 2
+MAX_REAL_SILENCES = 10  # quiet-rule alerts on real, unplanted silences in the month (measured, as above)
 
 
 def _replay(directory: Path, rules: tuple[Rule, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -75,7 +78,7 @@ def _real_silences(episodes: pl.DataFrame, directory: Path) -> pl.DataFrame:
 
 
 def test_planted_incidents_raise_their_alerts(incident_world: tuple[Path, pl.DataFrame]) -> None:
-    """Recall 4/4; precision 3/5 for platform/region/merchant/live rules, 1/16 for the quiet one (see top)."""
+    """Recall 4/4; precision 3/5 for platform/region/merchant/live rules, 1/11 for the quiet one (see top)."""
     directory, incidents = incident_world
     assert incidents.height == 4
     assert set(incidents["kind"]) == set(EXPECTED_RULES)
@@ -143,6 +146,7 @@ def test_world_without_incidents_stays_quiet(tmp_path: Path) -> None:
     assert episodes.filter(pl.col("entity_kind") == "platform").height == 0
     quiet = episodes.filter(pl.col("rule_id") == "top_creator_quiet")
     assert _real_silences(quiet, directory).height == quiet.height
+    assert quiet.height <= MAX_REAL_SILENCES  # 9 measured
 
 
 def test_broken_live_reads_as_conversion_against_the_creators_usual(
