@@ -8,7 +8,7 @@ SCALE  ?= demo
 PORT   ?= 8501
 
 # What the linters read: every package, the pages, the app, the tests and the benchmarks.
-LINT_PATHS := core datastore sim analytics matching strategies reports webapp liftboard pages app.py tests bench
+LINT_PATHS := core datastore sim analytics matching strategies alerts reports webapp liftboard pages app.py tests bench
 
 .PHONY: run test venv db-upgrade demo build lint imports bench clean
 

@@ -59,6 +59,7 @@ def _sections(user: access.User | None) -> dict[str, list[st.Page]]:
             _page("overview.py", "Overview", ":material/dashboard:", default=True),
             _page("movers.py", "Movers", ":material/trending_up:"),
             _page("cohorts.py", "Cohorts", ":material/grid_on:"),
+            _page("alerts.py", "Alerts", ":material/notifications:"),
         ]
         explore = [
             _page("creators.py", "Creators", ":material/person_search:"),
@@ -75,6 +76,7 @@ def _sections(user: access.User | None) -> dict[str, list[st.Page]]:
         sections["My merchants"] = [
             _page("merchants.py", "Merchants", ":material/storefront:", default=True),
             _page("strategy_board.py", "Strategy board", ":material/task_alt:"),
+            _page("alerts.py", "Alerts", ":material/notifications:"),
         ]
     # Weekly review (pages/weekly_review.py, owned by the reports engineer) joins only when it exists.
     if (ROOT / P / "weekly_review.py").is_file():

@@ -5,14 +5,59 @@ Everything is derived from two environment variables, read when a `Settings` is 
 ``LIFTBOARD_DATABASE_URL`` (default: SQLite in ``LIFTBOARD_HOME``) names the state DB;
 ``LIFTBOARD_LAKE_URL`` (default: ``LIFTBOARD_HOME/lake``) may put the lake on an object store, with
 ``LIFTBOARD_LAKE_OPTIONS`` (JSON: the store's options, e.g. endpoint and keys).
+
+Alert delivery (`AlertDelivery`, docs/alerts.md) reads ``LIFTBOARD_ALERT_WEBHOOK_URL``,
+``LIFTBOARD_SMTP_HOST``, ``LIFTBOARD_SMTP_PORT`` (default 25), ``LIFTBOARD_SMTP_USER``,
+``LIFTBOARD_SMTP_PASSWORD``, ``LIFTBOARD_SMTP_STARTTLS`` (1/0), ``LIFTBOARD_ALERT_EMAIL_FROM``,
+``LIFTBOARD_ALERT_EMAIL_TO`` (comma-separated) and ``LIFTBOARD_ALERT_MAX_PER_HOUR`` (per channel,
+default 20). A channel without its settings is off.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    """Where alerts go: a webhook (HTTP POST of JSON) and/or email over SMTP; each off when unset."""
+
+    webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    email_from: str = "liftboard@localhost"
+    email_to: tuple[str, ...] = ()
+    max_per_hour: int = 20  # deliveries per channel per hour; the rest wait for a later evaluation
+    timeout_s: float = 10.0
+
+    @property
+    def email_enabled(self) -> bool:
+        return bool(self.smtp_host and self.email_to)
+
+    @classmethod
+    def from_env(cls) -> AlertDelivery:
+        """The delivery settings from the ``LIFTBOARD_ALERT_*`` and ``LIFTBOARD_SMTP_*`` variables."""
+        env = os.environ
+        recipients = tuple(
+            a.strip() for a in (env.get("LIFTBOARD_ALERT_EMAIL_TO") or "").split(",") if a.strip()
+        )
+        return cls(
+            webhook_url=env.get("LIFTBOARD_ALERT_WEBHOOK_URL") or None,
+            smtp_host=env.get("LIFTBOARD_SMTP_HOST") or None,
+            smtp_port=int(env.get("LIFTBOARD_SMTP_PORT") or 25),
+            smtp_user=env.get("LIFTBOARD_SMTP_USER") or None,
+            smtp_password=env.get("LIFTBOARD_SMTP_PASSWORD") or None,
+            smtp_starttls=(env.get("LIFTBOARD_SMTP_STARTTLS") or "0").lower() in ("1", "true", "yes"),
+            email_from=env.get("LIFTBOARD_ALERT_EMAIL_FROM") or "liftboard@localhost",
+            email_to=recipients,
+            max_per_hour=int(env.get("LIFTBOARD_ALERT_MAX_PER_HOUR") or 20),
+        )
 
 
 @dataclass(frozen=True)
@@ -24,6 +69,7 @@ class Settings:
     lake_location: str | None = None  # None: the ``lake`` folder in ``home``
     lake_storage_options: tuple[tuple[str, str], ...] = ()
     lake_run: str | None = None  # read the lake as this ingestion run left it (None: the last one)
+    alert_delivery: AlertDelivery = field(default_factory=AlertDelivery)
 
     @property
     def lake(self) -> Path:
@@ -65,4 +111,5 @@ class Settings:
             database_url=url,
             lake_location=os.environ.get("LIFTBOARD_LAKE_URL") or None,
             lake_storage_options=tuple(sorted((str(k), str(v)) for k, v in options.items())),
+            alert_delivery=AlertDelivery.from_env(),
         )

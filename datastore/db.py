@@ -131,6 +131,57 @@ ingestion_loads = sa.Table(
     ),
 )
 
+ALERT_STATUSES = ("open", "acknowledged", "resolved")
+DELIVERY_OUTCOMES = ("sent", "failed")
+
+# One row per alert: a rule's condition holding for one entity from when it opened until it resolved.
+# ``dedup_key`` (rule:entity_kind:entity_id) finds the alert a new evaluation updates instead of duplicating;
+# ``merchant_id`` is what row-level scoping filters on (null for platform, region and creator alerts).
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dedup_key", sa.String(255), nullable=False, index=True),
+    sa.Column("rule_id", sa.String(64), nullable=False),
+    sa.Column("entity_kind", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.String(64), nullable=False),
+    sa.Column("merchant_id", sa.String(64), nullable=True, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),  # JSON: the last evaluation's window and values
+    sa.Column("unit", sa.String(16), nullable=False),
+    sa.Column("observed", sa.Double, nullable=True),
+    sa.Column("expected", sa.Double, nullable=True),
+    sa.Column("expected_low", sa.Double, nullable=True),
+    sa.Column("expected_high", sa.Double, nullable=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("resolved_by", sa.Text, nullable=True),  # a user name, or "condition cleared"
+    sa.Column("reopened", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("owner", sa.Text, nullable=True),
+    sa.Column("notes", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('open', 'acknowledged', 'resolved')", name="status"),
+)
+
+# Every attempt to deliver an alert on a channel (webhook, email): one "sent" per alert and channel.
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.Integer, sa.ForeignKey("alerts.alert_id"), nullable=False, index=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.CheckConstraint("outcome IN ('sent', 'failed')", name="outcome"),
+)
+
 DIMENSION_SQL_TABLES: dict[str, sa.Table] = {name: metadata.tables[name] for name in DIMENSION_TABLES}
 
 _engines: dict[str, Engine] = {}

@@ -10,12 +10,13 @@ DB; every other command that uses it stops with exit code 3 and the reason when 
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import polars as pl
 import sqlalchemy as sa
@@ -351,8 +352,12 @@ def build_command(
             help="Read the lake as this ingestion run (its id) left it; default: the last committed run.",
         ),
     ] = None,
+    no_alerts: Annotated[
+        bool, typer.Option("--no-alerts", help="Do not evaluate the alert rules after the build.")
+    ] = False,
 ) -> None:
-    """Run the analytics build and publish snapshots (Parquet) and analytics_* tables (SQL)."""
+    """Run the analytics build and publish snapshots (Parquet) and analytics_* tables (SQL); then evaluate
+    the alert rules on the lake and deliver new alerts (as `liftboard alerts evaluate` does)."""
     from datetime import date
 
     from datastore.snapshots import is_stale
@@ -390,6 +395,10 @@ def build_command(
     out.print(Text(f"published to {result.path} in {seconds:.1f}s ({timings})", style="green"))
     versions = ", ".join(f"{name} v{number}" for name, number in result.lake.get("versions", {}).items())
     out.print(Text(f"lake read as of run {result.lake.get('run_id') or '(empty lake)'}: {versions or '-'}"))
+    if not no_alerts:
+        from alerts.evaluate import evaluate_and_deliver
+
+        out.print(_evaluation_line(evaluate_and_deliver(settings)))
 
 
 @lake_app.command("optimize")
@@ -468,6 +477,15 @@ def demo(
     stream_prefix: Annotated[
         str, typer.Option(help="With --stream: prefix of the stream keys (orders, engagement, content).")
     ] = "",
+    incidents: Annotated[
+        bool,
+        typer.Option(
+            "--incidents",
+            help="Plant incidents in the last 28 days for the alerts to find (a merchant's refund spike, a "
+            "region's GMV drop, a top creator going quiet, a live that sells nothing; listed in "
+            "truth/incidents.parquet).",
+        ),
+    ] = False,
 ) -> None:
     """Generate a simulated marketplace and load it through ingest (truth goes to $LIFTBOARD_HOME/truth).
 
@@ -495,6 +513,9 @@ def demo(
     if if_missing and db.database_revision(settings) is not None and lake.has_rows("orders", settings):
         out.print(f"the lake at {settings.lake} already holds orders: nothing to do")
         return
+    if stream is not None and incidents:
+        err.print(Text("error: --incidents is not available with --stream yet", style="bold red"))
+        raise typer.Exit(2)
     if stream is not None:
         _demo_stream(stream, settings, scale, seed, world, speed=speed, days=days, prefix=stream_prefix)
         return
@@ -503,7 +524,7 @@ def demo(
         raise typer.Exit(2)
     db.upgrade_db(settings)
     with progress_bar(err) as progress:
-        result = generate(scale, seed, settings, progress=progress, world=world)
+        result = generate(scale, seed, settings, progress=progress, world=world, incidents=incidents)
     table = Table(title=f"Simulated marketplace: scale {scale}, seed {seed}, world {world}")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -1286,6 +1307,138 @@ def export_uplift(
             style="green",
         )
     )
+
+
+# --------------------------------------------------------------------------------------------------------
+# alerts: evaluate the rules, list the alerts, acknowledge and resolve them (docs/alerts.md)
+# --------------------------------------------------------------------------------------------------------
+
+alerts_app = typer.Typer(help="Alerts: evaluate the rules on the lake, list, acknowledge and resolve alerts.")
+app.add_typer(alerts_app, name="alerts", no_args_is_help=True)
+
+
+def _evaluation_line(evaluation: Any) -> Text:
+    from alerts.state import format_time
+
+    if evaluation.as_of is None:
+        return Text("alerts: the lake holds no orders: nothing evaluated")
+    changes, delivery = evaluation.changes, evaluation.delivery
+    counts = (
+        f"{len(changes.opened)} opened, {len(changes.updated)} still open, "
+        f"{len(changes.reopened)} re-opened, {len(changes.resolved)} resolved; {len(delivery.sent)} sent, "
+        f"{len(delivery.failed)} failed, {len(delivery.waiting)} waiting"
+    )
+    return Text(f"alerts as of {format_time(evaluation.as_of)}: {counts}")
+
+
+@alerts_app.command("evaluate")
+@needs_current_db
+def alerts_evaluate(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Evaluate the windows ending at this UTC hour (YYYY-MM-DDTHH); "
+            "default: the end of the last hour with orders.",
+        ),
+    ] = None,
+) -> None:
+    """Evaluate every alert rule, update the alerts and deliver the new ones."""
+    from datetime import datetime
+
+    from alerts.evaluate import evaluate_and_deliver
+
+    try:
+        moment = datetime.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        _err().print(Text(f"error: --as-of {as_of!r} is not a time (YYYY-MM-DDTHH)", style="bold red"))
+        raise typer.Exit(2) from None
+    _out().print(_evaluation_line(evaluate_and_deliver(Settings.from_env(), moment)))
+
+
+@alerts_app.command("list")
+@needs_current_db
+def alerts_list(
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="open, acknowledged or resolved (repeatable).")
+    ] = None,
+) -> None:
+    """List the alerts, newest first (default: open and acknowledged)."""
+    from alerts.state import format_time, format_value, list_alerts
+
+    settings = Settings.from_env()
+    db.require_current(settings)
+    with db.connect(settings) as connection:
+        frame = list_alerts(connection, statuses=status or ["open", "acknowledged"])
+    table = Table(title="Alerts")
+    for column in (
+        "id",
+        "status",
+        "severity",
+        "rule",
+        "entity",
+        "observed",
+        "expected range",
+        "opened",
+        "owner",
+    ):
+        table.add_column(column, overflow="fold")
+    for row in frame.iter_rows(named=True):
+        unit = row["unit"]
+        table.add_row(
+            str(row["alert_id"]),
+            row["status"],
+            row["severity"],
+            row["rule_id"],
+            f"{row['entity_kind']} {row['entity_id']}",
+            format_value(row["observed"], unit),
+            f"{format_value(row['expected_low'], unit)} – {format_value(row['expected_high'], unit)}",
+            format_time(row["opened_at"]),
+            row["owner"] or "",
+        )
+    _out().print(table)
+    if frame.is_empty():
+        _out().print("no alerts")
+
+
+def _change_alert(alert_id: int, status: str, owner: str | None, note: str | None, user: str) -> None:
+    from alerts.state import AlertNotFound, update_alert
+
+    settings = Settings.from_env()
+    db.require_current(settings)
+    try:
+        with db.connect(settings) as connection:
+            update_alert(connection, alert_id, user, status=status, owner=owner, notes=note)
+    except AlertNotFound:
+        _err().print(Text(f"error: no alert {alert_id}", style="bold red"))
+        raise typer.Exit(1) from None
+    _out().print(f"alert {alert_id}: {status}")
+
+
+_USER = typer.Option("--user", help="Who does it (default: $USER).")
+
+
+@alerts_app.command("ack")
+@needs_current_db
+def alerts_ack(
+    alert_id: Annotated[int, typer.Argument(help="The alert's id (see `liftboard alerts list`).")],
+    owner: Annotated[str | None, typer.Option("--owner", help="Who takes it.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Notes (replace the alert's notes).")] = None,
+    user: Annotated[str | None, _USER] = None,
+) -> None:
+    """Acknowledge an alert (someone is on it: it is no longer delivered)."""
+    _change_alert(alert_id, "acknowledged", owner, note, user or os.environ.get("USER") or "cli")
+
+
+@alerts_app.command("resolve")
+@needs_current_db
+def alerts_resolve(
+    alert_id: Annotated[int, typer.Argument(help="The alert's id (see `liftboard alerts list`).")],
+    note: Annotated[str | None, typer.Option("--note", help="Notes (replace the alert's notes).")] = None,
+    user: Annotated[str | None, _USER] = None,
+) -> None:
+    """Resolve an alert by hand (it re-opens if its condition still holds within the rule's cooldown)."""
+    _change_alert(alert_id, "resolved", None, note, user or os.environ.get("USER") or "cli")
 
 
 if __name__ == "__main__":

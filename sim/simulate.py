@@ -53,8 +53,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from core.calendar import MEGA_SALE_DAYS
 from core.config import Settings
 from core.schema import CREATOR_STRATEGIES, MERCHANT_STRATEGIES, TABLES
+from sim.incidents import Facts, incident_plan, plant_incidents
 from sim.worlds import CHANNELS, DEFAULT_WORLD, EffectWorld, effect_world, world_split
 
 Progress = Callable[[str, int, int], None]
@@ -241,7 +243,6 @@ TIER_BOUNDS = (
 )  # nano < 10k ≤ micro < 100k ≤ mid < 500k ≤ macro < 1M ≤ mega
 TIER_NAMES = ("nano", "micro", "mid", "macro", "mega")
 
-MEGA_SALE_DAYS = (date(2026, 6, 18), date(2026, 9, 9), date(2026, 10, 10), date(2026, 11, 11))
 WEEKDAY_TRAFFIC = np.array([0.92, 0.9, 0.95, 1.0, 1.05, 1.2, 1.15])  # Monday first
 WEEKDAY_POSTING = WEEKDAY_TRAFFIC / WEEKDAY_TRAFFIC.sum()
 VIDEO_DECAY = np.array([1.0, 0.5, 0.25, 0.12])  # share of a video's reach on publish day, day 1, 2, 3
@@ -1937,9 +1938,14 @@ def write_inputs(
     out_dir: Path,
     progress: Progress | None = None,
     world: str | EffectWorld = DEFAULT_WORLD,
+    incidents: bool = False,
 ) -> tuple[dict[str, int], dict[str, pl.DataFrame]]:
     """Generate the marketplace of one effect world and write it as input files (one Parquet per
     dimension, one per week for facts) plus the truth tables; returns row counts and the truth.
+
+    ``incidents`` plants a merchant's refund spike, a region's GMV drop, a top creator going quiet and a
+    live stream that sells nothing in the last 28 days (`sim.incidents`); the truth then has an ``incidents``
+    table.
 
     ``scale_name`` names one of SCALES (or is a `Scale`, for tests); ``world`` names one of
     `sim.worlds.EFFECT_WORLDS` (or is an `EffectWorld`, for tests and one-off experiments).
@@ -1960,21 +1966,67 @@ def write_inputs(
     expected_parts = []
     rows.update(content=0, engagement=0, orders=0)
     windows = treatment_windows(interventions, effects)
+    held: list[WeekFacts] = []
     for week, facts in enumerate(iter_weeks(population, interventions, seed, effects, windows)):
-        for name in ("content", "engagement", "orders"):
-            part: pl.DataFrame = getattr(facts, name)
-            part.write_parquet(out_dir / f"{name}-w{week:02d}.parquet")
-            rows[name] += part.height
+        if incidents:
+            held.append(facts)
+        else:
+            _write_week(out_dir, week, facts, rows)
         expected_parts.append(facts.expected)
         if progress:
             progress("simulate", week + 1, scale.weeks)
+    plan = _plant(held, dims["creators"], scale, seed, out_dir, rows) if incidents else None
     expected = (
         pl.concat(expected_parts)
         .group_by("entity_kind", "entity_index", "day")
         .agg(pl.col(EXPECTED_COLUMNS).sum())
     )
     truth = truth_tables(population, interventions, expected, spec, effects, windows)
+    if plan is not None:
+        truth["incidents"] = plan
     return rows, truth
+
+
+def _write_week(out_dir: Path, week: int, facts: WeekFacts, rows: dict[str, int]) -> None:
+    for name in ("content", "engagement", "orders"):
+        part: pl.DataFrame = getattr(facts, name)
+        part.write_parquet(out_dir / f"{name}-w{week:02d}.parquet")
+        rows[name] += part.height
+
+
+def _plant(
+    held: list[WeekFacts],
+    creators: pl.DataFrame,
+    scale: Scale,
+    seed: int,
+    out_dir: Path,
+    rows: dict[str, int],
+) -> pl.DataFrame:
+    """Plant the incidents in the held weeks, write them, and return the plan (the incidents' truth)."""
+    whole = Facts(
+        *(pl.concat([getattr(f, name) for f in held]) for name in ("content", "engagement", "orders"))
+    )
+    plan = incident_plan(whole, creators, scale.end_date)
+    planted = plant_incidents(whole, creators, plan, seed)
+    for week, facts in enumerate(held):
+        ids = {name: getattr(facts, name) for name in ("content", "engagement", "orders")}
+        kept = WeekFacts(
+            content=planted.content.join(
+                ids["content"].select("content_id"), on="content_id", how="semi", maintain_order="left"
+            ),
+            engagement=planted.engagement.join(
+                ids["engagement"].select("date", "content_id", "product_id"),
+                on=["date", "content_id", "product_id"],
+                how="semi",
+                maintain_order="left",
+            ),
+            orders=planted.orders.join(
+                ids["orders"].select("order_id"), on="order_id", how="semi", maintain_order="left"
+            ),
+            expected=facts.expected,
+        )
+        _write_week(out_dir, week, kept, rows)
+    return plan
 
 
 def generate(
@@ -1983,13 +2035,15 @@ def generate(
     settings: Settings | None = None,
     progress: Progress | None = None,
     world: str = DEFAULT_WORLD,
+    incidents: bool = False,
 ) -> SimulationResult:
     """Generate the marketplace of one effect world, load it through ingest, and write its truth under
-    ``settings.truth`` (``world.parquet`` names the world and its axes)."""
+    ``settings.truth`` (``world.parquet`` names the world and its axes; ``incidents.parquet`` the planted
+    incidents when ``incidents`` is set, see `sim.incidents`)."""
     from datastore.ingest import ingest_files  # ingest depends on the DB layer; keep import local
 
     settings = settings or Settings.from_env()
-    result = simulate_inputs(scale, seed, settings, progress, world)
+    result = simulate_inputs(scale, seed, settings, progress, world, incidents)
     files = sorted(result.input_dir.glob("*.parquet"))
     report = ingest_files(files, settings, source=result.source, user="simulator", progress=progress)
     return replace(result, ingest_report=report)
@@ -2001,6 +2055,7 @@ def simulate_inputs(
     settings: Settings | None = None,
     progress: Progress | None = None,
     world: str = DEFAULT_WORLD,
+    incidents: bool = False,
 ) -> SimulationResult:
     """``generate`` without the ingest: the input files under ``settings.incoming`` and the truth under
     ``settings.truth`` (the stream replay publishes the facts instead of ingesting their files)."""
@@ -2009,9 +2064,11 @@ def simulate_inputs(
     effect_world(world)  # an unknown world fails before anything is written
     settings = settings or Settings.from_env()
     suffix = "" if world == DEFAULT_WORLD else f"-{world}"
+    suffix += "-incidents" if incidents else ""
     input_dir = settings.incoming / f"{scale}-{seed}{suffix}"
-    rows, truth = write_inputs(scale, seed, input_dir, progress, world)
+    rows, truth = write_inputs(scale, seed, input_dir, progress, world, incidents)
     settings.truth.mkdir(parents=True, exist_ok=True)
+    (settings.truth / "incidents.parquet").unlink(missing_ok=True)  # an earlier world's incidents
     for name, frame in truth.items():
         frame.write_parquet(settings.truth / f"{name}.parquet")
     return SimulationResult(scale, seed, input_dir, settings.truth, rows, None, world)

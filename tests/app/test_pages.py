@@ -21,7 +21,17 @@ from tests.app.conftest import OTHER_USER, ROOT
 from webapp import auth, ui
 from webapp import data as app_data
 
-OPS_PAGES = ["overview", "movers", "cohorts", "creators", "merchants", "strategy_board", "models", "data"]
+OPS_PAGES = [
+    "overview",
+    "movers",
+    "cohorts",
+    "creators",
+    "merchants",
+    "strategy_board",
+    "models",
+    "data",
+    "alerts",
+]
 
 Open = Callable[..., AppTest]
 
