@@ -29,6 +29,7 @@ PACKAGES = (
     "reports",
     "webapp",
     "liftboard",
+    "alerts",
 )
 APP = (*PACKAGES, "pages", "app.py")
 """What runs in production: the packages, the Streamlit pages and the app script."""
