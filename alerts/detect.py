@@ -254,23 +254,47 @@ def below_expected_breaches(
         .filter((pl.col("expected_volume") >= rule.min_volume) & (pl.col("value") < pl.col("expected_low")))
     )
     return judged.select(
-        *_rule_columns(rule),
-        pl.col("segment").alias("entity_id"),
-        pl.lit(None, pl.String).alias("merchant_id"),
-        (pl.col("window_end") - HOUR * w).alias("window_start"),
-        "window_end",
-        pl.col("value").alias("observed"),
-        "expected",
-        "expected_low",
-        "expected_high",
-        pl.lit("USD" if metric == "gmv" else "count").alias("unit"),
-        pl.col("volume"),
-        pl.lit(rule.severity).alias("severity"),
+        _breach_columns(
+            rule,
+            entity=pl.col("segment"),
+            merchant=pl.lit(None, pl.String),
+            start=pl.col("window_end") - HOUR * w,
+            observed=pl.col("value"),
+            unit="USD" if metric == "gmv" else "count",
+            volume=pl.col("volume"),
+        )
     )
 
 
-def _rule_columns(rule: Rule) -> list[pl.Expr]:
-    return [pl.lit(rule.id).alias("rule_id"), pl.lit(rule.entity_kind).alias("entity_kind")]
+def _breach_columns(
+    rule: Rule,
+    *,
+    entity: pl.Expr,
+    merchant: pl.Expr,
+    start: pl.Expr,
+    unit: str,
+    volume: pl.Expr,
+    observed: pl.Expr | None = None,
+    expected: pl.Expr | None = None,
+    low: pl.Expr | None = None,
+    high: pl.Expr | None = None,
+) -> list[pl.Expr]:
+    """The columns of a breach, the same for every rule (what ``rule_breaches`` concatenates)."""
+    return [
+        pl.lit(rule.id).alias("rule_id"),
+        pl.lit(rule.entity_kind).alias("entity_kind"),
+        entity.alias("entity_id"),
+        merchant.alias("merchant_id"),
+        start.alias("window_start"),
+        pl.col("window_end"),
+        (pl.col("observed") if observed is None else observed).alias("observed"),
+        (pl.col("expected") if expected is None else expected).alias("expected"),
+        (pl.col("expected_low") if low is None else low).alias("expected_low"),
+        (pl.col("expected_high") if high is None else high).alias("expected_high"),
+        pl.lit(unit).alias("unit"),
+        volume.alias("volume"),
+        pl.lit(rule.severity).alias("severity"),
+    ]
 
 
 def rate_spike_breaches(
@@ -307,18 +331,14 @@ def rate_spike_breaches(
         .filter(pl.col("observed") > pl.col("expected_high"))
     )
     return judged.select(
-        *_rule_columns(rule),
-        pl.col("segment").alias("entity_id"),
-        pl.col("segment").alias("merchant_id"),
-        (pl.col("window_end") - HOUR * w).alias("window_start"),
-        "window_end",
-        "observed",
-        "expected",
-        "expected_low",
-        "expected_high",
-        pl.lit("ratio").alias("unit"),
-        "volume",
-        pl.lit(rule.severity).alias("severity"),
+        _breach_columns(
+            rule,
+            entity=pl.col("segment"),
+            merchant=pl.col("segment"),
+            start=pl.col("window_end") - HOUR * w,
+            unit="ratio",
+            volume=pl.col("volume"),
+        )
     )
 
 
@@ -410,18 +430,14 @@ def quiet_breaches(
         )
     )
     return judged.select(
-        *_rule_columns(rule),
-        pl.col("segment").alias("entity_id"),
-        pl.lit(None, pl.String).alias("merchant_id"),
-        (pl.col("window_end") - HOUR * w).alias("window_start"),
-        "window_end",
-        "observed",
-        "expected",
-        "expected_low",
-        "expected_high",
-        pl.lit("count").alias("unit"),
-        pl.col("expected").alias("volume"),
-        pl.lit(rule.severity).alias("severity"),
+        _breach_columns(
+            rule,
+            entity=pl.col("segment"),
+            merchant=pl.lit(None, pl.String),
+            start=pl.col("window_end") - HOUR * w,
+            unit="count",
+            volume=pl.col("expected"),
+        )
     )
 
 
@@ -507,18 +523,18 @@ def live_conversion_breaches(
         .filter(pl.col("window_end").is_not_null())
     )
     return judged.select(
-        *_rule_columns(rule),
-        pl.col("content_id").alias("entity_id"),
-        pl.lit(None, pl.String).alias("merchant_id"),
-        (day_end - pl.duration(days=1)).alias("window_start"),
-        "window_end",
-        pl.col("observed_rate").alias("observed"),
-        pl.col("rate").alias("expected"),
-        (pl.col("low_orders") / pl.col("clicks")).alias("expected_low"),
-        (pl.col("high_orders") / pl.col("clicks")).alias("expected_high"),
-        pl.lit("ratio").alias("unit"),
-        pl.col("clicks").alias("volume"),
-        pl.lit(rule.severity).alias("severity"),
+        _breach_columns(
+            rule,
+            entity=pl.col("content_id"),
+            merchant=pl.lit(None, pl.String),
+            start=day_end - pl.duration(days=1),
+            observed=pl.col("observed_rate"),
+            expected=pl.col("rate"),
+            low=pl.col("low_orders") / pl.col("clicks"),
+            high=pl.col("high_orders") / pl.col("clicks"),
+            unit="ratio",
+            volume=pl.col("clicks"),
+        )
     )
 
 
