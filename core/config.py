@@ -70,6 +70,7 @@ class Settings:
     lake_storage_options: tuple[tuple[str, str], ...] = ()
     lake_run: str | None = None  # read the lake as this ingestion run left it (None: the last one)
     alert_delivery: AlertDelivery = field(default_factory=AlertDelivery)
+    live_refresh_s: int = 30  # how often the app's "today" figures look for a new lake commit
 
     @property
     def lake(self) -> Path:
@@ -112,4 +113,5 @@ class Settings:
             lake_location=os.environ.get("LIFTBOARD_LAKE_URL") or None,
             lake_storage_options=tuple(sorted((str(k), str(v)) for k, v in options.items())),
             alert_delivery=AlertDelivery.from_env(),
+            live_refresh_s=max(1, int(os.environ.get("LIFTBOARD_LIVE_REFRESH_S") or 30)),
         )

@@ -513,11 +513,18 @@ def demo(
     if if_missing and db.database_revision(settings) is not None and lake.has_rows("orders", settings):
         out.print(f"the lake at {settings.lake} already holds orders: nothing to do")
         return
-    if stream is not None and incidents:
-        err.print(Text("error: --incidents is not available with --stream yet", style="bold red"))
-        raise typer.Exit(2)
     if stream is not None:
-        _demo_stream(stream, settings, scale, seed, world, speed=speed, days=days, prefix=stream_prefix)
+        _demo_stream(
+            stream,
+            settings,
+            scale,
+            seed,
+            world,
+            speed=speed,
+            days=days,
+            prefix=stream_prefix,
+            incidents=incidents,
+        )
         return
     if speed or days is not None:
         err.print(Text("error: --speed and --days need --stream", style="bold red"))
@@ -544,8 +551,9 @@ def _demo_stream(
     speed: float,
     days: int | None,
     prefix: str,
+    incidents: bool = False,
 ) -> None:
-    """`liftboard demo --stream`: replay the marketplace on Redis Streams."""
+    """`liftboard demo --stream`: replay the marketplace on Redis Streams (with ``incidents`` planted)."""
     from datastore.stream import StreamError, parse_streams
     from liftboard.replay import replay
 
@@ -565,6 +573,7 @@ def _demo_stream(
                 world=world,
                 speed=speed,
                 days=days,
+                incidents=incidents,
                 progress=progress,
             )
     except StreamError as exc:
@@ -1024,9 +1033,13 @@ def stream(
     max_batches: Annotated[
         int | None, typer.Option("--max-batches", min=1, help="Stop after N micro-batches.")
     ] = None,
+    no_alerts: Annotated[
+        bool, typer.Option("--no-alerts", help="Do not evaluate the alert rules after each batch.")
+    ] = False,
 ) -> None:
     """Consume events from Redis Streams in micro-batches (one ingest run each, acknowledged after its
-    commit) and keep creator interests current. Ctrl-C finishes the batch and stops; twice abandons it."""
+    commit), keep creator interests current and evaluate the alert rules for each hour the stream
+    completes. Ctrl-C finishes the batch and stops; twice abandons it."""
     from datastore.stream import StreamError, StreamSource, parse_streams
     from liftboard.stream import StreamBatchResult, consume
 
@@ -1055,6 +1068,7 @@ def stream(
             max_batches=max_batches,
             on_batch=report,
             on_stop=stopping,
+            alerts=not no_alerts,
         )
     except StreamError as exc:
         err.print(Text(f"error: {exc}", style="bold red"))

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -34,11 +34,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(home: Path, log: IO[str] | int = subprocess.DEVNULL, timeout: float = 60) -> Iterator[str]:
+def serve_app(
+    home: Path,
+    log: IO[str] | int = subprocess.DEVNULL,
+    timeout: float = 60,
+    environment: Mapping[str, str] | None = None,
+) -> Iterator[str]:
     """`streamlit run app.py` on ``home`` (the embedded SQLite database, whatever the environment says)
-    on a free local port; yields its URL once the port accepts connections, stops it on exit."""
+    on a free local port, with ``environment`` added to this process's; yields its URL once the port
+    accepts connections, stops it on exit."""
     port = free_port()
-    env = {**os.environ, "LIFTBOARD_HOME": str(Path(home).resolve())}
+    env = {**os.environ, **(environment or {}), "LIFTBOARD_HOME": str(Path(home).resolve())}
     env.pop("LIFTBOARD_DATABASE_URL", None)
     process = subprocess.Popen(
         [

@@ -64,16 +64,29 @@ def fact_events(input_dir: Path) -> dict[str, pl.DataFrame]:
         parts = [path for path in files if table_for_file(path) == table]
         frame = pl.concat([pl.read_parquet(path) for path in parts]) if parts else pl.DataFrame()
         frames[table] = frame.with_columns(event_time(table).alias(EVENT_AT)) if parts else frame
-    if frames["orders"].height and frames["content"].height:
-        # the simulator draws an order's time within its day independently of its content's: an order
-        # may come hours before the content it is attributed to is published. Its event is sent once
-        # both exist, so that no order reaches the stream before the content it references.
-        published = frames["content"].select("content_id", pl.col(EVENT_AT).alias("__published"))
-        frames["orders"] = (
-            frames["orders"]
-            .join(published, on="content_id", how="left", maintain_order="left")
-            .with_columns(pl.max_horizontal(EVENT_AT, "__published").alias(EVENT_AT))
-            .drop("__published")
+    if frames["content"].height:
+        # the simulator draws an order's time (and counts a day's engagement) independently of its
+        # content's publishing time: a quarter of the orders on content come before their content is
+        # published, up to 17 hours before. The content's event goes out with the first event that
+        # references it, so that no reference arrives before its content AND every order arrives at its
+        # own time: the orders of an hour are complete once a later order has arrived, which is what
+        # the alerts judge an hour by (`alerts.evaluate.evaluate_new_hours`).
+        first_use = (
+            pl.concat(
+                [
+                    frames[table].select("content_id", EVENT_AT)
+                    for table in ("orders", "engagement")
+                    if frames[table].height
+                ]
+            )
+            .group_by("content_id")
+            .agg(pl.col(EVENT_AT).min().alias("__first_use"))
+        )
+        frames["content"] = (
+            frames["content"]
+            .join(first_use, on="content_id", how="left", maintain_order="left")
+            .with_columns(pl.min_horizontal(EVENT_AT, "__first_use").alias(EVENT_AT))
+            .drop("__first_use")
         )
     return frames
 
@@ -152,6 +165,7 @@ def replay(
     world: str = "demo",
     speed: float = 0.0,
     days: int | None = None,
+    incidents: bool = False,
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ReplayResult:
@@ -159,11 +173,13 @@ def replay(
     publish its facts to ``streams`` (table -> stream key) at ``url`` in event-time order.
 
     A replay is a new installation, as ``liftboard demo`` is: the state DB is migrated first.
+    ``incidents`` plants the simulator's incidents (`sim.incidents`, all in the last 28 days) in the
+    events, with their truth in ``truth/incidents.parquet``, for the alerts of the consumer to find.
     """
     client = connect(url)  # an unreachable server fails before the simulation runs
     started = time.perf_counter()
     db.upgrade_db(settings)
-    simulation = simulate_inputs(scale, seed, settings, progress, world)
+    simulation = simulate_inputs(scale, seed, settings, progress, world, incidents)
     files = sorted(simulation.input_dir.glob("*.parquet"))
     dimension_files = [path for path in files if table_for_file(path) not in FACTS]
     events = fact_events(simulation.input_dir)

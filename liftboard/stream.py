@@ -2,8 +2,9 @@
 
 Each micro-batch is read and committed by ``datastore.stream`` (one ingest run, acknowledged after its
 commit); then exactly the rows that run loaded are folded into the creator interests, as the folder watcher
-does (``liftboard.watch.fold_run``). The loop lives here, not in ``datastore``, because interests belong
-to ``matching``, above the data layer.
+does (``liftboard.watch.fold_run``), and the alert rules are evaluated for every hour the batch completed
+(``alerts.evaluate.evaluate_new_hours``; new alerts delivered at once). The loop lives here, not in
+``datastore``, because interests belong to ``matching`` and alerts to ``alerts``, above the data layer.
 
 Ctrl-C: the first one lets the batch in progress finish (commit, acknowledge, fold) and stops; a second one
 abandons it: its run is rolled back and its entries stay pending, to be read again by the next start.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
 
+from alerts.evaluate import evaluate_new_hours, last_complete_hour
 from core.config import Settings
 from datastore.stream import (
     DEFAULT_BATCH,
@@ -51,6 +53,11 @@ class StreamBatchResult:
     interest_events: int  # -1: rebuilt from the whole lake
     interests_as_of: datetime
     drifting_creators: int
+    alert_hours: int = 0  # complete hours the alert rules were evaluated for after this batch
+    alerts_as_of: datetime | None = None  # the last of them (the end of its window)
+    alerts_opened: int = 0
+    alerts_resolved: int = 0
+    alerts_sent: int = 0
 
     def line(self) -> str:
         """One line for the operator."""
@@ -58,11 +65,17 @@ class StreamBatchResult:
         interests = (
             "interests rebuilt" if self.interest_events < 0 else f"{self.interest_events:,} interest event(s)"
         )
+        alerts = (
+            f"; alerts over {self.alert_hours} hour(s): {self.alerts_opened} opened, "
+            f"{self.alerts_resolved} resolved, {self.alerts_sent} sent"
+            if self.alert_hours
+            else ""
+        )
         return (
             f"run {self.run_id}: {self.entries:,} entries ({tables}), {self.rows_loaded:,} loaded, "
             f"{self.rows_updated:,} updated, {self.rows_quarantined:,} quarantined, "
             f"{self.rows_duplicate:,} duplicate(s) in {self.seconds:.2f}s; {interests}, "
-            f"{self.drifting_creators:,} creator(s) drifting"
+            f"{self.drifting_creators:,} creator(s) drifting{alerts}"
         )
 
 
@@ -108,6 +121,7 @@ def consume(
     on_batch: Callable[[StreamBatchResult], None] | None = None,
     on_stop: Callable[[], None] | None = None,
     now: datetime | None = None,
+    alerts: bool = True,
 ) -> list[StreamBatchResult]:
     """Read, commit and acknowledge micro-batches until stopped; fold each into the creator interests.
 
@@ -123,6 +137,8 @@ def consume(
         on_batch: called after each committed batch.
         on_stop: called when the first Ctrl-C asks to stop after the batch in progress.
         now: the moment after which times are "in the future" (default: now; tests).
+        alerts: after each batch, evaluate the alert rules for every hour the stream completed since the
+            previous batch and deliver new alerts (`alerts.evaluate.evaluate_new_hours`).
 
     Raises:
         datastore.stream.StreamError: the server is unreachable or the streams are unusable.
@@ -135,6 +151,9 @@ def consume(
     ensure_groups(client, source)
     results: list[StreamBatchResult] = []
     stop = StopRequest()
+    # the last hour the alert rules were judged for: the lake's before the first batch (its hours were
+    # complete before this consumer started), then the last one each batch completed
+    judged = last_complete_hour(settings, now) if alerts else None
     with _first_interrupt_stops(stop, on_stop):
         while not stop.requested and (max_batches is None or len(results) < max_batches):
             started = time.perf_counter()
@@ -147,6 +166,9 @@ def consume(
             report = commit_batch(client, source, name, entries, settings, now=now)
             seconds = time.perf_counter() - started
             state, events = fold_run(settings, before, report.run_id, cfg)
+            evaluations = evaluate_new_hours(settings, judged, now=now) if alerts else []
+            if evaluations:
+                judged = evaluations[-1].as_of
             result = StreamBatchResult(
                 entries=len(entries),
                 per_table=describe(entries),
@@ -160,6 +182,11 @@ def consume(
                 interest_events=events,
                 interests_as_of=state.as_of,
                 drifting_creators=drifting_creators(state, cfg),
+                alert_hours=len(evaluations),
+                alerts_as_of=judged if evaluations else None,
+                alerts_opened=sum(len(e.changes.opened) + len(e.changes.reopened) for e in evaluations),
+                alerts_resolved=sum(len(e.changes.resolved) for e in evaluations),
+                alerts_sent=sum(len(e.delivery.sent) for e in evaluations),
             )
             results.append(result)
             if on_batch is not None:

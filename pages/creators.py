@@ -78,6 +78,11 @@ st.caption(
     f"{feat.get('followers', 0):,} followers"
 )
 
+st.subheader(
+    "Today so far", help="Read from the lake's last commit (stream or ingest), not from the last build."
+)
+ui.today_section(user, profile.handle, creator_id=creator_id)
+
 m = st.columns(5)
 m[0].metric(
     "GMV 28d",

@@ -64,6 +64,11 @@ st.caption(
     f"{feat['catalog_products']:,} products"
 )
 
+st.subheader(
+    "Today so far", help="Read from the lake's last commit (stream or ingest), not from the last build."
+)
+ui.today_section(user, profile.name, merchant_id=merchant_id)
+
 # The merchant report (reports.merchant): built only when a format is clicked.
 MIME = {
     "pdf": "application/pdf",

@@ -15,6 +15,12 @@ user = ui.current_user()
 f = ui.filters()
 
 st.title("Overview")
+st.subheader(
+    "Today so far", help="Read from the lake's last commit (stream or ingest), not from the last build."
+)
+ui.today_section(user, "the marketplace")
+
+st.subheader("Period")
 st.caption(f.label + " · compared with the previous period of equal length")
 
 data = app_data.overview(user, f.start, f.end, f.regions, f.categories, f.tiers)

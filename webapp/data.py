@@ -26,12 +26,13 @@ import polars as pl
 import streamlit as st
 
 from analytics import kpis, profiles
+from analytics import today as today_kpis
 from analytics.profiles import CreatorProfile, MerchantProfile
 from core import access, exports, metrics
 from core.access import User
 from core.config import Settings
 from core.snapshots import CATALOG
-from datastore import db, snapshots, users
+from datastore import db, lake, snapshots, users
 from datastore import status as data_status
 from datastore.snapshots import SnapshotNotFound, latest_manifest
 from liftboard import jobs
@@ -262,6 +263,42 @@ def overview(
 ) -> dict[str, pl.DataFrame]:
     """KPI cards (vs the previous period), per-day metrics of both periods, and breakdowns."""
     return _overview(user, start, end, tuple(regions), tuple(categories), tuple(tiers), _build_key())
+
+
+# ------------------------------------------------------------------------------------------------
+# Today so far (from the lake's last commit, not the build)
+# ------------------------------------------------------------------------------------------------
+
+LIVE_TTL = 60
+"""How long today's figures for one lake commit are kept: a new commit changes the key at once."""
+
+
+@st.cache_data(ttl=LIVE_TTL, max_entries=64, show_spinner=False)
+def _today(
+    home: str,
+    run_id: str | None,
+    creator_id: str | None,
+    merchant_ids: tuple[str, ...] | None,
+) -> today_kpis.Today:
+    return today_kpis.lake_today(settings(), creator_id=creator_id, merchant_ids=merchant_ids, run_id=run_id)
+
+
+def today(user: User, *, creator_id: str | None = None, merchant_id: str | None = None) -> today_kpis.Today:
+    """Today's figures so far against the usual for the same hours, read from the lake's last committed
+    run (a stream micro-batch or an ingest): the marketplace's, a creator's or a merchant's; a
+    merchant-success user's figures cover their merchants only."""
+    if merchant_id is not None and not access.can_see_merchant(user, merchant_id):
+        raise PermissionError(f"merchant {merchant_id!r} is outside this user's scope")
+    if creator_id is not None and not user.is_ops:
+        raise PermissionError("creator figures are for operations users")
+    merchants: tuple[str, ...] | None = None
+    if merchant_id is not None:
+        merchants = (merchant_id,)
+    elif user.merchant_ids is not None:
+        merchants = tuple(sorted(user.merchant_ids))
+    s = settings()
+    run_id = lake.lake_version(s).run_id  # one small state-DB read: the key moves with every commit
+    return _today(str(s.home), run_id, creator_id, merchants)
 
 
 # ------------------------------------------------------------------------------------------------

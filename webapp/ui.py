@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from numbers import Real
 from typing import Any, Literal
@@ -17,6 +17,7 @@ import polars as pl
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from analytics import today as today_kpis
 from core import metrics
 from core.access import User
 from strategies.wording import EVIDENCE_PROVEN, EVIDENCE_UNPROVEN, NET_VALUE_HELP, feature_label, format_value
@@ -600,3 +601,90 @@ def funnel_figure(counts: Mapping[str, float | None], title: str) -> go.Figure:
     fig.update_layout(title=title)
     fig.update_yaxes(automargin=True)
     return fig
+
+
+def age(seconds: float) -> str:
+    """How long ago, as people say it: ``12 s``, ``4 min``, ``3 h 05 min``, ``2 days``."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        hours, rest = divmod(int(seconds), 3600)
+        return f"{hours} h {rest // 60:02d} min"
+    return f"{seconds / 86400:.0f} days"
+
+
+def today_value(name: str, value: float | None) -> str:
+    """A today figure as its card shows it (GMV compact, as on the period cards)."""
+    if value is None:
+        return MISSING
+    return money_compact(value) if name == "gmv" else metrics.metric(name).display.text(value)
+
+
+def today_freshness(today: today_kpis.Today, now: datetime) -> str:
+    """One line saying how fresh today's figures are: the newest order they include, when the lake run
+    they read was committed (and how long ago), and the day the engagement figures are of."""
+    window = today.window
+    if window is None:
+        return "No orders in the lake yet."
+    parts = [f"Orders up to {window.now:%d %b %H:%M:%S} UTC"]
+    committed = today.lake.finished_at
+    if committed is not None:
+        parts.append(f"lake updated {committed:%H:%M:%S} UTC ({age((now - committed).total_seconds())} ago)")
+    parts.append(f"CTR and CVR: {window.engagement_period()}")
+    return " · ".join(parts)
+
+
+def today_cards(today: today_kpis.Today, now: datetime, what: str) -> None:
+    """Today's figures as cards: the value so far, its change against the usual for the same hours of the
+    last same weekdays (range and period in the tooltip), and how fresh they are."""
+    if today.window is None:
+        st.info(
+            f"No orders in the lake yet: {what}'s figures for today appear with the first ingest or stream "
+            "batch.",
+            icon=":material/schedule:",
+        )
+        return
+    if today.window.sale_day:
+        st.caption(
+            "Today is a mega-sale day: the usual range is that of normal same weekdays, so expect to be far "
+            "above it."
+        )
+    rows = list(today.figures.iter_rows(named=True))
+    for column, row in zip(st.columns(len(rows)), rows, strict=True):
+        name, change = row["metric"], row["change_pct"]
+        if row["usual"] is None:
+            usual = (
+                f"No usual range: fewer than {today_kpis.MIN_REFERENCES} earlier same weekdays in the data."
+            )
+        else:
+            low, high = today_value(name, row["usual_low"]), today_value(name, row["usual_high"])
+            usual = (
+                f"Usual: {today_value(name, row['usual'])} (median of {row['references']} earlier same "
+                f"weekdays, range {low} – {high})."
+            )
+        column.metric(
+            row["label"],
+            today_value(name, row["value"]),
+            delta=None if change is None else f"{change * 100:+.1f}% vs usual",
+            delta_color="normal" if row["higher_is_better"] else "inverse",
+            help=f"{row['definition']} Period: {row['period']}. {usual}",
+            border=True,
+        )
+    st.caption(today_freshness(today, now))
+
+
+def today_section(
+    user: User, what: str, *, creator_id: str | None = None, merchant_id: str | None = None
+) -> None:
+    """The "today so far" cards of the marketplace, a creator or a merchant, in a fragment that looks for a
+    new lake commit every ``live_refresh_s`` seconds (a stream micro-batch shows without a page reload)."""
+
+    @st.fragment(run_every=app_data.settings().live_refresh_s)
+    def live() -> None:
+        result = app_data.today(user, creator_id=creator_id, merchant_id=merchant_id)
+        today_cards(result, datetime.now(UTC), what)
+
+    live()

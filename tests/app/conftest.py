@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -62,6 +65,19 @@ def built_tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return home
+
+
+def private_copy(tiny_home: Path, directory: Path) -> Path:
+    """A copy of the tiny build in ``directory / "home"`` that a test may change; its SQLite state DB is
+    copied through SQLite's backup API (the shared app may be writing sign-ins into it meanwhile)."""
+    copy = directory / "home"
+    shutil.copytree(tiny_home, copy, ignore=shutil.ignore_patterns("liftboard.db*"))
+    with (
+        closing(sqlite3.connect(tiny_home / "liftboard.db")) as source,
+        closing(sqlite3.connect(copy / "liftboard.db")) as target,
+    ):
+        source.backup(target)
+    return copy
 
 
 @pytest.fixture(autouse=True)

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
-import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from datastore.tables import sign_in_attempts
 from liftboard.headless import serve_app
 from tests.app import browser as web
 from tests.app.browser import LOGIN_FORM, NAV, count_frames, load, run
+from tests.app.conftest import private_copy
 from webapp.auth import COOKIE, SESSION_TTL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -39,14 +37,7 @@ _names = itertools.count(1)
 def home(tiny_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the tiny build; its SQLite state DB copied through SQLite's backup API (the
     shared app may be writing sign-ins into it meanwhile)."""
-    copy = tmp_path_factory.mktemp("session-home") / "home"
-    shutil.copytree(tiny_home, copy, ignore=shutil.ignore_patterns("liftboard.db*"))
-    with (
-        closing(sqlite3.connect(tiny_home / "liftboard.db")) as source,
-        closing(sqlite3.connect(copy / "liftboard.db")) as target,
-    ):
-        source.backup(target)
-    return copy
+    return private_copy(tiny_home, tmp_path_factory.mktemp("session-home"))
 
 
 @pytest.fixture(scope="module")
