@@ -668,12 +668,15 @@ def today_cards(today: today_kpis.Today, now: datetime, what: str) -> None:
         column.metric(
             row["label"],
             today_value(name, row["value"]),
-            delta=None if change is None else f"{change * 100:+.1f}% vs usual",
+            delta=None if change is None else f"{change * 100:+.1f}%",
             delta_color="normal" if row["higher_is_better"] else "inverse",
             help=f"{row['definition']} Period: {row['period']}. {usual}",
             border=True,
         )
-    st.caption(today_freshness(today, now))
+    st.caption(
+        f"Change against the usual for these hours: the median of the last {today_kpis.REFERENCE_WEEKS} same "
+        f"weekdays (hover a card for the range). {today_freshness(today, now)}"
+    )
 
 
 def today_section(
