@@ -70,13 +70,18 @@ def _isolated_session_environment(
 @pytest.fixture(autouse=True)
 def _isolated_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, object_store: ObjectStore | None
-) -> None:
+) -> Iterator[None]:
     """No test reads or writes the developer's ./data, or inherits a fault-injection setting; its lake is
-    a folder of its own, or a prefix of its own on the test object store."""
+    a folder of its own, or a prefix of its own on the test object store. On the object store, a test that
+    left a lake folder in its home wrote to a local path after all: it fails."""
     monkeypatch.setenv("LIFTBOARD_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("LIFTBOARD_DATABASE_URL", raising=False)
     monkeypatch.delenv("LIFTBOARD_FAULT_INJECT", raising=False)
     _set_lake(monkeypatch, object_store)
+    yield
+    if object_store is not None:
+        local = Settings.from_env(home=tmp_path / "home").lake
+        assert not local.exists(), f"LIFTBOARD_TEST_LAKE=s3, yet the test wrote a local lake in {local}"
 
 
 @pytest.fixture

@@ -64,8 +64,8 @@ def start_object_store() -> tuple[ObjectStore, subprocess.Popen[str]]:
         "AWS_ENDPOINT_URL": endpoint,
         **KEYS,
         "AWS_ALLOW_HTTP": "true",
-        # one writer at a time is Liftboard's ingest lock: no S3 locking provider is needed (docs)
-        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+        # nothing else: deltalake commits with conditional writes (put-if-absent), which the server
+        # enforces as S3 does; no locking provider, no AWS_S3_ALLOW_UNSAFE_RENAME (docs/architecture.md)
     }
     s3_client(options).create_bucket(Bucket=BUCKET)
     return ObjectStore(endpoint, options), server
