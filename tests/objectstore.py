@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 BUCKET = "liftboard-test"
@@ -50,6 +51,7 @@ def start_object_store() -> tuple[ObjectStore, subprocess.Popen[str]]:
     closing its standard input, or when the test process dies)."""
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.objectstore"],
+        cwd=Path(__file__).resolve().parents[1],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -58,6 +60,7 @@ def start_object_store() -> tuple[ObjectStore, subprocess.Popen[str]]:
     line = server.stdout.readline()
     if not line.strip().isdigit():
         server.kill()
+        stop_object_store(server)
         raise RuntimeError(f"the test object store did not start (it said {line!r})")
     endpoint = f"http://127.0.0.1:{int(line)}"
     options = {
@@ -73,7 +76,8 @@ def start_object_store() -> tuple[ObjectStore, subprocess.Popen[str]]:
 
 def stop_object_store(server: subprocess.Popen[str]) -> None:
     """Stop the server process."""
-    assert server.stdin is not None and server.stdout is not None
+    assert server.stdin is not None
+    assert server.stdout is not None
     server.stdin.close()
     try:
         server.wait(timeout=10)
