@@ -4,7 +4,8 @@ Everything is derived from two environment variables, read when a `Settings` is 
 ``LIFTBOARD_HOME`` (default ``./data``) holds the lake, quarantine, truth and the SQLite file;
 ``LIFTBOARD_DATABASE_URL`` (default: SQLite in ``LIFTBOARD_HOME``) names the state DB;
 ``LIFTBOARD_LAKE_URL`` (default: ``LIFTBOARD_HOME/lake``) may put the lake on an object store, with
-``LIFTBOARD_LAKE_OPTIONS`` (JSON: the store's options, e.g. endpoint and keys).
+``LIFTBOARD_LAKE_OPTIONS`` (JSON: the store's options, e.g. region, endpoint and keys; docs/architecture.md,
+"The lake on an object store", says which and why no unsafe-rename setting is needed).
 
 Alert delivery (`AlertDelivery`, docs/alerts.md) reads ``LIFTBOARD_ALERT_WEBHOOK_URL``,
 ``LIFTBOARD_SMTP_HOST``, ``LIFTBOARD_SMTP_PORT`` (default 25), ``LIFTBOARD_SMTP_USER``,

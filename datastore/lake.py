@@ -24,6 +24,11 @@ So a reader sees all of a run or none of it, across tables, whatever is being wr
 readers; the next writer (holding the ingest lock) restores each table whose latest version is not the
 pinned one back to it (a Delta ``RESTORE``, itself a new version), marks interrupted runs failed and
 deletes their quarantine files. Nothing a reader needs is ever repaired by a reader.
+
+**Object stores.** Every read and write goes through ``table_uri`` and the lake's storage options, so
+the same code runs on a folder and on an ``s3://`` URL (`make test` runs the lake tests on both). One
+writer at a time is the ingest lock, a file lock in ``settings.home``; the Delta commits themselves are
+conditional writes on S3 (docs/architecture.md, "The lake on an object store").
 """
 
 from __future__ import annotations

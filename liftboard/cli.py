@@ -511,7 +511,7 @@ def demo(
         )
         raise typer.Exit(2)
     if if_missing and db.database_revision(settings) is not None and lake.has_rows("orders", settings):
-        out.print(f"the lake at {settings.lake} already holds orders: nothing to do")
+        out.print(f"the lake at {settings.lake_url} already holds orders: nothing to do")
         return
     if stream is not None:
         _demo_stream(

@@ -10,6 +10,7 @@ local server) and drop it afterwards. If the server is unreachable they fail, ne
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -23,30 +24,64 @@ import sqlalchemy as sa
 
 from core.config import Settings
 from datastore import db
+from tests.objectstore import ObjectStore, start_object_store, stop_object_store
 
 PG_URL = os.environ.get("LIFTBOARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+LAKE_BACKEND = os.environ.get("LIFTBOARD_TEST_LAKE", "local")
+"""Where the tests' lakes live: ``local`` folders (default) or ``s3``, an S3-compatible server the tests
+start on 127.0.0.1 (tests/objectstore.py)."""
+if LAKE_BACKEND not in ("local", "s3"):
+    raise ValueError(f"LIFTBOARD_TEST_LAKE must be local or s3, not {LAKE_BACKEND!r}")
+
+
+@pytest.fixture(scope="session")
+def object_store() -> Iterator[ObjectStore | None]:
+    """The tests' S3-compatible server when ``LIFTBOARD_TEST_LAKE=s3`` (one per test process), else None."""
+    if LAKE_BACKEND != "s3":
+        yield None
+        return
+    store, server = start_object_store()
+    yield store
+    stop_object_store(server)
+
+
+def _set_lake(patch: pytest.MonkeyPatch, store: ObjectStore | None) -> None:
+    if store is None:
+        patch.delenv("LIFTBOARD_LAKE_URL", raising=False)
+        patch.delenv("LIFTBOARD_LAKE_OPTIONS", raising=False)
+    else:
+        patch.setenv("LIFTBOARD_LAKE_URL", store.new_lake_url())
+        patch.setenv("LIFTBOARD_LAKE_OPTIONS", json.dumps(store.options))
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _isolated_session_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _isolated_session_environment(
+    tmp_path_factory: pytest.TempPathFactory, object_store: ObjectStore | None
+) -> Iterator[None]:
     """Module- and session-scoped fixtures that read the environment never touch ./data either."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LIFTBOARD_HOME", str(tmp_path_factory.mktemp("session-home")))
         patch.delenv("LIFTBOARD_DATABASE_URL", raising=False)
         patch.delenv("LIFTBOARD_FAULT_INJECT", raising=False)
-        patch.delenv("LIFTBOARD_LAKE_URL", raising=False)
-        patch.delenv("LIFTBOARD_LAKE_OPTIONS", raising=False)
+        _set_lake(patch, object_store)
         yield
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the developer's ./data, or inherits a fault-injection setting."""
+def _isolated_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, object_store: ObjectStore | None
+) -> Iterator[None]:
+    """No test reads or writes the developer's ./data, or inherits a fault-injection setting; its lake is
+    a folder of its own, or a prefix of its own on the test object store. On the object store, a test that
+    left a lake folder in its home wrote to a local path after all: it fails."""
     monkeypatch.setenv("LIFTBOARD_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("LIFTBOARD_DATABASE_URL", raising=False)
     monkeypatch.delenv("LIFTBOARD_FAULT_INJECT", raising=False)
-    monkeypatch.delenv("LIFTBOARD_LAKE_URL", raising=False)
-    monkeypatch.delenv("LIFTBOARD_LAKE_OPTIONS", raising=False)
+    _set_lake(monkeypatch, object_store)
+    yield
+    if object_store is not None:
+        local = Settings.from_env(home=tmp_path / "home").lake
+        assert not local.exists(), f"LIFTBOARD_TEST_LAKE=s3, yet the test wrote a local lake in {local}"
 
 
 @pytest.fixture

@@ -45,6 +45,8 @@ USED_WITHOUT_IMPORT = {
     "ruff": "make lint",
     "mypy": "make lint",
     "import-linter": "make lint (lint-imports)",
+    "flask": "moto's ThreadedMotoServer, the S3 test server (tests/objectstore.py)",
+    "flask-cors": "moto's ThreadedMotoServer, the S3 test server (tests/objectstore.py)",
 }
 """Declared distributions that no module imports by name, and why they are declared."""
 

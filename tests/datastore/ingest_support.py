@@ -18,6 +18,7 @@ from core.schema import DIMENSION_TABLES, TABLES
 from datastore import db, lake
 from datastore.ingest import IngestReport, ingest_files
 from tests.builders import NOW, as_text, canonical, valid_tables, write, write_all
+from tests.objectstore import s3_client
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +29,17 @@ def lake_options(settings: Settings) -> dict[str, str] | None:
 
 
 def lake_snapshot(settings: Settings) -> dict[str, str]:
-    """Every file under the lake folder with a hash of its bytes."""
+    """Every file under the lake (a folder, or the lake's prefix on the test object store) with a hash of
+    its bytes."""
+    if settings.lake_url.startswith("s3://"):
+        client = s3_client(dict(settings.lake_storage_options))
+        bucket, _, prefix = settings.lake_url.removeprefix("s3://").partition("/")
+        snapshot = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
+            for item in page.get("Contents", []):
+                body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                snapshot[item["Key"].removeprefix(f"{prefix}/")] = hashlib.sha256(body).hexdigest()
+        return dict(sorted(snapshot.items()))
     if not settings.lake.exists():
         return {}
     return {
