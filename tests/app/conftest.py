@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,68 @@ def private_copy(tiny_home: Path, directory: Path) -> Path:
     ):
         source.backup(target)
     return copy
+
+
+ALERTS_AT = datetime(2026, 11, 9, 16, tzinfo=UTC)
+
+
+def plant_demo_alerts(settings: Settings) -> None:
+    """Four open alerts evaluated at `ALERTS_AT`: a refund spike of the demo merchant-success user's first
+    merchant, a cancel spike of `OTHER_USER`'s merchant, a region's GMV drop and the platform's orders."""
+    from alerts.rules import load_rules
+    from alerts.state import apply_breaches
+    from tests.alerts.conftest import breach, breaches
+
+    mine = sorted(users.get_user(settings, "merchant").merchant_ids or [])[0]  # type: ignore[union-attr]
+    theirs = sorted(users.get_user(settings, OTHER_USER).merchant_ids or [])[0]  # type: ignore[union-attr]
+    rows = breaches(
+        breach(
+            "merchant_refund_rate_spike",
+            "merchant",
+            mine,
+            ALERTS_AT,
+            merchant_id=mine,
+            observed=0.6355,
+            expected=0.0919,
+            high=0.301,
+        ),
+        breach(
+            "merchant_cancel_rate_spike",
+            "merchant",
+            theirs,
+            ALERTS_AT,
+            merchant_id=theirs,
+            observed=0.2,
+            expected=0.02,
+            high=0.08,
+        ),
+        breach(
+            "region_gmv_below_expected",
+            "region",
+            "UK",
+            ALERTS_AT,
+            observed=222.92,
+            expected=893.16,
+            low=535.9,
+            high=1490.5,
+            unit="USD",
+            hours=3,
+        ),
+        breach(
+            "platform_orders_below_expected",
+            "platform",
+            "all",
+            ALERTS_AT,
+            observed=12,
+            expected=74,
+            low=40,
+            high=110,
+            unit="count",
+            hours=3,
+        ),
+    )
+    with db.connect(settings) as connection:
+        apply_breaches(connection, rows, load_rules(), ALERTS_AT, ALERTS_AT)
 
 
 @pytest.fixture(autouse=True)

@@ -1,55 +1,30 @@
 """The Alerts page in a browser: counts per status, an alert acknowledged with an owner and a note through
 the form, and a merchant-success user who sees only the alert about their merchant.
 
-Served on a private copy of the tiny build holding three alerts (the demo merchant-success user's
-merchant's refund spike, another merchant's cancel spike, a region's GMV drop)."""
+Served on a private copy of the tiny build holding the four alerts of `plant_demo_alerts`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from alerts.rules import load_rules
-from alerts.state import apply_breaches, list_alerts
+from alerts.state import list_alerts
 from core.config import Settings
 from datastore import db, users
 from liftboard.headless import serve_app
-from tests.alerts.conftest import breach, breaches
 from tests.app.browser import count_frames, run, sign_in
-from tests.app.conftest import OTHER_USER, private_copy
+from tests.app.conftest import plant_demo_alerts, private_copy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-AT = datetime(2026, 11, 9, 16, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def home(tiny_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy = private_copy(tiny_home, tmp_path_factory.mktemp("alerts-home"))
-    settings = Settings.from_env(home=copy, database_url=f"sqlite:///{copy / 'liftboard.db'}")
-    mine = sorted(users.get_user(settings, "merchant").merchant_ids or [])[0]  # type: ignore[union-attr]
-    theirs = sorted(users.get_user(settings, OTHER_USER).merchant_ids or [])[0]  # type: ignore[union-attr]
-    rows = breaches(
-        breach("merchant_refund_rate_spike", "merchant", mine, AT, merchant_id=mine, observed=0.6355),
-        breach("merchant_cancel_rate_spike", "merchant", theirs, AT, merchant_id=theirs, observed=0.2),
-        breach(
-            "region_gmv_below_expected",
-            "region",
-            "UK",
-            AT,
-            observed=222.92,
-            expected=893.16,
-            low=535.9,
-            high=1490.5,
-            unit="USD",
-            hours=3,
-        ),
-    )
-    with db.connect(settings) as connection:
-        apply_breaches(connection, rows, load_rules(), AT, AT)
+    plant_demo_alerts(Settings.from_env(home=copy, database_url=f"sqlite:///{copy / 'liftboard.db'}"))
     return copy
 
 
@@ -80,7 +55,7 @@ def _status_buttons(page: Any) -> list[str]:
 
 def test_ops_acknowledges_an_alert_with_owner_and_note(page: Any, url: str, home: Path) -> None:
     _open_alerts(page, url, "ops")
-    assert _status_buttons(page) == ["Open (3)", "Acknowledged (0)", "Resolved (0)"]
+    assert _status_buttons(page) == ["Open (4)", "Acknowledged (0)", "Resolved (0)"]
     assert page.locator('[data-testid="stDataFrame"]').count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(home.parent / "alerts-ops.png"))
@@ -97,7 +72,7 @@ def test_ops_acknowledges_an_alert_with_owner_and_note(page: Any, url: str, home
         ".some(b => b.innerText.includes('Acknowledged (1)'))",
         timeout=30_000,
     )
-    assert _status_buttons(page) == ["Open (2)", "Acknowledged (1)", "Resolved (0)"]
+    assert _status_buttons(page) == ["Open (3)", "Acknowledged (1)", "Resolved (0)"]
     settings = Settings.from_env(home=home, database_url=f"sqlite:///{home / 'liftboard.db'}")
     with db.connect(settings) as connection:
         acknowledged = list_alerts(connection, statuses=["acknowledged"])

@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from alerts.rules import load_rules
-from alerts.state import apply_breaches
 from core.config import Settings
-from datastore import db, users
-from tests.alerts.conftest import breach, breaches
-from tests.app.conftest import OTHER_USER
+from datastore import users
+from tests.app.conftest import ALERTS_AT, OTHER_USER, plant_demo_alerts
 from webapp import auth
 
 ROOT = Path(__file__).resolve().parents[2]
-AT = datetime(2026, 11, 9, 16, tzinfo=UTC)
+AT = ALERTS_AT
 Open = Callable[..., AppTest]
 
 
@@ -50,56 +46,7 @@ def alert_settings(tiny_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LIFTBOARD_HOME", str(tiny_home))
     monkeypatch.setenv("LIFTBOARD_DATABASE_URL", url)
     settings = Settings.from_env(home=tiny_home, database_url=url)
-    mine = sorted(users.get_user(settings, "merchant").merchant_ids or [])[0]  # type: ignore[union-attr]
-    theirs = sorted(users.get_user(settings, OTHER_USER).merchant_ids or [])[0]  # type: ignore[union-attr]
-    rows = breaches(
-        breach(
-            "merchant_refund_rate_spike",
-            "merchant",
-            mine,
-            AT,
-            merchant_id=mine,
-            observed=0.6355,
-            expected=0.0919,
-            high=0.301,
-        ),
-        breach(
-            "merchant_cancel_rate_spike",
-            "merchant",
-            theirs,
-            AT,
-            merchant_id=theirs,
-            observed=0.2,
-            expected=0.02,
-            high=0.08,
-        ),
-        breach(
-            "region_gmv_below_expected",
-            "region",
-            "UK",
-            AT,
-            observed=222.92,
-            expected=893.16,
-            low=535.9,
-            high=1490.5,
-            unit="USD",
-            hours=3,
-        ),
-        breach(
-            "platform_orders_below_expected",
-            "platform",
-            "all",
-            AT,
-            observed=12,
-            expected=74,
-            low=40,
-            high=110,
-            unit="count",
-            hours=3,
-        ),
-    )
-    with db.connect(settings) as connection:
-        apply_breaches(connection, rows, load_rules(), AT, AT)
+    plant_demo_alerts(settings)
     return settings
 
 
