@@ -286,14 +286,12 @@ def record_batches(source: StreamSource, entries: Sequence[Entry]) -> list[Recor
 
 def acknowledge(client: Any, source: StreamSource, entries: Sequence[Entry]) -> int:
     """``XACK`` the entries (after their run committed); how many the server acknowledged."""
-    acknowledged = 0
+    pipe = client.pipeline(transaction=False)  # one round trip for every chunk of every stream
     for table in source.tables():
         ids = [entry.entry_id for entry in entries if entry.table == table]
         for start in range(0, len(ids), _PIPELINE):
-            acknowledged += int(
-                client.xack(source.streams[table], source.group, *ids[start : start + _PIPELINE])
-            )
-    return acknowledged
+            pipe.xack(source.streams[table], source.group, *ids[start : start + _PIPELINE])
+    return sum(int(count) for count in pipe.execute())
 
 
 @dataclass(frozen=True)
