@@ -296,6 +296,15 @@ def interest_drift(profiles: pl.LazyFrame, cfg: InterestConfig = InterestConfig(
     )
 
 
+def profile_of(state: InterestState, creator_id: str, cfg: InterestConfig = InterestConfig()) -> pl.DataFrame:
+    """One creator's long profile with its drift flag, as the build's ``creator_interests`` table holds it,
+    from a (persisted, continuously folded) state: what the app shows between builds."""
+    one = InterestState(as_of=state.as_of, sums=state.sums.filter(pl.col("creator_id") == creator_id))
+    profiles = interest_profiles(one, cfg).collect()
+    drift = interest_drift(profiles.lazy(), cfg).select("creator_id", "drifting").collect()
+    return profiles.join(drift, on="creator_id", how="left")
+
+
 def creator_interests(
     frames: MarketFrames, as_of: datetime, cfg: InterestConfig = InterestConfig()
 ) -> tuple[InterestState, pl.DataFrame, pl.DataFrame]:

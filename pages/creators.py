@@ -205,12 +205,21 @@ with tab_strat:
 
 with tab_more:
     interests, product_recs = profile.interests, profile.product_recs
+    live = app_data.live_interests(user, creator_id)
+    interests_note = f"as of the build of {app_data.as_of():%d %b %Y}"
+    if live is not None:
+        interests, interests_as_of = live
+        interests_note = (
+            f"live: every ingest and stream batch is folded in; as of the newest event, "
+            f"{interests_as_of:%d %b %Y %H:%M} UTC"
+        )
     if interests.height == 0 and product_recs.height == 0:
         st.info(
             "Interest profiles and product recommendations appear here once the matching tables are built."
         )
     if interests.height:
         st.markdown("**Interests**")
+        st.caption(interests_note)
         ui.table(interests, key="c_interests", export_name=f"creator_{creator_id}_interests")
     if product_recs.height:
         st.markdown("**Recommended products**")

@@ -35,8 +35,8 @@ from core.snapshots import CATALOG
 from datastore import db, lake, snapshots, users
 from datastore import status as data_status
 from datastore.snapshots import SnapshotNotFound, latest_manifest
-from liftboard import jobs
-from matching import relations
+from liftboard import jobs, watch
+from matching import interests, relations
 from reports.render_xlsx import sheet_name
 from strategies.outcomes import followed_up_actions, realized_uplift
 
@@ -299,6 +299,28 @@ def today(user: User, *, creator_id: str | None = None, merchant_id: str | None 
     s = settings()
     run_id = lake.lake_version(s).run_id  # one small state-DB read: the key moves with every commit
     return _today(str(s.home), run_id, creator_id, merchants)
+
+
+@st.cache_data(ttl=LIVE_TTL, max_entries=32, show_spinner=False)
+def _live_interests(home: str, stamp: float, creator_id: str) -> tuple[pl.DataFrame, datetime] | None:
+    loaded = watch.load_interest_state(settings())
+    if loaded is None:
+        return None
+    state, _ = loaded
+    return interests.profile_of(state, creator_id), state.as_of
+
+
+def live_interests(user: User, creator_id: str) -> tuple[pl.DataFrame, datetime] | None:
+    """A creator's interests from the continuously folded interest state (`liftboard stream`, `liftboard
+    ingest --watch`, each upload) and the time it is as of; None when no state was kept (then the
+    build's ``creator_interests`` is what there is)."""
+    if not user.is_ops:
+        return None
+    s = settings()
+    meta = watch.state_dir(s) / "interest_state.json"
+    if not meta.is_file():
+        return None
+    return _live_interests(str(s.home), meta.stat().st_mtime, creator_id)
 
 
 # ------------------------------------------------------------------------------------------------
