@@ -1771,12 +1771,72 @@ class Record:
 
 
 @dataclass(frozen=True)
+class RecordColumns:
+    """Records that all have the same fields, column-wise (``cells[name][i]``: record ``i``'s cell, text,
+    an empty string a null) with their tags: how a stream batch usually arrives, read without a dict per
+    record. Equal to the records `as_records` returns."""
+
+    tags: Sequence[str]
+    cells: Mapping[str, Sequence[str]]
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    def as_records(self) -> list[Record]:
+        """The same records one by one."""
+        names = list(self.cells)
+        return [Record(tag, {name: self.cells[name][i] for name in names}) for i, tag in enumerate(self.tags)]
+
+
+@dataclass(frozen=True)
 class RecordBatch:
-    """The records of one table from one source (``label``: ``redis://host:6379/0#orders``)."""
+    """The records of one table from one source (``label``: ``redis://host:6379/0#orders``), one by one or
+    column-wise."""
 
     table: str
     label: str
-    records: Sequence[Record]
+    records: Sequence[Record] | RecordColumns
+
+
+def _column_cells(records: RecordColumns, spec: TableSpec) -> pl.DataFrame:
+    """Records that have exactly the table's fields, as its text frame (ROW: the record's position)."""
+    return pl.DataFrame(
+        {ROW: range(1, len(records) + 1), **{name: records.cells[name] for name in spec.columns}},
+        schema={ROW: pl.Int64, **dict.fromkeys(spec.columns, pl.String)},
+    ).with_columns(  # an empty cell is a null, as in a CSV file
+        pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in spec.columns
+    )
+
+
+def _record_cells(
+    records: Sequence[Record], spec: TableSpec
+) -> tuple[pl.DataFrame, list[tuple[int, int | None, str, str]]]:
+    """Records one by one: the text frame of those with exactly the table's fields, and the others as
+    quarantined rows (why, and their cells as JSON)."""
+    expected = set(spec.columns)
+    good: list[Mapping[str, str | None]] = []
+    rows: list[int] = []
+    broken: list[tuple[int, int | None, str, str]] = []
+    for row, record in enumerate(records, 1):
+        fields = record.cells.keys()
+        problem = record.unreadable
+        if problem is None and fields != expected:
+            parts = []
+            if missing := [name for name in spec.columns if name not in fields]:
+                parts.append(f"missing field(s) {', '.join(missing)}")
+            if extra := sorted(set(fields) - expected):
+                parts.append(f"unexpected field(s) {', '.join(extra)}")
+            problem = f"{'; '.join(parts)} (expected {', '.join(spec.columns)})"
+        if problem is not None:
+            raw = json.dumps(dict(record.cells), ensure_ascii=False)
+            broken.append((row, None, f"{record.tag}: {problem}", raw))
+            continue
+        good.append(record.cells)
+        rows.append(row)
+    columns = {ROW: pl.Series(ROW, rows, dtype=pl.Int64)}
+    for name in spec.columns:  # an empty cell is a null, as in a CSV file
+        columns[name] = pl.Series(name, [cells[name] or None for cells in good], dtype=pl.String)
+    return pl.DataFrame(columns), broken
 
 
 def _records_source(batch: RecordBatch) -> _Source:
@@ -1785,41 +1845,28 @@ def _records_source(batch: RecordBatch) -> _Source:
     not be read) is quarantined whole, as a ragged CSV line is, instead of failing the run: one bad event
     must not stop a stream."""
     spec = table_spec(batch.table)
-    expected = set(spec.columns)
+
+    def tags() -> Sequence[str]:
+        records = batch.records
+        return records.tags if isinstance(records, RecordColumns) else [record.tag for record in records]
 
     def read() -> _Read:
-        good: list[Mapping[str, str | None]] = []
-        rows: list[int] = []
-        broken: list[tuple[int, int | None, str, str]] = []
-        for row, record in enumerate(batch.records, 1):
-            fields = record.cells.keys()
-            problem = record.unreadable
-            if problem is None and fields != expected:
-                parts = []
-                if missing := [name for name in spec.columns if name not in fields]:
-                    parts.append(f"missing field(s) {', '.join(missing)}")
-                if extra := sorted(set(fields) - expected):
-                    parts.append(f"unexpected field(s) {', '.join(extra)}")
-                problem = f"{'; '.join(parts)} (expected {', '.join(spec.columns)})"
-            if problem is not None:
-                raw = json.dumps(dict(record.cells), ensure_ascii=False)
-                broken.append((row, None, f"{record.tag}: {problem}", raw))
-                continue
-            good.append(record.cells)
-            rows.append(row)
-        columns = {ROW: pl.Series(ROW, rows, dtype=pl.Int64)}
-        for name in spec.columns:  # an empty cell is a null, as in a CSV file
-            columns[name] = pl.Series(name, [cells[name] or None for cells in good], dtype=pl.String)
-        tags = pl.DataFrame(
-            {ROW: range(1, len(batch.records) + 1), RAW_TEXT: [record.tag for record in batch.records]},
+        tag_frame = pl.DataFrame(
+            {ROW: range(1, len(batch.records) + 1), RAW_TEXT: tags()},
             schema={ROW: pl.Int64, RAW_TEXT: pl.String},
         )
-        return _Read(pl.DataFrame(columns), _broken_frame(broken), tags)
+        records = batch.records
+        if isinstance(records, RecordColumns):
+            if set(records.cells) == set(spec.columns):  # every record has exactly the table's fields
+                return _Read(_column_cells(records, spec), _broken_frame([]), tag_frame)
+            records = records.as_records()
+        frame, broken = _record_cells(records, spec)
+        return _Read(frame, _broken_frame(broken), tag_frame)
 
     def identity() -> str:
         digest = hashlib.sha256(batch.label.encode("utf-8", errors="backslashreplace"))
-        for record in batch.records:
-            digest.update(b"\n" + record.tag.encode("utf-8", errors="backslashreplace"))
+        for tag in tags():
+            digest.update(b"\n" + tag.encode("utf-8", errors="backslashreplace"))
         return digest.hexdigest()[:16]
 
     return _Source(label=batch.label, table=batch.table, read=read, identity=identity)

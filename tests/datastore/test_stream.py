@@ -417,3 +417,37 @@ def test_a_replay_publishes_in_event_time_order_at_its_speed(redis_url: str) -> 
         assert seconds == pytest.approx((due - start).total_seconds() / 3600, abs=0.05)
         expected = {name: sum(1 for _, table in timeline[:count] if table == name) for name in events}
         assert sent == expected  # exactly the events before it in event time were sent
+
+
+def test_entries_with_the_same_fields_are_read_column_wise_as_they_are_one_by_one() -> None:
+    from datastore.ingest import RecordBatch, RecordColumns, _records_source
+    from datastore.stream import Entry, record_batches
+    from tests.builders import as_text
+
+    orders = as_text(valid_tables()["orders"]).with_columns(pl.col("content_id").fill_null(""))
+    entries = [
+        Entry(
+            "orders",
+            f"17000000000{i:02d}-0",
+            [c for name, v in row.items() for c in (name.encode(), v.encode())],
+        )
+        for i, row in enumerate(orders.iter_rows(named=True))
+    ]
+    source = StreamSource("redis://127.0.0.1:1/0", parse_streams("orders"))
+    (batch,) = record_batches(source, entries)
+    assert isinstance(batch.records, RecordColumns)
+    one_by_one = RecordBatch(batch.table, batch.label, batch.records.as_records())
+    assert [record.cells["content_id"] for record in one_by_one.records][1] == ""  # a null, as in a CSV
+    columns, records = _records_source(batch), _records_source(one_by_one)
+    assert columns.identity() == records.identity()
+    read_columns, read_records = columns.read(), records.read()
+    assert_frame_equal(read_columns.rows, read_records.rows)
+    assert read_columns.rows["content_id"].null_count() == 1
+    assert read_columns.tags is not None
+    assert read_records.tags is not None
+    assert_frame_equal(read_columns.tags, read_records.tags)
+    # one entry with other fields: the whole group is read one by one, and that entry quarantined
+    odd = Entry("orders", "1700000000099-0", [b"order_id", b"o9"])
+    (mixed,) = record_batches(source, [*entries, odd])
+    assert not isinstance(mixed.records, RecordColumns)
+    assert _records_source(mixed).read().broken.height == 1
