@@ -18,6 +18,7 @@ st.title("Overview")
 st.subheader(
     "Today so far", help="Read from the lake's last commit (stream or ingest), not from the last build."
 )
+st.caption("The whole marketplace: the sidebar's filters apply to the period below.")
 ui.today_section(user, "the marketplace")
 
 st.subheader("Period")

@@ -126,10 +126,18 @@ def test_overview_cards_and_filters_change_numbers(open_page: Open) -> None:
     ):
         assert label in labels
     assert all(m.help for m in at.metric)  # every number defined (metric dictionary tooltips)
-    everything = at.metric[0].value
+
+    def period_gmv(page: AppTest) -> str:  # the period's GMV card (today's cards come first)
+        return next(m.value for m in page.metric if m.label == "GMV" and "Previous period" in m.help)
+
+    everything = period_gmv(at)
+    today_gmv = next(m.value for m in at.metric if m.label == "GMV" and "today" in m.help)
     regional = open_page(None, region="US")
     assert regional.multiselect(key="region").value == ["US"]
-    assert regional.metric[0].value != everything
+    assert period_gmv(regional) != everything
+    # today's cards are the whole marketplace's, and say that the sidebar's filters are not theirs
+    assert next(m.value for m in regional.metric if m.label == "GMV" and "today" in m.help) == today_gmv
+    assert any("filters apply to the period below" in c.value for c in regional.main.caption)
     # a card the filter cannot split says why in words, not only "—"
     merchants_card = next(m for m in regional.metric if m.label == "Active merchants")
     assert merchants_card.value == "—"
