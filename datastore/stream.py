@@ -195,6 +195,9 @@ def _causal_cut(
     and no entry while a stream of a table before its own may hold unread entries of its time or earlier
     (``unread_from``: the earliest time of a stream's unread entries; infinity when it was read to its
     end)."""
+    if all(math.isinf(unread_from[table]) for table in order) and sum(map(len, entries.values())) <= limit:
+        # every stream was read to its end and all of it fits: nothing to cut (no sort of the whole pool)
+        return [entry for table in order for entry in entries[table]]
     rank = {table: position for position, table in enumerate(order)}
     # an entry of a table may go while its time is before every unread entry of the tables before it
     before = {table: min((unread_from[t] for t in order[: rank[table]]), default=math.inf) for table in order}
