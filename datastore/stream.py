@@ -115,6 +115,7 @@ def connect(url: str) -> Any:
         # entries as the server sends them (names and values alternating): building a dict per entry
         # in redis-py's reply callback cost a third of reading a 100k-entry batch
         client.set_response_callback("XREADGROUP", _raw_reply)
+        client.set_response_callback("XAUTOCLAIM", _raw_reply)  # next start, IDs, deleted IDs
     except (redis.RedisError, ValueError) as exc:
         source = StreamSource(url, {}).location if urlsplit(url).hostname else url
         raise StreamError(f"{source}: cannot reach Redis ({exc})") from None
@@ -355,6 +356,24 @@ def commit_batch(
     fault_point("before_ack")  # committed, not acknowledged (the ingest's own after_commit is the same)
     acknowledge(client, source, entries)
     return report
+
+
+def claim_abandoned(client: Any, source: StreamSource, consumer: str, min_idle_ms: int) -> int:
+    """Take over the group's entries that another consumer read and left unacknowledged for at least
+    ``min_idle_ms`` (``XAUTOCLAIM``: a consumer that died, or was renamed, with a batch in progress); they
+    join ``consumer``'s pending entries and come first in its next batch. How many were claimed."""
+    claimed = 0
+    for key in source.streams.values():
+        start: bytes | str = "0-0"
+        while True:
+            reply = client.execute_command(
+                "XAUTOCLAIM", key, source.group, consumer, min_idle_ms, start, "COUNT", _PAGE, "JUSTID"
+            )
+            start, ids = reply[0], reply[1]
+            claimed += len(ids)
+            if start in (b"0-0", "0-0"):
+                break
+    return claimed
 
 
 def pending_count(client: Any, source: StreamSource) -> int:

@@ -1036,6 +1036,15 @@ def stream(
     no_alerts: Annotated[
         bool, typer.Option("--no-alerts", help="Do not evaluate the alert rules after each batch.")
     ] = False,
+    claim_idle_ms: Annotated[
+        int | None,
+        typer.Option(
+            "--claim-idle-ms",
+            min=0,
+            help="On start, take over entries other consumers of the group left unacknowledged this long "
+            "(a consumer that died with a batch in progress).",
+        ),
+    ] = None,
 ) -> None:
     """Consume events from Redis Streams in micro-batches (one ingest run each, acknowledged after its
     commit), keep creator interests current and evaluate the alert rules for each hour the stream
@@ -1069,6 +1078,7 @@ def stream(
             on_batch=report,
             on_stop=stopping,
             alerts=not no_alerts,
+            claim_idle_ms=claim_idle_ms,
         )
     except StreamError as exc:
         err.print(Text(f"error: {exc}", style="bold red"))

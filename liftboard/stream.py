@@ -26,6 +26,7 @@ from core.config import Settings
 from datastore.stream import (
     DEFAULT_BATCH,
     StreamSource,
+    claim_abandoned,
     commit_batch,
     connect,
     default_consumer,
@@ -122,6 +123,7 @@ def consume(
     on_stop: Callable[[], None] | None = None,
     now: datetime | None = None,
     alerts: bool = True,
+    claim_idle_ms: int | None = None,
 ) -> list[StreamBatchResult]:
     """Read, commit and acknowledge micro-batches until stopped; fold each into the creator interests.
 
@@ -139,6 +141,8 @@ def consume(
         now: the moment after which times are "in the future" (default: now; tests).
         alerts: after each batch, evaluate the alert rules for every hour the stream completed since the
             previous batch and deliver new alerts (`alerts.evaluate.evaluate_new_hours`).
+        claim_idle_ms: on start, take over the entries other consumers of the group left unacknowledged
+            for at least this long (`datastore.stream.claim_abandoned`); None: leave them.
 
     Raises:
         datastore.stream.StreamError: the server is unreachable or the streams are unusable.
@@ -149,6 +153,8 @@ def consume(
     name = consumer or default_consumer()
     client = connect(source.url)
     ensure_groups(client, source)
+    if claim_idle_ms is not None:
+        claim_abandoned(client, source, name, claim_idle_ms)
     results: list[StreamBatchResult] = []
     stop = StopRequest()
     # the last hour the alert rules were judged for: the lake's before the first batch (its hours were

@@ -451,3 +451,35 @@ def test_entries_with_the_same_fields_are_read_column_wise_as_they_are_one_by_on
     (mixed,) = record_batches(source, [*entries, odd])
     assert not isinstance(mixed.records, RecordColumns)
     assert _records_source(mixed).read().broken.height == 1
+
+
+def test_a_dead_consumers_batch_is_claimed_by_another_and_loaded_once(
+    sqlite_settings: Settings, tmp_path: Path, redis_url: str
+) -> None:
+    from liftboard.stream import consume
+
+    load_dimensions(sqlite_settings, tmp_path / "dims")
+    source = source_of(redis_url)
+    client = connect(redis_url)
+    ensure_groups(client, source)
+    tables = valid_tables()
+    for name in ("content", "engagement", "orders"):
+        publish_frame(client, source, name, tables[name])
+    # "gone" reads a batch and dies before committing it: its entries stay pending under its name
+    taken = read_batch(client, source, "gone", max_entries=4, block_ms=50)
+    assert len(taken) == 4
+    assert pending_count(client, source) > 0
+
+    without = consume(source, sqlite_settings, consumer="other", once=True, block_ms=50, alerts=False)
+    # without claiming, another consumer reads only what was never delivered: the dead one's are missing
+    assert sum(r.entries for r in without) == 10 - pending_count(client, source)
+    assert pending_count(client, source) > 0
+
+    claimed = consume(
+        source, sqlite_settings, consumer="other", once=True, block_ms=50, alerts=False, claim_idle_ms=0
+    )
+    assert sum(r.entries for r in claimed) > 0
+    assert pending_count(client, source) == 0
+    stored = fact_rows(sqlite_settings)
+    for name in ("content", "engagement", "orders"):  # every event stored once
+        assert_frame_equal(stored[name], canonical(tables[name], name))
