@@ -1,0 +1,115 @@
+"""Running the build's pieces on Dask distributed: the ``--scheduler`` option and the task runner.
+
+``--scheduler local[:N]`` starts a `distributed.LocalCluster` of N worker processes (default 2, one
+thread each) for the command's duration; ``--scheduler tcp://HOST:PORT`` connects to a running
+scheduler (``dask scheduler`` and ``dask worker`` on the cluster's machines; docs/scale.md). Every
+task is submitted with ``retries`` (a task whose code raised is run again) and Dask reschedules the
+tasks of a worker that died on the others (up to ``distributed.scheduler.allowed-failures`` deaths per
+task), so a build survives losing a worker.
+
+`DaskTasks` is the cluster's `core.tasks.TaskMap`: the stages that take one run their pieces through it
+unchanged. Workers need the same Liftboard version, the lake and the snapshots folder at the same
+paths (shared storage or an object store) and the state DB's URL (PostgreSQL on a cluster).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+DEFAULT_WORKERS = 2
+RETRIES = 3
+_LOCAL = re.compile(r"^local(?::(\d+))?$")
+_REMOTE = re.compile(r"^(tcp|tls|ucx|inproc)://[^\s/]+:\d+$")
+
+
+class SchedulerSpecError(ValueError):
+    """A ``--scheduler`` value that is neither ``local[:N]`` nor a scheduler address."""
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """Where the tasks run: a local cluster of ``workers`` processes, or the scheduler at ``address``."""
+
+    address: str | None = None
+    workers: int = DEFAULT_WORKERS
+    processes: bool = True  # a local cluster's workers as processes (threads in one process otherwise)
+
+    @classmethod
+    def parse(cls, text: str) -> SchedulerSpec:
+        """``local``, ``local:N`` or ``tcp://HOST:PORT`` (also ``tls://``)."""
+        text = text.strip()
+        local = _LOCAL.match(text)
+        if local:
+            workers = int(local.group(1) or DEFAULT_WORKERS)
+            if workers < 1:
+                raise SchedulerSpecError(f"{text!r}: a local cluster needs at least one worker")
+            return cls(workers=workers)
+        if _REMOTE.match(text):
+            return cls(address=text)
+        raise SchedulerSpecError(f"{text!r} is neither local[:N] nor a scheduler address (tcp://HOST:PORT)")
+
+    def describe(self) -> str:
+        if self.address:
+            return f"the scheduler at {self.address}"
+        kind = "processes" if self.processes else "threads"
+        return f"a local cluster of {self.workers} worker {kind}"
+
+
+@contextmanager
+def connect(spec: SchedulerSpec) -> Iterator[Client]:
+    """A `distributed.Client` on ``spec``'s cluster (a local one is started and stopped with it)."""
+    from distributed import Client, LocalCluster
+
+    if spec.address:
+        with Client(spec.address) as client:
+            yield client
+        return
+    # workers are spawned: they import what they need, not the parent's __main__ (see build.py)
+    with (
+        LocalCluster(
+            n_workers=spec.workers,
+            threads_per_worker=1,
+            processes=spec.processes,
+            dashboard_address=None,
+            memory_limit=0,  # the machine's memory, not a share of it: pieces are sized by the build
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+class DaskTasks:
+    """A `core.tasks.TaskMap` submitting each piece as a task (with retries) and gathering the results
+    in order; also single tasks (`submit`) for the stages that run whole on one worker."""
+
+    def __init__(self, client: Client, retries: int = RETRIES) -> None:
+        self.client = client
+        self.retries = retries
+
+    def __call__(self, function: Callable[[Item], Result], items: Sequence[Item], /) -> list[Result]:
+        if not items:
+            return []
+        futures = self.client.map(function, list(items), retries=self.retries, pure=False)
+        results: list[Result] = self.client.gather(futures)
+        return results
+
+    def submit(self, function: Callable[..., Result], *args: Any, name: str | None = None) -> Future:
+        """One task; ``name`` prefixes its key (the stage it runs, in the task stream)."""
+        key = f"{name}-{os.urandom(6).hex()}" if name else None
+        return self.client.submit(function, *args, retries=self.retries, pure=False, key=key)
+
+    @property
+    def workers(self) -> int:
+        """The workers the scheduler has now (at least one)."""
+        return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
