@@ -53,7 +53,7 @@ from datastore.db import engine_for
 from datastore.snapshots import LATEST, MANIFEST
 
 if TYPE_CHECKING:
-    from distributed import Future
+    from dask.distributed import Future
 
     from liftboard.cluster import DaskTasks
 
@@ -372,11 +372,12 @@ def build(
     )
     run = _Run(settings, as_of, inputs, staging, config, stages, rows)
     matching: list[_MatchingProcess] = []
+    cluster: dict[str, Any] = {}
     try:
         if tasks is None:
             _single_process_stages(run, matching)
         else:
-            _cluster_stages(run, tasks)
+            cluster = _cluster_stages(run, tasks)
         with stages.stage("snapshot"):
             manifest = {
                 "build_id": build_id,
@@ -390,8 +391,8 @@ def build(
                 else [],
                 "timings": stages.timings,
             }
-            if tasks is not None:
-                manifest["cluster"] = {"workers": tasks.workers}
+            if cluster:
+                manifest["cluster"] = cluster
             shutil.rmtree(staging / PIECES, ignore_errors=True)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
             os.replace(staging, final)
@@ -533,7 +534,7 @@ PIECES = ".pieces"
 """The staging folder's subfolder of the pieces the cluster's tasks write (removed before publishing)."""
 
 
-def _cluster_stages(run: _Run, tasks: DaskTasks) -> None:
+def _cluster_stages(run: _Run, tasks: DaskTasks) -> dict[str, Any]:
     """The stages as tasks on a Dask cluster, same snapshots as `_single_process_stages`.
 
     - daily facts: one task per fact and day range (`analytics.partitions`), concatenated here;
@@ -541,6 +542,9 @@ def _cluster_stages(run: _Run, tasks: DaskTasks) -> None:
       reading the daily facts from the staging folder (storage the workers share);
     - features: one task per entity bucket, concatenated and sorted here; segments here (small);
     - strategies: here, with one task per strategy and entity kind for the model fits.
+
+    Returns what the manifest records of the cluster: its workers and the bytes of the pieces written
+    per stage (the data the tasks exchange through the shared storage).
     """
     settings, as_of, inputs, staging, config, stages = (
         run.settings,
@@ -563,6 +567,7 @@ def _cluster_stages(run: _Run, tasks: DaskTasks) -> None:
             for k, (start, stop) in enumerate(ranges)
         ]
         tasks(partitions.daily_fact_piece, daily)
+        pieces_bytes = {"daily facts": sum(piece.path.stat().st_size for piece in daily)}
         for name, fact in partitions.DAILY_FACTS.items():
             paths = [piece.path for piece in daily if piece.name == name]
             run.write(name, partitions.combined(paths) if paths else fact(inputs, as_of))
@@ -582,6 +587,12 @@ def _cluster_stages(run: _Run, tasks: DaskTasks) -> None:
         submitted["matching"] = tasks.submit(_matching_task, settings, as_of, staging, name="matching")
     with stages.stage("features"):
         feature_paths = _cluster_features(run, tasks, workers)
+        pieces_bytes["features"] = sum(
+            path.stat().st_size for path in (pieces / "creator_features").iterdir()
+        )
+        pieces_bytes["features"] += sum(
+            path.stat().st_size for path in (pieces / "merchant_features").iterdir()
+        )
     with stages.stage("segments"):
         _segment_tables(
             run.write,
@@ -617,6 +628,7 @@ def _cluster_stages(run: _Run, tasks: DaskTasks) -> None:
         run.rows["similar_products"] = _write(similar, staging / "similar_products.parquet")
         tables, seconds = submitted["matching"].result()
         stages.record("matching", seconds, {**tables, "similar_products": run.rows["similar_products"]})
+    return {"workers": workers, "pieces_per_worker": config.pieces_per_worker, "pieces_bytes": pieces_bytes}
 
 
 def _cluster_features(run: _Run, tasks: DaskTasks, workers: int) -> dict[str, Path]:

@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from core.config import Settings
+from core.tasks import TaskMap, in_process
+from sim.shards import ShardedScale, write_shard
+
 if TYPE_CHECKING:
-    from distributed import Client, Future
+    from dask.distributed import Client, Future
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -31,6 +37,14 @@ DEFAULT_WORKERS = 2
 RETRIES = 3
 _LOCAL = re.compile(r"^local(?::(\d+))?$")
 _REMOTE = re.compile(r"^(tcp|tls|ucx|inproc)://[^\s/]+:\d+$")
+
+
+STAGE_SECONDS = {"matching": "60s", "product-pairs": "10s", "KPIs": "5s", "cohorts": "2s", "movers": "2s"}
+"""What the scheduler assumes a whole-stage task takes before it has timed one (its default is 0.5 s): a
+worker busy with the matching stage is then not handed the pieces the build waits for. A local cluster's
+scheduler gets it; a cluster's own scheduler reads it from its configuration (docs/scale.md)."""
+PIECE_PRIORITY = 10
+"""Pieces (`DaskTasks.__call__`) run before whole-stage tasks: the build waits for them."""
 
 
 class SchedulerSpecError(ValueError):
@@ -69,7 +83,8 @@ class SchedulerSpec:
 @contextmanager
 def connect(spec: SchedulerSpec) -> Iterator[Client]:
     """A `distributed.Client` on ``spec``'s cluster (a local one is started and stopped with it)."""
-    from distributed import Client, LocalCluster
+    import dask
+    from dask.distributed import Client, LocalCluster
 
     if spec.address:
         with Client(spec.address) as client:
@@ -77,6 +92,7 @@ def connect(spec: SchedulerSpec) -> Iterator[Client]:
         return
     # workers are spawned: they import what they need, not the parent's __main__ (see build.py)
     with (
+        dask.config.set({"distributed.scheduler.default-task-durations": STAGE_SECONDS}),
         LocalCluster(
             n_workers=spec.workers,
             threads_per_worker=1,
@@ -100,7 +116,9 @@ class DaskTasks:
     def __call__(self, function: Callable[[Item], Result], items: Sequence[Item], /) -> list[Result]:
         if not items:
             return []
-        futures = self.client.map(function, list(items), retries=self.retries, pure=False)
+        futures = self.client.map(
+            function, list(items), retries=self.retries, pure=False, priority=PIECE_PRIORITY
+        )
         results: list[Result] = self.client.gather(futures)
         return results
 
@@ -113,3 +131,32 @@ class DaskTasks:
     def workers(self) -> int:
         """The workers the scheduler has now (at least one)."""
         return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
+
+
+def generate_sharded(
+    scale: ShardedScale,
+    seed: int,
+    settings: Settings,
+    map_tasks: TaskMap = in_process,
+    shards: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[dict[str, int], Path]:
+    """Generate a sharded marketplace (`sim.shards`), its shards written by ``map_tasks`` (tasks on a
+    cluster, or one after the other here), and ingest it file by file; the row counts and the inputs'
+    folder. ``shards`` generates only the first shards (a reduced slice, for tests)."""
+    from datastore.ingest import ingest_files
+    from sim.shards import ShardPiece, merge_shards
+
+    count = scale.shards if shards is None else min(shards, scale.shards)
+    input_dir = settings.incoming / f"{scale.name}-{seed}"
+    shutil.rmtree(input_dir, ignore_errors=True)
+    pieces = [ShardPiece(scale.shard, seed, k, input_dir / f".shard-{k:02d}") for k in range(count)]
+    rows: dict[str, int] = {}
+    for shard_rows in map_tasks(write_shard, pieces):
+        for name, value in shard_rows.items():
+            rows[name] = rows.get(name, 0) + value
+    files = merge_shards([piece.out_dir for piece in pieces], input_dir, settings.truth)
+    ingest_files(
+        files, settings, source=f"simulator:{scale.name}:{seed}", user="simulator", progress=progress
+    )
+    return rows, input_dir
