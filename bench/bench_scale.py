@@ -90,14 +90,17 @@ def run_mode(home: Path, mode: str, matching: bool) -> dict[str, Any]:
         result = build(settings, config=config)
         record["wall_s"] = round(time.perf_counter() - started, 2)
     else:
+        from dask.distributed import get_task_stream
+
         from liftboard.cluster import DaskTasks, SchedulerSpec, connect
 
         with connect(SchedulerSpec.parse(mode)) as client:
             started = time.perf_counter()
-            result = build(settings, config=config, tasks=DaskTasks(client))
+            with get_task_stream(client) as stream:
+                result = build(settings, config=config, tasks=DaskTasks(client))
             record["wall_s"] = round(time.perf_counter() - started, 2)
             record["worker_peak_rss_mib"] = sorted(round(v, 1) for v in client.run(_peak_rss_mib).values())
-            record["tasks"] = _task_summary(client.get_task_stream())
+            record["tasks"] = _task_summary(stream.data)
         manifest = json.loads((result.path / "manifest.json").read_text())
         record["pieces_bytes"] = manifest.get("cluster", {}).get("pieces_bytes", {})
     dispose_engine(settings)
@@ -119,7 +122,7 @@ def compare(expected: Path, result: Path) -> dict[str, str]:
         others = [n for n, d in frame.schema.items() if not d.is_float() and not d.is_nested()]
         return frame.sort([*others, *floats], nulls_last=True) if frame.width else frame
 
-    verdicts = {}
+    verdicts: dict[str, str] = {}
     for path in sorted(expected.glob("*.parquet")):
         left, right = rows(path), rows(result / path.name)
         try:

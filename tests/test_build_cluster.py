@@ -9,7 +9,11 @@ build saves its own recommendation run). Snapshots holding float sums of the lak
 facts, KPIs, features, cohorts, leaderboards, product pairs) are equal within 1e-9 relative: a float sum
 depends on the order of its terms, which a parallel group-by does not fix — two single-process builds
 differ by as much. Everything downstream of them — segments, movers, the uplift models, predictions,
-recommendations, allocation, SHAP, the matching tables — is compared exactly.
+recommendations, allocation, SHAP, similar products — is compared exactly, but for the matching
+stage's ranker: its products for creators and creators to recruit are compared by the pairs they
+recommend (the same number, at least 95% of them shared), because that ranker is not reproducible
+from one single-process build to the next either: the last bits of its features' float sums decide,
+now and then, a LightGBM bin (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dask.distributed import Client
+from dask.distributed import Client, get_task_stream
+from dask.utils import key_split
 from polars.testing import assert_frame_equal
 
 from core.config import Settings
@@ -54,6 +59,14 @@ FLOAT_SUMS = {
 }
 """Snapshots compared within 1e-9 relative (see the module docstring); the others exactly."""
 
+MODELLED = {
+    "creator_product_recs": ("creator_id", "product_id"),
+    "merchant_creator_recs": ("merchant_id", "creator_id"),
+}
+"""Snapshots of the matching stage's LightGBM ranker, compared by the pairs they recommend (see the
+module docstring)."""
+SHARED_PAIRS = 0.95
+
 CONFIG = BuildConfig(publish_sql=False)
 
 
@@ -69,7 +82,11 @@ def assert_same_snapshots(expected: BuildResult, result: BuildResult) -> None:
     assert sorted(result.row_counts) == sorted(expected.row_counts)
     for name in expected.row_counts:
         left, right = _rows(expected.path / f"{name}.parquet"), _rows(result.path / f"{name}.parquet")
-        if name in FLOAT_SUMS:
+        if name in MODELLED:
+            keys = list(MODELLED[name])
+            assert right.height == left.height, name
+            assert right.join(left, on=keys, how="semi").height >= SHARED_PAIRS * left.height, name
+        elif name in FLOAT_SUMS:
             assert_frame_equal(right, left, rel_tol=1e-9, abs_tol=1e-9, check_row_order=True)
         else:
             assert_frame_equal(right, left, check_exact=True)
@@ -96,12 +113,13 @@ def test_cluster_build_publishes_the_single_process_snapshots(
 ) -> None:
     settings = _copy_home(tiny_home, tmp_path / "home")
     events: list[str] = []
-    result = build(
-        settings,
-        config=CONFIG,
-        tasks=DaskTasks(client),
-        progress=lambda text, done, total: events.append(text),
-    )
+    with get_task_stream(client) as stream:
+        result = build(
+            settings,
+            config=CONFIG,
+            tasks=DaskTasks(client),
+            progress=lambda text, done, total: events.append(text),
+        )
     dispose_engine(settings)
     assert_same_snapshots(single_process, result)
     # the pieces are gone, the stages all reported, the manifest names the cluster
@@ -110,8 +128,12 @@ def test_cluster_build_publishes_the_single_process_snapshots(
         result.timings
     )
     assert any(text.startswith("matching done") for text in events)
-    stream = client.get_task_stream()
-    assert any(str(task["key"]).startswith("daily_fact_piece") for task in stream)
+    # the pieces ran as tasks: 2 day ranges per worker for each of the 3 daily facts, and so on
+    prefixes = [key_split(task["key"]) for task in stream.data]
+    assert prefixes.count("daily_fact_piece") == 3 * 2 * 2
+    assert prefixes.count("feature_piece") == 2 * 2 * 2
+    assert prefixes.count("fit_arm_task") == 8  # one per strategy, creators' and merchants'
+    assert {"KPIs", "cohorts", "movers", "matching", "product-pairs"} <= set(prefixes)
 
 
 def _kill_a_busy_worker(client: Client, prefix: str, killed: list[int], stop: threading.Event) -> None:
