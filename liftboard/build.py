@@ -574,70 +574,79 @@ def _cluster_stages(run: _Run, tasks: DaskTasks) -> dict[str, Any]:
     run_matching = config.with_matching and run.rows.get("creator_daily", 0) > 0
     if config.with_matching and not run_matching:
         stages.total -= 2
+    # the feature pieces first (the build waits for them), then the longest whole-stage task first
+    stages.begin("features")
+    feature_work = _feature_pieces(run, workers)
+    feature_futures = tasks.start(partitions.feature_piece, feature_work)
     submitted: dict[str, Future] = {}
-    for name in ("KPIs", "cohorts", "movers"):
-        stages.begin(name, " (a task on the cluster)")
-        submitted[name] = tasks.submit(_stage_task, name, settings, staging, as_of, config, name=name)
     if run_matching:
+        stages.begin("matching", " (a task on the cluster)")
+        submitted["matching"] = tasks.submit(_matching_task, settings, as_of, staging, name="matching")
         stages.begin("product pairs", " (a task on the cluster)")
         submitted["product pairs"] = tasks.submit(
             _product_pairs_task, settings, as_of, staging, name="product-pairs"
         )
-        stages.begin("matching", " (a task on the cluster)")
-        submitted["matching"] = tasks.submit(_matching_task, settings, as_of, staging, name="matching")
-    with stages.stage("features"):
-        feature_paths = _cluster_features(run, tasks, workers)
-        pieces_bytes["features"] = sum(
-            path.stat().st_size for path in (pieces / "creator_features").iterdir()
-        )
-        pieces_bytes["features"] += sum(
-            path.stat().st_size for path in (pieces / "merchant_features").iterdir()
-        )
-    with stages.stage("segments"):
-        _segment_tables(
-            run.write,
-            pl.scan_parquet(feature_paths["creator_features"]),
-            pl.scan_parquet(feature_paths["merchant_features"]),
-            config,
-        )
-    if config.with_strategies:
-        with stages.stage("strategies"):
-            strategy_steps = stages.steps("strategies", timed=True)
-            from strategies.pipeline import FeatureStore, run_strategies
-
-            feature_store = FeatureStore(
-                inputs,
-                as_of,
-                pl.scan_parquet(staging / "creator_daily.parquet"),
-                pl.scan_parquet(staging / "merchant_daily.parquet"),
+    for name in ("KPIs", "cohorts", "movers"):
+        stages.begin(name, " (a task on the cluster)")
+        submitted[name] = tasks.submit(_stage_task, name, settings, staging, as_of, config, name=name)
+    try:
+        tasks.gather(feature_futures)
+        feature_paths = _combine_features(run, feature_work)
+        pieces_bytes["features"] = sum(piece.path.stat().st_size for piece in feature_work)
+        stages.end("features", {name: run.rows[name] for name in feature_paths})
+        with stages.stage("segments"):
+            _segment_tables(
+                run.write,
+                pl.scan_parquet(feature_paths["creator_features"]),
+                pl.scan_parquet(feature_paths["merchant_features"]),
+                config,
             )
-            strategy_run = run_strategies(
-                settings, as_of, feature_store=feature_store, progress=strategy_steps, map_tasks=tasks
+        if config.with_strategies:
+            _cluster_strategies(run, tasks)
+        for name, future in submitted.items():
+            tables, seconds = future.result()
+            run.rows.update(tables)
+            if name != "matching":
+                stages.record(name, seconds, tables)
+        if run_matching:
+            similar = _similar_products(
+                settings, as_of, staging, pl.read_parquet(staging / "product_pairs.parquet")
             )
-            for name, frame in strategy_run.tables().items():
-                run.write(name, frame)
-    for name, future in submitted.items():
-        tables, seconds = future.result()
-        run.rows.update(tables)
-        if name != "matching":
-            stages.record(name, seconds, tables)
-    if run_matching:
-        similar = _similar_products(
-            settings, as_of, staging, pl.read_parquet(staging / "product_pairs.parquet")
-        )
-        run.rows["similar_products"] = _write(similar, staging / "similar_products.parquet")
-        tables, seconds = submitted["matching"].result()
-        stages.record("matching", seconds, {**tables, "similar_products": run.rows["similar_products"]})
+            run.rows["similar_products"] = _write(similar, staging / "similar_products.parquet")
+            tables, seconds = submitted["matching"].result()
+            stages.record("matching", seconds, {**tables, "similar_products": run.rows["similar_products"]})
+    except BaseException:
+        tasks.cancel([*feature_futures, *submitted.values()])  # nothing writes into a failed build
+        raise
     return {"workers": workers, "pieces_per_worker": config.pieces_per_worker, "pieces_bytes": pieces_bytes}
 
 
-def _cluster_features(run: _Run, tasks: DaskTasks, workers: int) -> dict[str, Path]:
-    """creator_features and merchant_features, one task per entity bucket; their paths."""
+def _cluster_strategies(run: _Run, tasks: DaskTasks) -> None:
+    """The strategies stage in the build's process, its per-strategy model fits as tasks."""
+    with run.stages.stage("strategies"):
+        strategy_steps = run.stages.steps("strategies", timed=True)
+        from strategies.pipeline import FeatureStore, run_strategies
+
+        feature_store = FeatureStore(
+            run.inputs,
+            run.as_of,
+            pl.scan_parquet(run.staging / "creator_daily.parquet"),
+            pl.scan_parquet(run.staging / "merchant_daily.parquet"),
+        )
+        strategy_run = run_strategies(
+            run.settings, run.as_of, feature_store=feature_store, progress=strategy_steps, map_tasks=tasks
+        )
+        for name, frame in strategy_run.tables().items():
+            run.write(name, frame)
+
+
+def _feature_pieces(run: _Run, workers: int) -> list[partitions.FeaturePiece]:
+    """creator_features and merchant_features cut into entity buckets (`analytics.partitions`)."""
     pieces = run.staging / PIECES
     creator_daily = run.staging / "creator_daily.parquet"
     start = partitions.data_start(pl.scan_parquet(creator_daily), run.as_of)
     buckets = run.config.pieces_per_worker * workers
-    work = [
+    return [
         partitions.FeaturePiece(
             run.settings,
             name,
@@ -653,7 +662,10 @@ def _cluster_features(run: _Run, tasks: DaskTasks, workers: int) -> dict[str, Pa
         for name in partitions.FEATURE_KEYS
         for bucket in range(buckets)
     ]
-    tasks(partitions.feature_piece, work)
+
+
+def _combine_features(run: _Run, work: list[partitions.FeaturePiece]) -> dict[str, Path]:
+    """The feature snapshots from their written pieces (concatenated, sorted by id); their paths."""
     written = {}
     for name, key in partitions.FEATURE_KEYS.items():
         paths = [piece.path for piece in work if piece.name == name]

@@ -114,13 +114,24 @@ class DaskTasks:
         self.retries = retries
 
     def __call__(self, function: Callable[[Item], Result], items: Sequence[Item], /) -> list[Result]:
+        return self.gather(self.start(function, items))
+
+    def start(self, function: Callable[[Item], Result], items: Sequence[Item]) -> list[Future]:
+        """Submit the pieces (before the whole-stage tasks: `PIECE_PRIORITY`) without waiting for them."""
         if not items:
             return []
-        futures = self.client.map(
+        futures: list[Future] = self.client.map(
             function, list(items), retries=self.retries, pure=False, priority=PIECE_PRIORITY
         )
-        results: list[Result] = self.client.gather(futures)
-        return results
+        return futures
+
+    def cancel(self, futures: list[Future]) -> None:
+        """Cancel tasks that are no longer wanted (their build failed)."""
+        self.client.cancel(futures)
+
+    def gather(self, futures: list[Future]) -> list[Any]:
+        """The results of `start`'s futures, in order (raises the first task's error)."""
+        return self.client.gather(futures) if futures else []
 
     def submit(self, function: Callable[..., Result], *args: Any, name: str | None = None) -> Future:
         """One task; ``name`` prefixes its key (the stage it runs, in the task stream)."""

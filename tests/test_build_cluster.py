@@ -5,15 +5,15 @@ The cluster is a `LocalCluster` of two worker *processes* (one thread each), as 
 starts: tasks and their arguments really cross process boundaries (pickling, files on shared storage).
 
 What "the same" means: every snapshot has the same rows (compared sorted, the run id aside, since each
-build saves its own recommendation run). Snapshots holding float sums of the lake's money (the daily
-facts, KPIs, features, cohorts, leaderboards, product pairs) are equal within 1e-9 relative: a float sum
-depends on the order of its terms, which a parallel group-by does not fix — two single-process builds
-differ by as much. Everything downstream of them — segments, movers, the uplift models, predictions,
-recommendations, allocation, SHAP, similar products — is compared exactly, but for the matching
-stage's ranker: its products for creators and creators to recruit are compared by the pairs they
-recommend (the same number, at least 95% of them shared), because that ranker is not reproducible
-from one single-process build to the next either: the last bits of its features' float sums decide,
-now and then, a LightGBM bin (docs/scale.md).
+build saves its own recommendation run). Snapshots holding float sums (the daily facts, KPIs, features,
+cohorts, leaderboards, product pairs, interest scores, the SHAP drivers' feature values) are equal
+within 1e-9 relative: a float sum depends on the order of its terms, which a parallel group-by does not
+fix — two single-process builds differ by as much. Everything downstream of them — segments, movers,
+the uplift models, predictions, recommendations, allocation, SHAP contributions, similar products — is
+compared exactly, but for the matching stage's ranker: its products for creators and creators to
+recruit are compared by the pairs they recommend (the same number, at least 95% of them shared),
+because that ranker is not reproducible from one single-process build to the next either: the last
+bits of its features' float sums decide, now and then, a LightGBM bin (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ FLOAT_SUMS = {
     "pilot_evidence",
     "product_pairs",
     "creator_interests",
+    "shap_drivers",  # the entity's feature values and their cohort medians
 }
 """Snapshots compared within 1e-9 relative (see the module docstring); the others exactly."""
 
