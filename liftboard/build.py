@@ -566,7 +566,7 @@ def _cluster_stages(run: _Run, tasks: DaskTasks) -> dict[str, Any]:
             for name in partitions.DAILY_FACTS
             for k, (start, stop) in enumerate(ranges)
         ]
-        tasks(partitions.daily_fact_piece, daily)
+        tasks.wait(tasks.start(partitions.daily_fact_piece, daily))
         pieces_bytes = {"daily facts": sum(piece.path.stat().st_size for piece in daily)}
         for name, fact in partitions.DAILY_FACTS.items():
             paths = [piece.path for piece in daily if piece.name == name]
@@ -590,7 +590,7 @@ def _cluster_stages(run: _Run, tasks: DaskTasks) -> dict[str, Any]:
         stages.begin(name, " (a task on the cluster)")
         submitted[name] = tasks.submit(_stage_task, name, settings, staging, as_of, config, name=name)
     try:
-        tasks.gather(feature_futures)
+        tasks.wait(feature_futures)
         feature_paths = _combine_features(run, feature_work)
         pieces_bytes["features"] = sum(piece.path.stat().st_size for piece in feature_work)
         stages.end("features", {name: run.rows[name] for name in feature_paths})

@@ -125,6 +125,19 @@ class DaskTasks:
         )
         return futures
 
+    def wait(self, futures: list[Future]) -> None:
+        """Wait until the tasks are done, without fetching their results (raises the first task's error).
+
+        The pieces of a stage return only their row counts, which the combine step has anyway; fetching
+        them needs their worker's attention, which a worker busy with a long task gives late."""
+        from dask.distributed import wait
+
+        if futures:
+            wait(futures)
+            for future in futures:
+                if future.status == "error":
+                    future.result()  # raises the task's error
+
     def cancel(self, futures: list[Future]) -> None:
         """Cancel tasks that are no longer wanted (their build failed)."""
         self.client.cancel(futures)

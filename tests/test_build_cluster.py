@@ -10,10 +10,11 @@ cohorts, leaderboards, product pairs, interest scores, the SHAP drivers' feature
 within 1e-9 relative: a float sum depends on the order of its terms, which a parallel group-by does not
 fix — two single-process builds differ by as much. Everything downstream of them — segments, movers,
 the uplift models, predictions, recommendations, allocation, SHAP contributions, similar products — is
-compared exactly, but for the matching stage's ranker: its products for creators and creators to
-recruit are compared by the pairs they recommend (the same number, at least 95% of them shared),
-because that ranker is not reproducible from one single-process build to the next either: the last
-bits of its features' float sums decide, now and then, a LightGBM bin (docs/scale.md).
+compared exactly, but for the matching stage's ranker and the product pairs: the ranker's products for
+creators and creators to recruit, and the product pairs, are compared by the pairs they hold (as many
+rows within 0.1%, at least 95% of the pairs shared), because neither is reproducible from one
+single-process build to the next: the last bits of the ranker's features' float sums decide, now and
+then, a LightGBM bin, and the product pairs' basket cap breaks ties by row order (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ FLOAT_SUMS = {
     "top_merchants",
     "top_products",
     "pilot_evidence",
-    "product_pairs",
     "creator_interests",
     "shap_drivers",  # the entity's feature values and their cohort medians
 }
@@ -63,6 +63,8 @@ FLOAT_SUMS = {
 MODELLED = {
     "creator_product_recs": ("creator_id", "product_id"),
     "merchant_creator_recs": ("merchant_id", "creator_id"),
+    # its basket cap breaks ties by row order: a few pairs differ between any two builds (bench/RESULTS.md)
+    "product_pairs": ("relation", "product_a", "product_b"),
 }
 """Snapshots of the matching stage's LightGBM ranker, compared by the pairs they recommend (see the
 module docstring)."""
@@ -85,7 +87,7 @@ def assert_same_snapshots(expected: BuildResult, result: BuildResult) -> None:
         left, right = _rows(expected.path / f"{name}.parquet"), _rows(result.path / f"{name}.parquet")
         if name in MODELLED:
             keys = list(MODELLED[name])
-            assert right.height == left.height, name
+            assert abs(right.height - left.height) <= 0.001 * left.height, name
             assert right.join(left, on=keys, how="semi").height >= SHARED_PAIRS * left.height, name
         elif name in FLOAT_SUMS:
             assert_frame_equal(right, left, rel_tol=1e-9, abs_tol=1e-9, check_row_order=True)
