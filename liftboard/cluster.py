@@ -90,14 +90,18 @@ def connect(spec: SchedulerSpec) -> Iterator[Client]:
         with Client(spec.address) as client:
             yield client
         return
-    # workers are spawned: they import what they need, not the parent's __main__ (see build.py)
+    from liftboard.build import main_script_hidden
+
+    # workers are spawned, and re-spawned by their nanny after a crash, for as long as the cluster
+    # lives: the parent's __main__ script stays hidden from them all that time (`main_script_hidden`)
     with (
+        main_script_hidden(),
         dask.config.set({"distributed.scheduler.default-task-durations": STAGE_SECONDS}),
         LocalCluster(
             n_workers=spec.workers,
             threads_per_worker=1,
             processes=spec.processes,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: several clusters may run on one machine
             memory_limit=0,  # the machine's memory, not a share of it: pieces are sized by the build
         ) as cluster,
         Client(cluster) as client,
