@@ -33,7 +33,6 @@ import sys
 import threading
 import time
 import traceback
-import types
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -51,6 +50,7 @@ from core.snapshots import SQL_SNAPSHOTS
 from datastore import lake
 from datastore.db import engine_for
 from datastore.snapshots import LATEST, MANIFEST
+from liftboard.spawning import main_script_hidden
 
 if TYPE_CHECKING:
     from dask.distributed import Future
@@ -166,25 +166,6 @@ class _Stages:
         self.begin(name)
         yield
         self.end(name, {key: count for key, count in self.rows.items() if key not in before})
-
-
-@contextmanager
-def main_script_hidden() -> Iterator[None]:
-    """While a child process is spawned, hide the parent's ``__main__`` script from it.
-
-    A spawned child re-imports the parent's ``__main__`` (by its file) before it runs its target. The
-    matching target lives in this module, so the child never needs it, and the parent's script may be
-    one that must not run twice: Streamlit's ``app.py`` (left as ``__main__`` by an AppTest run in a test
-    worker), a test runner, a notebook. A bare stand-in module has neither a spec nor a file, so the
-    child imports nothing of the parent's.
-    """
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if main is not None:
-            sys.modules["__main__"] = main
 
 
 class _MatchingProcess:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.config import Settings
 from core.tasks import TaskMap, in_process
+from liftboard.spawning import main_script_hidden
 from sim.shards import ShardedScale, write_shard
 
 if TYPE_CHECKING:
@@ -90,8 +91,6 @@ def connect(spec: SchedulerSpec) -> Iterator[Client]:
         with Client(spec.address) as client:
             yield client
         return
-    from liftboard.build import main_script_hidden
-
     # workers are spawned, and re-spawned by their nanny after a crash, for as long as the cluster
     # lives: the parent's __main__ script stays hidden from them all that time (`main_script_hidden`)
     with (
