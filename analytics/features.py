@@ -42,9 +42,16 @@ def _days_before(as_of: date) -> pl.Expr:
     return (pl.lit(as_of) - pl.col("date")).dt.total_days()
 
 
+MONEY_COLUMNS = ("gmv", "refunded_gmv", "commission")
+"""Base columns in USD: their window sums are rounded to the cent."""
+
+
 def _window_sum(column: str, first_day: int, last_day: int) -> pl.Expr:
-    """Sum of ``column`` over rows ``first_day`` to ``last_day`` days before as-of (``__days``)."""
-    return pl.col(column).filter(pl.col("__days").is_between(first_day, last_day)).sum()
+    """Sum of ``column`` over rows ``first_day`` to ``last_day`` days before as-of (``__days``); money to
+    the cent, so that the sum does not depend on the order of its terms (which a parallel group-by, or
+    daily facts computed in pieces, does not fix) beyond it."""
+    total = pl.col(column).filter(pl.col("__days").is_between(first_day, last_day)).sum()
+    return total.round(2) if column in MONEY_COLUMNS else total
 
 
 def _observed_days(as_of: date, data_start: pl.Expr, joined_on: pl.Expr, window: int) -> pl.Expr:
@@ -120,8 +127,13 @@ def creator_features(
     cfg: FeatureConfig | None = None,
     *,
     merchant_daily: pl.LazyFrame | None = None,
+    data_start: date | None = None,
 ) -> pl.LazyFrame:
     """Creator features as of ``as_of`` (one row per creator who joined before it).
+
+    ``data_start`` is the first day of ``creator_daily`` (its minimum date when ``None``): the features
+    of a bucket of creators (`analytics.partitions`) are those of the whole table given the whole
+    table's first day, since nothing else in them looks across creators.
 
     Category focus (``top_category_91d``, ``top_category_share_91d``, ``category_entropy_91d``,
     ``categories_promoted_91d``) is measured on ``merchant_daily``: the views a creator brought to
@@ -226,7 +238,10 @@ def creator_features(
     mean_posts = pl.col("__posts_sum") / weeks
     std_posts = (pl.col("__posts_sq") / weeks - mean_posts**2).clip(lower_bound=0).sqrt()
     return (
-        people.join(_data_start(history), how="cross")
+        people.join(
+            _data_start(history) if data_start is None else pl.LazyFrame({"__data_start": [data_start]}),
+            how="cross",
+        )
         .join(windows, on="creator_id", how="left")
         .join(lifetime, on="creator_id", how="left")
         .join(_weekly_posting(history, "creator_id", cfg.long_weeks), on="creator_id", how="left")

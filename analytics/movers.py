@@ -49,17 +49,22 @@ def previous_range(start: date, end: date) -> tuple[date, date]:
 
 
 def period_totals(daily: pl.LazyFrame, key: str, start: date, end: date) -> pl.LazyFrame:
-    """Per ``key``: GMV, net GMV and orders in the period and the previous one (zeros when absent)."""
+    """Per ``key``: GMV, net GMV and orders in the period and the previous one (zeros when absent).
+
+    Sums of money are rounded to the cent: a float sum depends on the order of its terms (which a
+    parallel group-by does not fix), and a creator with the same GMV in both periods must not rise or
+    decline by 1e-13 USD depending on it.
+    """
     previous_start, _ = previous_range(start, end)
     current = pl.col("date") >= start
     return (
         daily.filter(pl.col("date").is_between(previous_start, end))
         .group_by(key)
         .agg(
-            pl.col("gmv").filter(current).sum().alias("gmv"),
-            (pl.col("gmv") - pl.col("refunded_gmv")).filter(current).sum().alias("net_gmv"),
+            pl.col("gmv").filter(current).sum().round(2).alias("gmv"),
+            (pl.col("gmv") - pl.col("refunded_gmv")).filter(current).sum().round(2).alias("net_gmv"),
             pl.col("orders").filter(current).sum().alias("orders"),
-            pl.col("gmv").filter(~current).sum().alias("previous_gmv"),
+            pl.col("gmv").filter(~current).sum().round(2).alias("previous_gmv"),
         )
         .with_columns(
             (pl.col("gmv") - pl.col("previous_gmv")).alias("change"),

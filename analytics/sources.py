@@ -12,7 +12,9 @@ Three facts, each one row per (date, entity, …) with summed *base columns* (`c
 - ``product_daily`` — grain (date, product_id): orders and engagement per product with its merchant
   and the *product* category (GMV by what was sold, rather than by who sold it).
 
-All facts only hold days strictly before ``as_of`` when one is given, and are built by lazy plans the
+All facts only hold days strictly before ``as_of`` when one is given (and from ``start`` on: a fact is
+a sum per day, so the facts of consecutive day ranges, concatenated, are the fact of their union — the
+cluster build computes them per range), and are built by lazy plans the
 streaming engine can run (scans with pushed-down filters, joins against small dimensions, group-bys).
 """
 
@@ -96,18 +98,24 @@ def load_inputs(settings: Settings) -> Inputs:
     )
 
 
-def _before(column: str, as_of: date | None, *, timestamp: bool) -> pl.Expr:
-    if as_of is None:
-        return pl.lit(True)
-    bound = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC) if timestamp else as_of
-    return pl.col(column) < pl.lit(bound)
+def _bound(day: date, timestamp: bool) -> date | datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) if timestamp else day
 
 
-def order_lines(orders: pl.LazyFrame, as_of: date | None = None) -> pl.LazyFrame:
-    """Orders before ``as_of`` as additive base columns per order (date, ids, orders, gmv, …)."""
+def _before(column: str, as_of: date | None, *, timestamp: bool, start: date | None = None) -> pl.Expr:
+    """Rows of days before ``as_of`` (all when ``None``) and, given ``start``, from ``start`` on."""
+    condition = pl.lit(True) if as_of is None else pl.col(column) < pl.lit(_bound(as_of, timestamp))
+    if start is not None:
+        condition = condition & (pl.col(column) >= pl.lit(_bound(start, timestamp)))
+    return condition
+
+
+def order_lines(orders: pl.LazyFrame, as_of: date | None = None, start: date | None = None) -> pl.LazyFrame:
+    """Orders before ``as_of`` (and from ``start`` on, given one) as additive base columns per order
+    (date, ids, orders, gmv, …)."""
     status = pl.col("status")
     kept = status != "cancelled"
-    return orders.filter(_before("ordered_at", as_of, timestamp=True)).select(
+    return orders.filter(_before("ordered_at", as_of, timestamp=True, start=start)).select(
         pl.col("ordered_at").dt.date().alias("date"),
         "creator_id",
         "content_id",
@@ -178,7 +186,7 @@ def _packed(day: pl.Expr, code: pl.Expr) -> pl.Expr:
     return ((pl.col("__creator").cast(pl.Int64) * _DAYS + days) * len(_KINDS) + code).alias("__key")
 
 
-def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
+def creator_daily(inputs: Inputs, as_of: date | None = None, start: date | None = None) -> pl.LazyFrame:
     """Creator activity per day and content kind (see the module docstring).
 
     Orders and content name creators known to ``creators`` (ingest enforces the foreign keys), so the
@@ -190,7 +198,7 @@ def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
         "content_id", "creator_id", "published_at", kind_code(pl.col("kind")).alias("__kind")
     ).join(number, on="creator_id", how="inner")
     kinds = content.select("content_id", "__creator", "__kind")
-    sales = order_lines(inputs.orders, as_of)
+    sales = order_lines(inputs.orders, as_of, start)
     # orders on content: aggregate per (content, day) first (15 M orders → a sixth as many rows), then
     # look the creator and kind up on those rows
     on_content = (
@@ -209,11 +217,11 @@ def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
     )
     # engagement rows are already nearly one per (content, day): look up first, group on the integer
     engagement = (
-        inputs.engagement.filter(_before("date", as_of, timestamp=False))
+        inputs.engagement.filter(_before("date", as_of, timestamp=False, start=start))
         .join(kinds, on="content_id", how="inner")
         .select(_packed(pl.col("date"), pl.col("__kind")), *ENGAGEMENT_COLUMNS)
     )
-    published = content.filter(_before("published_at", as_of, timestamp=True)).select(
+    published = content.filter(_before("published_at", as_of, timestamp=True, start=start)).select(
         _packed(pl.col("published_at").dt.date(), pl.col("__kind")),
         (pl.col("__kind") == 0).cast(pl.Int64).alias("videos"),
         (pl.col("__kind") == 1).cast(pl.Int64).alias("lives"),
@@ -239,7 +247,7 @@ def creator_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
     )
 
 
-def merchant_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
+def merchant_daily(inputs: Inputs, as_of: date | None = None, start: date | None = None) -> pl.LazyFrame:
     """Merchant activity per day and creator (see the module docstring).
 
     Ids become row numbers before the group-by (7 M (day, merchant, creator) groups at ``large``):
@@ -257,13 +265,13 @@ def merchant_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
         creators, on="creator_id", how="inner"
     )
     sales = (
-        order_lines(inputs.orders, as_of)
+        order_lines(inputs.orders, as_of, start)
         .join(creators, on="creator_id", how="inner")
         .join(merchant_number, on="merchant_id", how="inner")
         .select("date", "__merchant", "__creator", *ORDER_COLUMNS)
     )
     engagement = (
-        inputs.engagement.filter(_before("date", as_of, timestamp=False))
+        inputs.engagement.filter(_before("date", as_of, timestamp=False, start=start))
         .join(creator_of_content.select("content_id", "__creator"), on="content_id", how="inner")
         .join(product_merchant.select("product_id", "__merchant"), on="product_id", how="inner")
         .select("date", "__merchant", "__creator", *ENGAGEMENT_COLUMNS)
@@ -300,7 +308,7 @@ def merchant_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
     )
 
 
-def product_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
+def product_daily(inputs: Inputs, as_of: date | None = None, start: date | None = None) -> pl.LazyFrame:
     """Orders and engagement per day and product, with the product's merchant and category.
 
     Grouped on (product row number, day) packed in one integer, for the reason `merchant_daily` gives.
@@ -311,12 +319,12 @@ def product_daily(inputs: Inputs, as_of: date | None = None) -> pl.LazyFrame:
         pl.col("__product").cast(pl.Int64) * _DAYS + pl.col("date").cast(pl.Int32).cast(pl.Int64) + _DAY_SHIFT
     ).alias("__key")
     sales = (
-        order_lines(inputs.orders, as_of)
+        order_lines(inputs.orders, as_of, start)
         .join(number, on="product_id", how="inner")
         .select(key, *ORDER_COLUMNS)
     )
     engagement = (
-        inputs.engagement.filter(_before("date", as_of, timestamp=False))
+        inputs.engagement.filter(_before("date", as_of, timestamp=False, start=start))
         .join(number, on="product_id", how="inner")
         .select(key, *ENGAGEMENT_COLUMNS)
     )

@@ -33,26 +33,32 @@ import sys
 import threading
 import time
 import traceback
-import types
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import sqlalchemy as sa
 
-from analytics import cohorts, features, kpis, movers, segments, sources
+from analytics import cohorts, features, kpis, movers, partitions, segments, sources
 from core.config import Settings
 from core.snapshots import SQL_SNAPSHOTS
 from datastore import lake
 from datastore.db import engine_for
 from datastore.snapshots import LATEST, MANIFEST
+from liftboard.spawning import main_script_hidden
+
+if TYPE_CHECKING:
+    from dask.distributed import Future
+
+    from liftboard.cluster import DaskTasks
 
 Progress = Callable[[str, int, int], None]
+Writer = Callable[[str, pl.LazyFrame | pl.DataFrame], pl.LazyFrame]
 
 SQL_PREFIX = "analytics_"
 
@@ -75,6 +81,8 @@ class BuildConfig:
     """Mine product relations, rank products for creators and creators for merchants, profile interests."""
     parallel_matching: bool = True
     """Run the matching stage in its own process beside the other stages (only with 2 or more cores)."""
+    pieces_per_worker: int = 2
+    """On a cluster: day ranges of the daily facts and entity buckets of the features per worker."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,15 @@ class _Stages:
                 written = f" ({len(tables)} snapshot(s), {sum(tables.values()):,} rows)"
             self._report(f"{name} done in {seconds:.1f}s{written}")
 
+    def record(self, name: str, seconds: float, tables: Mapping[str, int]) -> None:
+        """Stage ``name`` (begun) ended after ``seconds`` of work elsewhere (a task on a cluster)."""
+        with self._lock:
+            self.timings[name] = round(seconds, 3)
+            self.done += 1
+            self._report(
+                f"{name} done in {seconds:.1f}s ({len(tables)} snapshot(s), {sum(tables.values()):,} rows)"
+            )
+
     def step(self, name: str, text: str, done: int, total: int) -> None:
         """One finished step of stage ``name`` (its ``done``-th of ``total``)."""
         with self._lock:
@@ -149,25 +166,6 @@ class _Stages:
         self.begin(name)
         yield
         self.end(name, {key: count for key, count in self.rows.items() if key not in before})
-
-
-@contextmanager
-def main_script_hidden() -> Iterator[None]:
-    """While a child process is spawned, hide the parent's ``__main__`` script from it.
-
-    A spawned child re-imports the parent's ``__main__`` (by its file) before it runs its target. The
-    matching target lives in this module, so the child never needs it, and the parent's script may be
-    one that must not run twice: Streamlit's ``app.py`` (left as ``__main__`` by an AppTest run in a test
-    worker), a test runner, a notebook. A bare stand-in module has neither a spec nor a file, so the
-    child imports nothing of the parent's.
-    """
-    main = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if main is not None:
-            sys.modules["__main__"] = main
 
 
 class _MatchingProcess:
@@ -286,18 +284,52 @@ def _write(frame: pl.LazyFrame | pl.DataFrame, path: Path) -> int:
     return pl.scan_parquet(path).select(pl.len()).collect().item()
 
 
+@dataclass
+class _Run:
+    """What the stages of one build share: where they read and write, and what they published."""
+
+    settings: Settings
+    as_of: date
+    inputs: sources.Inputs
+    staging: Path
+    config: BuildConfig
+    stages: _Stages
+    rows: dict[str, int]
+
+    def write(self, name: str, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+        path = self.staging / f"{name}.parquet"
+        self.rows[name] = _write(frame, path)
+        return pl.scan_parquet(path)
+
+
+@dataclass(frozen=True)
+class _Frames:
+    """The dimensions and the daily facts every analytics stage after the daily facts reads."""
+
+    creators: pl.LazyFrame
+    merchants: pl.LazyFrame
+    products: pl.LazyFrame
+    showcase: pl.LazyFrame
+    creator_daily: pl.LazyFrame
+    merchant_daily: pl.LazyFrame
+    product_daily: pl.LazyFrame
+
+
 def build(
     settings: Settings,
     as_of: date | None = None,
     progress: Progress | None = None,
     config: BuildConfig | None = None,
     lake_run: str | None = None,
+    tasks: DaskTasks | None = None,
 ) -> BuildResult:
     """Run every analytics stage as of ``as_of`` and publish the results (see the module docstring).
 
     ``as_of`` defaults to the day after the last order date (today, UTC, on an empty lake); all
     results use data strictly before it. Every stage reads the lake at the versions of one ingestion run
-    (``lake_run``, default: the last committed one), recorded in the manifest as ``lake``.
+    (``lake_run``, default: the last committed one), recorded in the manifest as ``lake``. With
+    ``tasks`` (a Dask cluster's runner, `liftboard.cluster`), the stages run as tasks on the cluster
+    (`_cluster_stages`); the snapshots are the same.
 
     Raises:
         lake.UnknownLakeVersion: ``lake_run`` is not a committed run.
@@ -319,96 +351,14 @@ def build(
         total=8 + int(config.publish_sql) + int(config.with_strategies) + 2 * int(config.with_matching),
         rows=rows,
     )
-    matching: _MatchingProcess | None = None
-
-    def write(name: str, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
-        path = staging / f"{name}.parquet"
-        rows[name] = _write(frame, path)
-        return pl.scan_parquet(path)
-
+    run = _Run(settings, as_of, inputs, staging, config, stages, rows)
+    matching: list[_MatchingProcess] = []
+    cluster: dict[str, Any] = {}
     try:
-        with stages.stage("dimensions"):
-            creators = inputs.creators.collect().lazy()
-            merchants = inputs.merchants.collect().lazy()
-            products = inputs.products.collect().lazy()
-            showcase = inputs.showcase.collect().lazy()
-        with stages.stage("daily facts"):
-            product_daily = write("product_daily", sources.product_daily(inputs, as_of))
-            merchant_daily = write("merchant_daily", sources.merchant_daily(inputs, as_of))
-            creator_daily = write("creator_daily", sources.creator_daily(inputs, as_of))
-        run_matching = config.with_matching and rows.get("creator_daily", 0) > 0
-        if run_matching and config.parallel_matching and (os.cpu_count() or 1) > 1:
-            matching = _MatchingProcess(settings, as_of, staging, stages)
-            matching.start()
-        elif config.with_matching and not run_matching:
-            stages.total -= 2
-        with stages.stage("KPIs"):
-            traits = sources.creator_traits(creators)
-            write("kpi_daily", kpis.kpi_daily(creator_daily, merchant_daily, product_daily, as_of, traits))
-            write(
-                "kpi_weekly",
-                kpis.kpi_table(
-                    creator_daily,
-                    merchant_daily,
-                    "week",
-                    [name for name in kpis.WEEKLY_BREAKDOWNS if name != "merchant"],
-                    as_of,
-                    product_daily=product_daily,
-                    traits=traits,
-                ),
-            )
-            write(
-                "merchant_kpi_weekly",
-                kpis.kpi_table(creator_daily, merchant_daily, "week", ["merchant"], as_of),
-            )
-        with stages.stage("features"):
-            creator_features = write(
-                "creator_features",
-                features.creator_features(
-                    creator_daily,
-                    creators,
-                    showcase,
-                    products,
-                    as_of,
-                    config.features,
-                    merchant_daily=merchant_daily,
-                ),
-            )
-            merchant_features = write(
-                "merchant_features",
-                features.merchant_features(merchant_daily, merchants, products, as_of, config.features),
-            )
-        with stages.stage("segments"):
-            write("creator_segments", segments.creator_segments(creator_features, config.segments))
-            write("merchant_segments", segments.merchant_segments(merchant_features, config.segments))
-        with stages.stage("cohorts"):
-            write("creator_cohorts", cohorts.creator_cohorts(creator_daily, creators, as_of))
-            write("merchant_cohorts", cohorts.merchant_cohorts(merchant_daily, merchants, as_of))
-        with stages.stage("movers"):
-            _write_movers(
-                write,
-                creator_daily,
-                merchant_daily,
-                product_daily,
-                creators,
-                merchants,
-                products,
-                as_of,
-                config,
-            )
-        if config.with_strategies:
-            with stages.stage("strategies"):
-                strategy_steps = stages.steps("strategies", timed=True)  # the first step counts the import
-                from strategies.pipeline import FeatureStore, run_strategies
-
-                feature_store = FeatureStore(inputs, as_of, creator_daily, merchant_daily)
-                strategy_run = run_strategies(
-                    settings, as_of, feature_store=feature_store, progress=strategy_steps
-                )
-                for name, frame in strategy_run.tables().items():
-                    write(name, frame)
-        if run_matching:
-            _publish_matching(settings, as_of, staging, stages, matching, rows)
+        if tasks is None:
+            _single_process_stages(run, matching)
+        else:
+            cluster = _cluster_stages(run, tasks)
         with stages.stage("snapshot"):
             manifest = {
                 "build_id": build_id,
@@ -422,14 +372,17 @@ def build(
                 else [],
                 "timings": stages.timings,
             }
+            if cluster:
+                manifest["cluster"] = cluster
+            shutil.rmtree(staging / PIECES, ignore_errors=True)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
             os.replace(staging, final)
         if config.publish_sql:
             with stages.stage("SQL tables"):
                 publish_sql(final, settings, build_id, as_of, config.sql_snapshots, config.sql_chunk_rows)
     except BaseException:
-        if matching is not None:
-            matching.stop()
+        for process in matching:
+            process.stop()
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(final, ignore_errors=True)
         raise
@@ -447,6 +400,318 @@ def build(
         sql_tables=tuple(manifest["sql_tables"]),
         lake=lake_read.as_dict(),
     )
+
+
+def _single_process_stages(run: _Run, matching_processes: list[_MatchingProcess]) -> None:
+    """The stages in this process (the matching stage in a child process beside them, with 2+ cores)."""
+    settings, as_of, inputs, staging, config, stages = (
+        run.settings,
+        run.as_of,
+        run.inputs,
+        run.staging,
+        run.config,
+        run.stages,
+    )
+    write, rows = run.write, run.rows
+    matching: _MatchingProcess | None = None
+    with stages.stage("dimensions"):
+        creators = inputs.creators.collect().lazy()
+        merchants = inputs.merchants.collect().lazy()
+        products = inputs.products.collect().lazy()
+        showcase = inputs.showcase.collect().lazy()
+    with stages.stage("daily facts"):
+        product_daily = write("product_daily", sources.product_daily(inputs, as_of))
+        merchant_daily = write("merchant_daily", sources.merchant_daily(inputs, as_of))
+        creator_daily = write("creator_daily", sources.creator_daily(inputs, as_of))
+    run_matching = config.with_matching and rows.get("creator_daily", 0) > 0
+    if run_matching and config.parallel_matching and (os.cpu_count() or 1) > 1:
+        matching = _MatchingProcess(settings, as_of, staging, stages)
+        matching_processes.append(matching)
+        matching.start()
+    elif config.with_matching and not run_matching:
+        stages.total -= 2
+    frames = _Frames(creators, merchants, products, showcase, creator_daily, merchant_daily, product_daily)
+    with stages.stage("KPIs"):
+        _kpi_tables(write, frames, as_of)
+    with stages.stage("features"):
+        creator_features = write(
+            "creator_features",
+            features.creator_features(
+                creator_daily,
+                creators,
+                showcase,
+                products,
+                as_of,
+                config.features,
+                merchant_daily=merchant_daily,
+            ),
+        )
+        merchant_features = write(
+            "merchant_features",
+            features.merchant_features(merchant_daily, merchants, products, as_of, config.features),
+        )
+    with stages.stage("segments"):
+        _segment_tables(write, creator_features, merchant_features, config)
+    with stages.stage("cohorts"):
+        _cohort_tables(write, frames, as_of)
+    with stages.stage("movers"):
+        _write_movers(write, frames, as_of, config)
+    if config.with_strategies:
+        with stages.stage("strategies"):
+            strategy_steps = stages.steps("strategies", timed=True)  # the first step counts the import
+            from strategies.pipeline import FeatureStore, run_strategies
+
+            feature_store = FeatureStore(inputs, as_of, creator_daily, merchant_daily)
+            strategy_run = run_strategies(
+                settings, as_of, feature_store=feature_store, progress=strategy_steps
+            )
+            for name, frame in strategy_run.tables().items():
+                write(name, frame)
+    if run_matching:
+        _publish_matching(settings, as_of, staging, stages, matching, rows)
+
+
+def _kpi_tables(write: Writer, frames: _Frames, as_of: date) -> None:
+    """kpi_daily, kpi_weekly (by every breakdown but merchant) and merchant_kpi_weekly."""
+    creator_daily, merchant_daily, product_daily = (
+        frames.creator_daily,
+        frames.merchant_daily,
+        frames.product_daily,
+    )
+    traits = sources.creator_traits(frames.creators)
+    write("kpi_daily", kpis.kpi_daily(creator_daily, merchant_daily, product_daily, as_of, traits))
+    write(
+        "kpi_weekly",
+        kpis.kpi_table(
+            creator_daily,
+            merchant_daily,
+            "week",
+            [name for name in kpis.WEEKLY_BREAKDOWNS if name != "merchant"],
+            as_of,
+            product_daily=product_daily,
+            traits=traits,
+        ),
+    )
+    write("merchant_kpi_weekly", kpis.kpi_table(creator_daily, merchant_daily, "week", ["merchant"], as_of))
+
+
+def _segment_tables(
+    write: Writer, creator_features: pl.LazyFrame, merchant_features: pl.LazyFrame, config: BuildConfig
+) -> None:
+    write("creator_segments", segments.creator_segments(creator_features, config.segments))
+    write("merchant_segments", segments.merchant_segments(merchant_features, config.segments))
+
+
+def _cohort_tables(write: Writer, frames: _Frames, as_of: date) -> None:
+    write("creator_cohorts", cohorts.creator_cohorts(frames.creator_daily, frames.creators, as_of))
+    write("merchant_cohorts", cohorts.merchant_cohorts(frames.merchant_daily, frames.merchants, as_of))
+
+
+# ------------------------------------------------------------------------------------------------
+# On a Dask cluster
+# ------------------------------------------------------------------------------------------------
+
+PIECES = ".pieces"
+"""The staging folder's subfolder of the pieces the cluster's tasks write (removed before publishing)."""
+
+
+def _cluster_stages(run: _Run, tasks: DaskTasks) -> dict[str, Any]:
+    """The stages as tasks on a Dask cluster, same snapshots as `_single_process_stages`.
+
+    - daily facts: one task per fact and day range (`analytics.partitions`), concatenated here;
+    - KPIs, cohorts, movers, the product pairs and the matching stage: one task each, side by side,
+      reading the daily facts from the staging folder (storage the workers share);
+    - features: one task per entity bucket, concatenated and sorted here; segments here (small);
+    - strategies: here, with one task per strategy and entity kind for the model fits.
+
+    Returns what the manifest records of the cluster: its workers and the bytes of the pieces written
+    per stage (the data the tasks exchange through the shared storage).
+    """
+    settings, as_of, inputs, staging, config, stages = (
+        run.settings,
+        run.as_of,
+        run.inputs,
+        run.staging,
+        run.config,
+        run.stages,
+    )
+    pieces = staging / PIECES
+    workers = tasks.workers
+    with stages.stage("dimensions"):
+        inputs.creators.select(pl.len()).collect()  # the dimensions are read by each task
+    with stages.stage("daily facts"):
+        span = partitions.activity_span(inputs, as_of)
+        ranges = partitions.day_ranges(*span, config.pieces_per_worker * workers) if span else []
+        daily = [
+            partitions.DailyFactPiece(settings, name, start, stop, pieces / name / f"{k:04d}.parquet")
+            for name in partitions.DAILY_FACTS
+            for k, (start, stop) in enumerate(ranges)
+        ]
+        tasks.wait(tasks.start(partitions.daily_fact_piece, daily))
+        pieces_bytes = {"daily facts": sum(piece.path.stat().st_size for piece in daily)}
+        for name, fact in partitions.DAILY_FACTS.items():
+            paths = [piece.path for piece in daily if piece.name == name]
+            run.write(name, partitions.combined(paths) if paths else fact(inputs, as_of))
+    run_matching = config.with_matching and run.rows.get("creator_daily", 0) > 0
+    if config.with_matching and not run_matching:
+        stages.total -= 2
+    # the feature pieces first (the build waits for them), then the longest whole-stage task first
+    stages.begin("features")
+    feature_work = _feature_pieces(run, workers)
+    feature_futures = tasks.start(partitions.feature_piece, feature_work)
+    submitted: dict[str, Future] = {}
+    if run_matching:
+        stages.begin("matching", " (a task on the cluster)")
+        submitted["matching"] = tasks.submit(_matching_task, settings, as_of, staging, name="matching")
+        stages.begin("product pairs", " (a task on the cluster)")
+        submitted["product pairs"] = tasks.submit(
+            _product_pairs_task, settings, as_of, staging, name="product-pairs"
+        )
+    for name in ("KPIs", "cohorts", "movers"):
+        stages.begin(name, " (a task on the cluster)")
+        submitted[name] = tasks.submit(_stage_task, name, settings, staging, as_of, config, name=name)
+    try:
+        tasks.wait(feature_futures)
+        feature_paths = _combine_features(run, feature_work)
+        pieces_bytes["features"] = sum(piece.path.stat().st_size for piece in feature_work)
+        stages.end("features", {name: run.rows[name] for name in feature_paths})
+        with stages.stage("segments"):
+            _segment_tables(
+                run.write,
+                pl.scan_parquet(feature_paths["creator_features"]),
+                pl.scan_parquet(feature_paths["merchant_features"]),
+                config,
+            )
+        if config.with_strategies:
+            _cluster_strategies(run, tasks)
+        for name, future in submitted.items():
+            tables, seconds = future.result()
+            run.rows.update(tables)
+            if name != "matching":
+                stages.record(name, seconds, tables)
+        if run_matching:
+            similar = _similar_products(
+                settings, as_of, staging, pl.read_parquet(staging / "product_pairs.parquet")
+            )
+            run.rows["similar_products"] = _write(similar, staging / "similar_products.parquet")
+            tables, seconds = submitted["matching"].result()
+            stages.record("matching", seconds, {**tables, "similar_products": run.rows["similar_products"]})
+    except BaseException:
+        tasks.cancel([*feature_futures, *submitted.values()])  # nothing writes into a failed build
+        raise
+    return {"workers": workers, "pieces_per_worker": config.pieces_per_worker, "pieces_bytes": pieces_bytes}
+
+
+def _cluster_strategies(run: _Run, tasks: DaskTasks) -> None:
+    """The strategies stage in the build's process, its per-strategy model fits as tasks."""
+    with run.stages.stage("strategies"):
+        strategy_steps = run.stages.steps("strategies", timed=True)
+        from strategies.pipeline import FeatureStore, run_strategies
+
+        feature_store = FeatureStore(
+            run.inputs,
+            run.as_of,
+            pl.scan_parquet(run.staging / "creator_daily.parquet"),
+            pl.scan_parquet(run.staging / "merchant_daily.parquet"),
+        )
+        strategy_run = run_strategies(
+            run.settings, run.as_of, feature_store=feature_store, progress=strategy_steps, map_tasks=tasks
+        )
+        for name, frame in strategy_run.tables().items():
+            run.write(name, frame)
+
+
+def _feature_pieces(run: _Run, workers: int) -> list[partitions.FeaturePiece]:
+    """creator_features and merchant_features cut into entity buckets (`analytics.partitions`)."""
+    pieces = run.staging / PIECES
+    creator_daily = run.staging / "creator_daily.parquet"
+    start = partitions.data_start(pl.scan_parquet(creator_daily), run.as_of)
+    buckets = run.config.pieces_per_worker * workers
+    return [
+        partitions.FeaturePiece(
+            run.settings,
+            name,
+            bucket,
+            buckets,
+            run.as_of,
+            creator_daily,
+            run.staging / "merchant_daily.parquet",
+            start,
+            pieces / name / f"{bucket:04d}.parquet",
+            run.config.features,
+        )
+        for name in partitions.FEATURE_KEYS
+        for bucket in range(buckets)
+    ]
+
+
+def _combine_features(run: _Run, work: list[partitions.FeaturePiece]) -> dict[str, Path]:
+    """The feature snapshots from their written pieces (concatenated, sorted by id); their paths."""
+    written = {}
+    for name, key in partitions.FEATURE_KEYS.items():
+        paths = [piece.path for piece in work if piece.name == name]
+        run.write(name, partitions.combined(paths, sort_by=key))
+        written[name] = run.staging / f"{name}.parquet"
+    return written
+
+
+def _task_frames(settings: Settings, staging: Path) -> _Frames:
+    """`_Frames` in a task: the dimensions from the (pinned) lake, the daily facts from the staging folder."""
+    inputs = sources.load_inputs(settings)
+    return _Frames(
+        inputs.creators.collect().lazy(),
+        inputs.merchants.collect().lazy(),
+        inputs.products.collect().lazy(),
+        inputs.showcase.collect().lazy(),
+        pl.scan_parquet(staging / "creator_daily.parquet"),
+        pl.scan_parquet(staging / "merchant_daily.parquet"),
+        pl.scan_parquet(staging / "product_daily.parquet"),
+    )
+
+
+def _stage_task(
+    name: str, settings: Settings, staging: Path, as_of: date, config: BuildConfig
+) -> tuple[dict[str, int], float]:
+    """One whole stage (KPIs, cohorts or movers) in a task, written into ``staging``: its tables' row
+    counts and its seconds."""
+    started = time.perf_counter()
+    rows: dict[str, int] = {}
+
+    def write(table: str, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+        path = staging / f"{table}.parquet"
+        rows[table] = _write(frame, path)
+        return pl.scan_parquet(path)
+
+    frames = _task_frames(settings, staging)
+    if name == "KPIs":
+        _kpi_tables(write, frames, as_of)
+    elif name == "cohorts":
+        _cohort_tables(write, frames, as_of)
+    else:
+        _write_movers(write, frames, as_of, config)
+    return rows, time.perf_counter() - started
+
+
+def _product_pairs_task(settings: Settings, as_of: date, staging: Path) -> tuple[dict[str, int], float]:
+    """The product pairs stage in a task (`_publish_matching` runs it in the build's process)."""
+    from matching.relations import MarketFrames, PairsConfig, product_pairs
+
+    started = time.perf_counter()
+    history = MarketFrames.from_settings(settings).before(as_of)
+    pairs = product_pairs(history, PairsConfig()).collect()
+    count = _write(pairs, staging / "product_pairs.parquet")
+    return {"product_pairs": count}, time.perf_counter() - started
+
+
+def _matching_task(settings: Settings, as_of: date, staging: Path) -> tuple[dict[str, int], float]:
+    """The matching stage (`_matching_tables`) in a task: one model set, not partitioned (docs/scale.md)."""
+    started = time.perf_counter()
+    tables = _matching_tables(settings, as_of, staging, _no_progress)
+    return tables, time.perf_counter() - started
+
+
+def _no_progress(text: str, done: int, total: int) -> None:
+    """Steps inside a task are not relayed (the stage reports when its task is done)."""
 
 
 def _publish_matching(
@@ -476,18 +741,14 @@ def _publish_matching(
     stages.end("matching", published)
 
 
-def _write_movers(
-    write: Callable[[str, pl.LazyFrame | pl.DataFrame], pl.LazyFrame],
-    creator_daily: pl.LazyFrame,
-    merchant_daily: pl.LazyFrame,
-    product_daily: pl.LazyFrame,
-    creators: pl.LazyFrame,
-    merchants: pl.LazyFrame,
-    products: pl.LazyFrame,
-    as_of: date,
-    config: BuildConfig,
-) -> None:
+def _write_movers(write: Writer, frames: _Frames, as_of: date, config: BuildConfig) -> None:
     """Leaderboards, movers and contributions for the last complete ISO week before ``as_of``."""
+    creator_daily, merchant_daily, product_daily = (
+        frames.creator_daily,
+        frames.merchant_daily,
+        frames.product_daily,
+    )
+    creators, merchants, products = frames.creators, frames.merchants, frames.products
     start = cohorts.last_complete_week(as_of)
     end = start + timedelta(days=6)
     cfg = config.movers

@@ -55,6 +55,31 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+SCHEDULER_HELP = (
+    "Run on Dask distributed: local[:N] (a local cluster of N worker processes, default 2) or "
+    "tcp://HOST:PORT (a running scheduler; docs/scale.md); default: this process."
+)
+
+
+@contextmanager
+def _cluster_tasks(scheduler: str | None) -> Iterator[Any]:
+    """None without ``--scheduler``; otherwise the cluster's task runner while the command runs (exit 2 on
+    a value that is neither ``local[:N]`` nor an address)."""
+    if scheduler is None:
+        yield None
+        return
+    from liftboard.cluster import DaskTasks, SchedulerSpec, SchedulerSpecError, connect
+
+    try:
+        spec = SchedulerSpec.parse(scheduler)
+    except SchedulerSpecError as exc:
+        _err().print(Text(f"error: --scheduler {exc}", style="bold red"))
+        raise typer.Exit(2) from None
+    _err().print(f"running on {spec.describe()}")
+    with connect(spec) as client:
+        yield DaskTasks(client)
+
+
 def _out() -> Console:
     return Console(soft_wrap=True)
 
@@ -355,6 +380,7 @@ def build_command(
     no_alerts: Annotated[
         bool, typer.Option("--no-alerts", help="Do not evaluate the alert rules after the build.")
     ] = False,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help=SCHEDULER_HELP)] = None,
 ) -> None:
     """Run the analytics build and publish snapshots (Parquet) and analytics_* tables (SQL); then evaluate
     the alert rules on the lake and deliver new alerts (as `liftboard alerts evaluate` does)."""
@@ -380,9 +406,14 @@ def build_command(
         err.print(Text(f"error: --lake-version: {exc}", style="bold red"))
         raise typer.Exit(2) from None
     started = time.perf_counter()
-    with progress_bar(err) as progress:
+    with _cluster_tasks(scheduler) as tasks, progress_bar(err) as progress:
         result = build(
-            settings, day, progress=progress, config=BuildConfig(publish_sql=not no_sql), lake_run=read.run_id
+            settings,
+            day,
+            progress=progress,
+            config=BuildConfig(publish_sql=not no_sql),
+            lake_run=read.run_id,
+            tasks=tasks,
         )
     seconds = time.perf_counter() - started
     table = Table(title=f"Build {result.build_id} (as of {result.as_of})")
@@ -445,7 +476,12 @@ def lake_vacuum(
 
 @app.command()
 def demo(
-    scale: Annotated[str, typer.Option(help="tiny (tests), demo (default) or large (benchmarks).")] = "demo",
+    scale: Annotated[
+        str,
+        typer.Option(
+            help="tiny (tests), demo (default), large (benchmarks) or xlarge (a cluster's; sharded)."
+        ),
+    ] = "demo",
     seed: Annotated[
         int, typer.Option(help="Seed of the simulation: the same seed gives the same data.")
     ] = 42,
@@ -486,21 +522,43 @@ def demo(
             "truth/incidents.parquet).",
         ),
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="xlarge only: generate its shards as tasks on Dask distributed. " + SCHEDULER_HELP,
+        ),
+    ] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option("--shards", min=1, help="xlarge only: generate only the first N of its shards."),
+    ] = None,
 ) -> None:
     """Generate a simulated marketplace and load it through ingest (truth goes to $LIFTBOARD_HOME/truth).
+
+    ``--scale xlarge`` (docs/scale.md) is ten shards the size of ``large``, generated side by side on a
+    cluster with ``--scheduler`` (one after the other in this process without) and ingested file by file.
 
     A demo is a new installation, so this first migrates the state DB (as `liftboard db upgrade` does).
     With --stream, the dimensions are ingested as files and the facts published as events in event-time
     order.
     """
+    from sim.shards import SHARDED_SCALES
     from sim.simulate import SCALES, generate
     from sim.worlds import EFFECT_WORLDS
 
     settings = Settings.from_env()
     out, err = _out(), _err()
-    if scale not in SCALES:
+    if scale not in SCALES and scale not in SHARDED_SCALES:
+        names = ", ".join([*SCALES, *SHARDED_SCALES])
+        err.print(Text(f"error: unknown scale {scale!r}; choose one of {names}", style="bold red"))
+        raise typer.Exit(2)
+    if scale in SHARDED_SCALES:
+        _demo_sharded(scale, seed, settings, scheduler, shards)
+        return
+    if scheduler is not None or shards is not None:
         err.print(
-            Text(f"error: unknown scale {scale!r}; choose one of {', '.join(SCALES)}", style="bold red")
+            Text("error: --scheduler and --shards are for the sharded scales (xlarge)", style="bold red")
         )
         raise typer.Exit(2)
     if world not in EFFECT_WORLDS:
@@ -539,6 +597,32 @@ def demo(
         table.add_row(name, f"{count:,}")
     out.print(table)
     out.print(Text(f"inputs in {result.input_dir}; truth in {result.truth_dir}", style="green"))
+
+
+def _demo_sharded(
+    scale: str, seed: int, settings: Settings, scheduler: str | None, shards: int | None
+) -> None:
+    """`demo` for a sharded scale (`sim.shards`)."""
+    from liftboard.cluster import generate_sharded
+    from sim.shards import SHARDED_SCALES
+
+    db.upgrade_db(settings)
+    with _cluster_tasks(scheduler) as tasks, progress_bar(_err()) as progress:
+        rows, input_dir = generate_sharded(
+            SHARDED_SCALES[scale],
+            seed,
+            settings,
+            **({"map_tasks": tasks} if tasks else {}),
+            shards=shards,
+            progress=progress,
+        )
+    table = Table(title=f"Simulated marketplace: scale {scale}, seed {seed}, {shards or 'all'} shard(s)")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in rows.items():
+        table.add_row(name, f"{count:,}")
+    _out().print(table)
+    _out().print(Text(f"inputs in {input_dir}; truth in {settings.truth}", style="green"))
 
 
 def _demo_stream(
@@ -611,8 +695,10 @@ def recommend(
         float | None,
         typer.Option(help="Budget (USD) of the allocation; default: the teams' capacity at median cost."),
     ] = None,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help=SCHEDULER_HELP)] = None,
 ) -> None:
-    """Train the uplift models, score and explain every entity, and save a recommendation run."""
+    """Train the uplift models, score and explain every entity, and save a recommendation run (with
+    ``--scheduler``, one task per strategy's model fits on the cluster)."""
     from datetime import date
 
     from strategies.pipeline import run_strategies
@@ -626,8 +712,10 @@ def recommend(
         raise typer.Exit(2) from None
     db.require_current(settings)
     try:
-        with progress_bar(err) as progress:
-            run = run_strategies(settings, day, budget=budget, progress=progress)
+        with _cluster_tasks(scheduler) as tasks, progress_bar(err) as progress:
+            run = run_strategies(
+                settings, day, budget=budget, progress=progress, **({"map_tasks": tasks} if tasks else {})
+            )
     except ValueError as exc:
         err.print(Text(f"error: {exc}", style="bold red"))
         raise typer.Exit(1) from None

@@ -245,7 +245,9 @@ def interest_profiles(state: InterestState, cfg: InterestConfig = InterestConfig
             share=pl.col("score") / pl.col("score").sum().over("creator_id", "dimension", "half_life_days")
         )
         .with_columns(
+            # scores equal but for the last bits of their float sums tie, and ties go by key
             rank=pl.col("score")
+            .round_sig_figs(9)
             .rank("ordinal", descending=True)
             .over("creator_id", "dimension", "half_life_days", order_by="key")
             .cast(pl.UInt32)

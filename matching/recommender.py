@@ -642,7 +642,10 @@ def candidate_set(
 
 
 def _matrix(frame: pl.DataFrame) -> np.ndarray:
-    return frame.select(pl.col(FEATURES).cast(pl.Float64)).to_numpy()
+    """The features as float32: the trees' bins then do not follow the last bits of float sums, which
+    depend on the order of their terms (a parallel group-by, or facts computed in pieces, does not fix
+    it), so that the same data trains the same ranker."""
+    return frame.select(pl.col(FEATURES).cast(pl.Float32)).to_numpy()
 
 
 def _predict(booster: object, frame: pl.DataFrame, **params: object) -> np.ndarray:
@@ -747,7 +750,9 @@ class ProductRanker:
         }
         params.pop("eval_at", None)
         dataset = lgb.Dataset(
-            _matrix(positives), label=np.log1p(positives["label_gmv"].to_numpy()), feature_name=FEATURES
+            _matrix(positives),
+            label=np.log1p(positives["label_gmv"].round(2).to_numpy()),
+            feature_name=FEATURES,
         )
         return lgb.train(params, dataset, num_boost_round=max(30, self.cfg.num_boost_round // 2))
 

@@ -96,7 +96,8 @@ def cost_curve(candidates: pl.DataFrame, points: int = 60) -> pl.DataFrame:
         )
     frame = (
         pl.DataFrame(segments, schema=["entity", "new_entity", "cost", "uplift", "rate"], orient="row")
-        .sort("rate", descending=True)
+        # ties (entities at the same rate) in entity order: the candidates' group order is arbitrary
+        .sort(["rate", "entity", "cost"], descending=[True, False, False])
         .with_columns(
             budget=pl.col("cost").cum_sum(),
             expected_uplift=pl.col("uplift").cum_sum(),

@@ -24,12 +24,14 @@ effects.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
+from core.tasks import TaskMap, in_process
 from strategies import evaluation
 from strategies.effects import NO_EFFECT, NO_HETEROGENEITY, AverageEffect, average_effect
 from strategies.evidence import ArmEvidence, fit_arm_evidence, net_baseline
@@ -666,6 +668,19 @@ def _fit_arm(
     return result
 
 
+def _fit_arm_task(
+    arm: str,
+    *,
+    train: pl.DataFrame,
+    encoder: FeatureEncoder,
+    in_holdout: pl.Expr,
+    truth: pl.DataFrame | None,
+    cfg: ModelConfig,
+) -> _ArmFit:
+    """`_fit_arm` with the strategy first: the piece `fit_kind` hands to its ``map_tasks``."""
+    return _fit_arm(train, arm, encoder, in_holdout, truth, cfg)
+
+
 def _subsample_entities(train: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
     """At most about ``cfg.max_training_rows`` rows: a seeded sample of entities, all their rows kept."""
     if train.height <= cfg.max_training_rows:
@@ -676,13 +691,18 @@ def _subsample_entities(train: pl.DataFrame, cfg: ModelConfig) -> pl.DataFrame:
 
 
 def fit_kind(
-    train: pl.DataFrame, kind: str, cfg: ModelConfig | None = None, truth: pl.DataFrame | None = None
+    train: pl.DataFrame,
+    kind: str,
+    cfg: ModelConfig | None = None,
+    truth: pl.DataFrame | None = None,
+    map_tasks: TaskMap = in_process,
 ) -> KindModel:
     """Per strategy: fit every learner on the strategy's rows (see `strategy_rows`) of the training entities,
     calibrate and choose one on the randomized holdout, refit it on all the strategy's rows. Controls are
     the strategy's own and other strategies' pure controls, never an entity treated with something else.
     ``truth`` (intervention_id, true_uplift_gmv_28d) adds truth-based metrics (simulator only, never used
-    to fit or choose)."""
+    to fit or choose). The strategies are independent fits: ``map_tasks`` runs them (one task each on a
+    cluster; in this process, in order, by default), and each is seeded alike either way."""
     cfg = cfg or ModelConfig()
     if cfg.policy == "evidence":
         return fit_kind_evidence(train, kind, cfg, truth)
@@ -692,7 +712,10 @@ def fit_kind(
     holdout_ids = holdout_entities(train, cfg.holdout_share, cfg.seed)
     in_holdout = pl.col("entity_id").is_in(holdout_ids.implode())
     truth_map = truth.select("intervention_id", "true_uplift_gmv_28d") if truth is not None else None
-    fits = {arm: _fit_arm(train, arm, encoder, in_holdout, truth_map, cfg) for arm in arms}
+    fit_one = functools.partial(
+        _fit_arm_task, train=train, encoder=encoder, in_holdout=in_holdout, truth=truth_map, cfg=cfg
+    )
+    fits = dict(zip(arms, map_tasks(fit_one, list(arms)), strict=True))
 
     chosen = {arm: fit.chosen for arm, fit in fits.items()}
     final = {arm: fit.learner for arm, fit in fits.items() if fit.learner is not None}

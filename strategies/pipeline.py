@@ -17,6 +17,7 @@ import polars as pl
 from analytics.features import creator_features, merchant_features
 from analytics.sources import Inputs, creator_daily, default_as_of, load_inputs, merchant_daily
 from core.config import Settings
+from core.tasks import TaskMap, in_process
 from datastore.lake import scan_table
 from strategies import store
 from strategies.allocation import AllocationConfig, allocate, cost_curve
@@ -207,10 +208,12 @@ def run_strategies(
     progress: Progress | None = None,
     persist: bool = True,
     feature_store: FeatureStore | None = None,
+    map_tasks: TaskMap = in_process,
 ) -> StrategyRun:
     """Train, evaluate, score, explain and recommend for creators and merchants as of ``as_of`` (default:
     the day after the last order). Learns only from interventions whose 28-day outcome window ended
-    before ``as_of``."""
+    before ``as_of``. ``map_tasks`` runs the per-strategy model fits (`fit_kind`): in this process by
+    default, as tasks on a cluster from the shell."""
     cfg = cfg or ModelConfig()
     catalog = catalog or load_catalog()
     inputs = load_inputs(settings)
@@ -254,7 +257,7 @@ def run_strategies(
             tick(f"{kind} models (no data)")
             tick(f"{kind} scores (no data)")
             continue
-        model = fit_kind(train, kind, cfg, truth=truth_interventions)
+        model = fit_kind(train, kind, cfg, truth=truth_interventions, map_tasks=map_tasks)
         models[kind] = model
         timings[f"{kind}_fit"] = time.perf_counter() - t0
         tick(f"{kind} models")
