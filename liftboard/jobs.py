@@ -226,8 +226,14 @@ def start(settings: Settings, job_id: str) -> int:
         except OSError as exc:
             _finish_failed(folder, f"could not start the job's process: {exc}")
             raise
+    _WAITED.add(job_id)
     threading.Thread(target=_wait_for, args=(folder, process), name=f"job-{job_id}", daemon=True).start()
     return process.pid
+
+
+_WAITED: set[str] = set()
+"""Jobs whose process a thread of this process waits for: that thread records how the process ended (with
+its exit code), so a reader never declares them lost in the moment between the reap and the record."""
 
 
 def submit_ingest(
@@ -242,9 +248,12 @@ def submit_ingest(
 def _wait_for(folder: Path, process: subprocess.Popen[bytes]) -> None:
     """Reap the job's process; if it ended without recording a result, record the job as failed."""
     code = process.wait()
-    with contextlib.suppress(JobNotFound):
-        if _read_status(folder)["state"] not in FINAL_STATES:
-            _finish_failed(folder, f"the job's process ended with exit code {code} before finishing")
+    try:
+        with contextlib.suppress(JobNotFound):
+            if _read_status(folder)["state"] not in FINAL_STATES:
+                _finish_failed(folder, f"the job's process ended with exit code {code} before finishing")
+    finally:
+        _WAITED.discard(folder.name)
 
 
 def _finish_failed(folder: Path, error: str) -> None:
@@ -278,6 +287,8 @@ def _process_alive(pid: int, job_id: str) -> bool:
 def _lost(job: Job) -> str | None:
     """Why ``job`` can no longer end by itself, or ``None``: its process is gone (killed while the server
     that started it was down), or it was never started."""
+    if job.job_id in _WAITED:  # this process's waiting thread records the outcome
+        return None
     if job.state == "running" and job.pid is not None and not _process_alive(job.pid, job.job_id):
         return "the job's process ended before finishing"
     if job.state == "queued" and datetime.now(UTC) - datetime.fromisoformat(job.created_at) > NEVER_STARTED:
