@@ -143,6 +143,24 @@ def plant_demo_alerts(settings: Settings) -> None:
         apply_breaches(connection, rows, load_rules(), ALERTS_AT, ALERTS_AT)
 
 
+@pytest.fixture
+def explicit_routing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every AppTest run the way the server runs after its first request: explicitly routed through
+    app.py. AppTest re-detects the ``pages/`` folder before each run, which would put Streamlit back in its
+    old auto-discovered mode (running the current page without app.py) for every run after the first; the
+    server does that only for the very first run of a process (see ``webapp.ui.current_user``). Used by the
+    AppTest modules (``pytestmark = pytest.mark.usefixtures("explicit_routing")``)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
 @pytest.fixture(autouse=True)
 def _page_errors_raise(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pages run in AppTest raise their errors after logging them (served, a user sees a message with an

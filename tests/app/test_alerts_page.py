@@ -22,18 +22,7 @@ AT = ALERTS_AT
 Open = Callable[..., AppTest]
 
 
-@pytest.fixture(autouse=True)
-def _explicit_routing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As in test_pages: every AppTest run explicitly routed through app.py."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+pytestmark = pytest.mark.usefixtures("explicit_routing")
 
 
 @pytest.fixture

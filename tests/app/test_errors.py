@@ -28,18 +28,7 @@ MESSAGE = re.compile(
 )
 
 
-@pytest.fixture(autouse=True)
-def _explicit_routing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every AppTest run routed by app.py, as the server does after its first request (see test_pages)."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+pytestmark = pytest.mark.usefixtures("explicit_routing")
 
 
 @pytest.fixture(autouse=True)

@@ -17,19 +17,7 @@ from matching.interests import profile_of
 from tests.app.conftest import ROOT, private_copy
 from webapp import auth
 
-
-@pytest.fixture(autouse=True)
-def _explicit_routing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As in test_pages: every AppTest run explicitly routed through app.py."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+pytestmark = pytest.mark.usefixtures("explicit_routing")
 
 
 def _open_creator(settings: Settings, creator: str) -> AppTest:

@@ -36,23 +36,7 @@ OPS_PAGES = [
 Open = Callable[..., AppTest]
 
 
-@pytest.fixture(autouse=True)
-def _explicit_routing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every AppTest run the way the server runs after its first request: explicitly routed.
-
-    AppTest re-detects the ``pages/`` folder before each run, which would put Streamlit back in its old
-    auto-discovered mode (running the current page without app.py) for every run after the first; the
-    server does that only for the very first run of a process (see ``pages/_ui.current_user``).
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+pytestmark = pytest.mark.usefixtures("explicit_routing")
 
 
 @pytest.fixture
