@@ -33,34 +33,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FLOAT_SUMS = {
-    "product_daily",
-    "merchant_daily",
-    "creator_daily",
-    "kpi_daily",
-    "kpi_weekly",
-    "merchant_kpi_weekly",
-    "creator_features",
-    "merchant_features",
-    "creator_cohorts",
-    "merchant_cohorts",
-    "top_creators",
-    "top_merchants",
-    "top_products",
-    "pilot_evidence",
-    "creator_interests",
-    "shap_drivers",  # the entity's feature values and their cohort medians
-}
-
-
-MODELLED = {
-    "creator_product_recs": ("creator_id", "product_id"),
-    "merchant_creator_recs": ("merchant_id", "creator_id"),
-    # its basket cap breaks ties by row order: a few pairs differ between any two builds (bench/RESULTS.md)
-    "product_pairs": ("relation", "product_a", "product_b"),
-}
-"""The matching ranker's snapshots: compared by the pairs they recommend (docs/scale.md)."""
-
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -121,15 +93,10 @@ def run_mode(home: Path, mode: str, matching: bool) -> dict[str, Any]:
 
 def compare(expected: Path, result: Path) -> dict[str, str]:
     """Per snapshot: ``exact``, ``within 1e-9`` or what differs."""
-    import polars as pl
     from polars.testing import assert_frame_equal
 
-    def rows(path: Path) -> pl.DataFrame:
-        frame = pl.read_parquet(path)
-        frame = frame.drop([name for name in ("run_id",) if name in frame.columns])
-        floats = [n for n, d in frame.schema.items() if d.is_float()]
-        others = [n for n, d in frame.schema.items() if not d.is_float() and not d.is_nested()]
-        return frame.sort([*others, *floats], nulls_last=True) if frame.width else frame
+    from liftboard.cluster import FLOAT_SUMS, MODELLED
+    from liftboard.cluster import snapshot_rows as rows
 
     verdicts: dict[str, str] = {}
     for path in sorted(expected.glob("*.parquet")):

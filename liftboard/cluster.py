@@ -29,6 +29,7 @@ from liftboard.spawning import main_script_hidden
 from sim.shards import ShardedScale, write_shard
 
 if TYPE_CHECKING:
+    import polars as pl
     from dask.distributed import Client, Future
 
 Item = TypeVar("Item")
@@ -187,3 +188,52 @@ def generate_sharded(
         files, settings, source=f"simulator:{scale.name}:{seed}", user="simulator", progress=progress
     )
     return rows, input_dir
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Comparing two builds' snapshots (the cluster tests and bench/bench_scale.py)
+
+FLOAT_SUMS = frozenset(
+    {
+        "product_daily",
+        "merchant_daily",
+        "creator_daily",
+        "kpi_daily",
+        "kpi_weekly",
+        "merchant_kpi_weekly",
+        "creator_features",
+        "merchant_features",
+        "creator_cohorts",
+        "merchant_cohorts",
+        "top_creators",
+        "top_merchants",
+        "top_products",
+        "pilot_evidence",
+        "creator_interests",
+        "shap_drivers",  # the entity's feature values and their cohort medians
+    }
+)
+"""Snapshots holding float sums, compared within 1e-9 relative (summation order differs between any two
+builds); the others exactly, except `MODELLED`."""
+
+MODELLED = {
+    "creator_product_recs": ("creator_id", "product_id"),
+    "merchant_creator_recs": ("merchant_id", "creator_id"),
+    # its basket cap breaks ties by row order: a few pairs differ between any two builds (bench/RESULTS.md)
+    "product_pairs": ("relation", "product_a", "product_b"),
+}
+"""Snapshots of the matching stage's LightGBM ranker (and its basket pairs), compared by the pairs they
+recommend: they are not reproducible between two single-process builds either."""
+SHARED_PAIRS = 0.95
+"""The share of a `MODELLED` snapshot's pairs two builds must have in common."""
+
+
+def snapshot_rows(path: Path) -> pl.DataFrame:
+    """A published snapshot in a canonical row order (run ids dropped), for comparing two builds."""
+    import polars as pl
+
+    frame = pl.read_parquet(path)
+    frame = frame.drop([name for name in ("run_id",) if name in frame.columns])
+    floats = [name for name, dtype in frame.schema.items() if dtype.is_float()]
+    others = [name for name, dtype in frame.schema.items() if not dtype.is_float() and not dtype.is_nested()]
+    return frame.sort([*others, *floats], nulls_last=True) if frame.width else frame

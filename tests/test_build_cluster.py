@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import polars as pl
 import pytest
 from dask.distributed import Client, get_task_stream
 from dask.utils import key_split
@@ -35,56 +34,30 @@ from polars.testing import assert_frame_equal
 from core.config import Settings
 from datastore.db import dispose_engine
 from liftboard.build import BuildConfig, BuildResult, build
-from liftboard.cluster import DaskTasks, SchedulerSpec, SchedulerSpecError, connect
+from liftboard.cluster import (
+    FLOAT_SUMS,
+    MODELLED,
+    SHARED_PAIRS,
+    DaskTasks,
+    SchedulerSpec,
+    SchedulerSpecError,
+    connect,
+    snapshot_rows,
+)
 from tests.test_build import _copy_home, tiny_home  # noqa: F401 - the shared tiny marketplace fixture
 
 pytestmark = pytest.mark.slow
 
-FLOAT_SUMS = {
-    "product_daily",
-    "merchant_daily",
-    "creator_daily",
-    "kpi_daily",
-    "kpi_weekly",
-    "merchant_kpi_weekly",
-    "creator_features",
-    "merchant_features",
-    "creator_cohorts",
-    "merchant_cohorts",
-    "top_creators",
-    "top_merchants",
-    "top_products",
-    "pilot_evidence",
-    "creator_interests",
-    "shap_drivers",  # the entity's feature values and their cohort medians
-}
-"""Snapshots compared within 1e-9 relative (see the module docstring); the others exactly."""
-
-MODELLED = {
-    "creator_product_recs": ("creator_id", "product_id"),
-    "merchant_creator_recs": ("merchant_id", "creator_id"),
-    # its basket cap breaks ties by row order: a few pairs differ between any two builds (bench/RESULTS.md)
-    "product_pairs": ("relation", "product_a", "product_b"),
-}
-"""Snapshots of the matching stage's LightGBM ranker, compared by the pairs they recommend (see the
-module docstring)."""
-SHARED_PAIRS = 0.95
-
 CONFIG = BuildConfig(publish_sql=False)
-
-
-def _rows(path: Path) -> pl.DataFrame:
-    frame = pl.read_parquet(path)
-    frame = frame.drop([name for name in ("run_id",) if name in frame.columns])
-    floats = [name for name, dtype in frame.schema.items() if dtype.is_float()]
-    others = [name for name, dtype in frame.schema.items() if not dtype.is_float() and not dtype.is_nested()]
-    return frame.sort([*others, *floats], nulls_last=True) if frame.width else frame
 
 
 def assert_same_snapshots(expected: BuildResult, result: BuildResult) -> None:
     assert sorted(result.row_counts) == sorted(expected.row_counts)
     for name in expected.row_counts:
-        left, right = _rows(expected.path / f"{name}.parquet"), _rows(result.path / f"{name}.parquet")
+        left, right = (
+            snapshot_rows(expected.path / f"{name}.parquet"),
+            snapshot_rows(result.path / f"{name}.parquet"),
+        )
         if name in MODELLED:
             keys = list(MODELLED[name])
             assert abs(right.height - left.height) <= 0.001 * left.height, name
