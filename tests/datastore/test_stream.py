@@ -45,6 +45,16 @@ def source_of(url: str) -> StreamSource:
     return StreamSource(url, parse_streams("orders,engagement,content"))
 
 
+def ready_to_stream(settings: Settings, directory: Path, url: str) -> tuple[StreamSource, Any]:
+    """The dimensions ingested, the source's consumer group made: a client and the source, before any
+    event is published."""
+    load_dimensions(settings, directory)
+    source = source_of(url)
+    client = connect(url)
+    ensure_groups(client, source)
+    return source, client
+
+
 def load_dimensions(settings: Settings, directory: Path) -> None:
     tables = valid_tables()
     dims = {name: tables[name] for name in DIMENSION_TABLES}
@@ -86,10 +96,7 @@ def test_events_are_loaded_as_one_run_and_acknowledged(
     settings: Settings, tmp_path: Path, redis_url: str
 ) -> None:
     sqlite_settings = settings  # the SQLite and the PostgreSQL state DB
-    load_dimensions(sqlite_settings, tmp_path / "dims")
-    source = source_of(redis_url)
-    client = connect(redis_url)
-    ensure_groups(client, source)
+    source, client = ready_to_stream(sqlite_settings, tmp_path / "dims", redis_url)
     tables = valid_tables()
     for name in ("content", "engagement", "orders"):
         publish_frame(client, source, name, tables[name])
@@ -114,10 +121,7 @@ def test_events_are_loaded_as_one_run_and_acknowledged(
 def test_an_event_delivered_twice_counts_once(
     sqlite_settings: Settings, tmp_path: Path, redis_url: str
 ) -> None:
-    load_dimensions(sqlite_settings, tmp_path / "dims")
-    source = source_of(redis_url)
-    client = connect(redis_url)
-    ensure_groups(client, source)
+    source, client = ready_to_stream(sqlite_settings, tmp_path / "dims", redis_url)
     tables = valid_tables()
     publish_frame(client, source, "content", tables["content"])
     order = event_fields(tables["orders"].head(1), "orders").to_dicts()
@@ -137,10 +141,7 @@ def test_an_event_delivered_twice_counts_once(
 def test_a_bad_event_is_quarantined_with_the_reason_a_csv_row_gets(
     sqlite_settings: Settings, tmp_path: Path, redis_url: str
 ) -> None:
-    load_dimensions(sqlite_settings, tmp_path / "dims")
-    source = source_of(redis_url)
-    client = connect(redis_url)
-    ensure_groups(client, source)
+    source, client = ready_to_stream(sqlite_settings, tmp_path / "dims", redis_url)
     bad = {"gmv": "-3", "ordered_at": "2024-06-01T25:00:00", "status": "lost"}
     csv_report = ingest_files(
         [orders_csv(tmp_path / "orders.csv", order_row(order_id="q7", **bad))], sqlite_settings, now=NOW
@@ -169,10 +170,7 @@ def test_a_bad_event_is_quarantined_with_the_reason_a_csv_row_gets(
 def test_entries_that_cannot_be_read_are_quarantined_whole(
     sqlite_settings: Settings, tmp_path: Path, redis_url: str
 ) -> None:
-    load_dimensions(sqlite_settings, tmp_path / "dims")
-    source = source_of(redis_url)
-    client = connect(redis_url)
-    ensure_groups(client, source)
+    source, client = ready_to_stream(sqlite_settings, tmp_path / "dims", redis_url)
     event = {name.encode(): value.encode() for name, value in GOOD.items()}
     not_utf8 = client.xadd("orders", {**event, b"buyer_id": b"caf\xe9"})
     gone = client.xadd("orders", {**event, b"order_id": b"q2"}).decode()
@@ -194,10 +192,7 @@ def test_entries_that_cannot_be_read_are_quarantined_whole(
 def test_the_ack_comes_only_after_the_commit(
     sqlite_settings: Settings, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    load_dimensions(sqlite_settings, tmp_path / "dims")
-    source = source_of(redis_url)
-    client = connect(redis_url)
-    ensure_groups(client, source)
+    source, client = ready_to_stream(sqlite_settings, tmp_path / "dims", redis_url)
     publish_frame(client, source, "content", valid_tables()["content"])
     seen: list[tuple[str, int]] = []
     real_ack = stream_module.acknowledge
@@ -252,10 +247,7 @@ def test_a_batch_never_takes_an_event_before_what_it_may_reference() -> None:
 def test_small_batches_keep_references_resolvable(
     sqlite_settings: Settings, tmp_path: Path, redis_url: str
 ) -> None:
-    load_dimensions(sqlite_settings, tmp_path / "dims")
-    source = source_of(redis_url)
-    client = connect(redis_url)
-    ensure_groups(client, source)
+    source, client = ready_to_stream(sqlite_settings, tmp_path / "dims", redis_url)
     tables = valid_tables()
     for name in ("content", "engagement", "orders"):  # orders and engagement reference the content
         publish_frame(client, source, name, tables[name])
@@ -293,10 +285,7 @@ def test_events_in_equal_lake_rows_plus_quarantined_plus_duplicates_after_a_kill
     settings: Settings, tmp_path: Path, redis_url: str, stage: str
 ) -> None:
     sqlite_settings = settings  # the SQLite and the PostgreSQL state DB
-    load_dimensions(sqlite_settings, tmp_path / "dims")
-    source = source_of(redis_url)
-    client = connect(redis_url)
-    ensure_groups(client, source)
+    source, client = ready_to_stream(sqlite_settings, tmp_path / "dims", redis_url)
     tables = valid_tables()
     orders = many_orders(60)
     publish_frame(client, source, "content", tables["content"])
@@ -458,10 +447,7 @@ def test_a_dead_consumers_batch_is_claimed_by_another_and_loaded_once(
 ) -> None:
     from liftboard.stream import consume
 
-    load_dimensions(sqlite_settings, tmp_path / "dims")
-    source = source_of(redis_url)
-    client = connect(redis_url)
-    ensure_groups(client, source)
+    source, client = ready_to_stream(sqlite_settings, tmp_path / "dims", redis_url)
     tables = valid_tables()
     for name in ("content", "engagement", "orders"):
         publish_frame(client, source, name, tables[name])
