@@ -13,8 +13,8 @@ from datastore.snapshots import load_snapshot
 from tests.app import test_pages
 from tests.app.test_pages import Open
 
-# the fixtures of test_pages.py: explicit routing, and the app signed in on a page
-_explicit_routing = test_pages._explicit_routing
+# the app signed in on a page (test_pages.py's fixture); explicit routing from conftest
+pytestmark = pytest.mark.usefixtures("explicit_routing")
 open_page = test_pages.open_page
 
 SIDEBAR_FILTERS = ("range", "region", "category", "tier")

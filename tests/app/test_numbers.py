@@ -22,8 +22,8 @@ from tests.app import test_pages
 from webapp import ui
 
 Open = Callable[..., AppTest]
-open_page = test_pages.open_page  # the fixtures of the page tests: sign in, switch page; explicit routing
-_explicit_routing = test_pages._explicit_routing
+open_page = test_pages.open_page  # the page tests' fixture: sign in, switch page
+pytestmark = pytest.mark.usefixtures("explicit_routing")
 
 
 def _columns(frame_element: object) -> dict[str, dict[str, object]]:

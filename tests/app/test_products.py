@@ -18,7 +18,7 @@ from matching.recommender import FIGURES
 from tests.app import test_pages
 from tests.app.test_pages import Open
 
-_explicit_routing = test_pages._explicit_routing
+pytestmark = pytest.mark.usefixtures("explicit_routing")
 open_page = test_pages.open_page
 
 COUNTED = re.compile(r"^(?P<name>.+) \((?P<rows>[\d,]+)\)$")
