@@ -10,11 +10,10 @@ cohorts, leaderboards, product pairs, interest scores, the SHAP drivers' feature
 within 1e-9 relative: a float sum depends on the order of its terms, which a parallel group-by does not
 fix — two single-process builds differ by as much. Everything downstream of them — segments, movers,
 the uplift models, predictions, recommendations, allocation, SHAP contributions, similar products — is
-compared exactly, but for the matching stage's ranker and the product pairs: the ranker's products for
-creators and creators to recruit, and the product pairs, are compared by the pairs they hold (as many
-rows within 0.1%, at least 95% of the pairs shared), because neither is reproducible from one
-single-process build to the next: the last bits of the ranker's features' float sums decide, now and
-then, a LightGBM bin, and the product pairs' basket cap breaks ties by row order (docs/scale.md).
+compared exactly, but for the matching stage's ranker: its products for creators and creators to
+recruit are compared by the pairs they hold (as many rows within 0.1%, at least 95% of the pairs
+shared), because it is not reproducible from one single-process build to the next: the last bits of
+the ranker's features' float sums decide, now and then, a LightGBM bin (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -200,3 +199,29 @@ def test_a_reduced_xlarge_slice_is_generated_in_shards_on_the_cluster(tmp_path: 
     # a shard's creators sell its own merchants' products only
     assert (orders["creator_id"].str.slice(1, 2) == orders["merchant_id"].str.slice(1, 2)).all()
     assert (settings.truth / "effects.parquet").exists()
+
+
+def _piece(seconds: float) -> tuple[float, float]:
+    started = time.time()
+    while time.time() - started < seconds:  # busy, as a piece's compute is
+        pass
+    return started, time.time()
+
+
+def _whole_stage(seconds: float) -> tuple[float, float]:
+    return _piece(seconds)
+
+
+def test_pieces_run_before_a_whole_stage_task_submitted_after_them() -> None:
+    """The build submits a stage's pieces, then the long whole-stage tasks, and waits for the pieces: on a
+    one-worker cluster the pieces must all run before the long task, not one before it and the rest
+    after (what the scheduler's root-task queuing did: `liftboard.cluster.SCHEDULER_CONFIG`)."""
+    with connect(SchedulerSpec(workers=1, processes=True)) as one_worker:
+        tasks = DaskTasks(one_worker)
+        pieces = tasks.start(_piece, [0.4] * 4)
+        time.sleep(0.2)  # the first piece is running when the long task arrives
+        long_task = tasks.submit(_whole_stage, 3.0, name="matching")
+        tasks.wait(pieces)
+        long_started, _ = long_task.result()
+        finished = [stop for _, stop in tasks.gather(pieces)]
+    assert max(finished) <= long_started, (finished, long_started)
