@@ -694,13 +694,18 @@ def _stage_task(
 
 def _product_pairs_task(settings: Settings, as_of: date, staging: Path) -> tuple[dict[str, int], float]:
     """The product pairs stage in a task (`_publish_matching` runs it in the build's process)."""
-    from matching.relations import MarketFrames, PairsConfig, product_pairs
-
     started = time.perf_counter()
-    history = MarketFrames.from_settings(settings).before(as_of)
-    pairs = product_pairs(history, PairsConfig()).collect()
+    pairs = _product_pairs(settings, as_of)
     count = _write(pairs, staging / "product_pairs.parquet")
     return {"product_pairs": count}, time.perf_counter() - started
+
+
+def _product_pairs(settings: Settings, as_of: date) -> pl.DataFrame:
+    """The product pairs of the lake's history before ``as_of`` (both paths' product pairs stage)."""
+    from matching.relations import MarketFrames, PairsConfig, product_pairs
+
+    history = MarketFrames.from_settings(settings).before(as_of)
+    return product_pairs(history, PairsConfig()).collect()
 
 
 def _matching_task(settings: Settings, as_of: date, staging: Path) -> tuple[dict[str, int], float]:
@@ -725,10 +730,7 @@ def _publish_matching(
     """The product pairs stage, then the matching stage's tables: from its process when one runs (it
     started after the daily facts), computed here otherwise; similar_products joins the two."""
     with stages.stage("product pairs"):
-        from matching.relations import MarketFrames, PairsConfig, product_pairs
-
-        history = MarketFrames.from_settings(settings).before(as_of)
-        pairs = product_pairs(history, PairsConfig()).collect()
+        pairs = _product_pairs(settings, as_of)
         rows["product_pairs"] = _write(pairs, staging / "product_pairs.parquet")
     if matching is not None:
         published = matching.result()

@@ -90,6 +90,15 @@ def test_basket_cap_keeps_the_most_recent_products() -> None:
     assert result.height == 3 * 2
 
 
+@pytest.mark.parametrize("order", [list(range(6)), [5, 3, 1, 0, 2, 4], [4, 2, 0, 5, 1, 3]])
+def test_basket_cap_breaks_ties_by_product_id_whatever_the_row_order(order: list[int]) -> None:
+    # E is the most recent; A-D share a day; F is the oldest: the cap of 3 keeps E, then A and B
+    rows = [("b1", "A", 5), ("b1", "B", 5), ("b1", "C", 5), ("b1", "D", 5), ("b1", "E", 9), ("b1", "F", 1)]
+    baskets = _baskets([rows[i] for i in order])
+    result = pair_statistics(baskets, PairsConfig(min_pair_count=1, max_basket_items=3), "x").collect()
+    assert set(result["product_a"]) == {"A", "B", "E"}
+
+
 def test_empty_baskets_give_an_empty_frame_with_the_schema() -> None:
     result = pair_statistics(_baskets([]), PairsConfig(), "co_purchase").collect()
     assert result.schema == PAIR_SCHEMA
