@@ -224,6 +224,7 @@ FLOAT_SUMS = frozenset(
         "creator_interests",
         "product_pairs",  # expected counts
         "shap_drivers",  # the entity's feature values and their cohort medians
+        "shap_dependence",  # the sampled entities' feature values
     }
 )
 """Snapshots holding float sums, compared within 1e-9 relative (summation order differs between any two

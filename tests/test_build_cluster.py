@@ -6,14 +6,15 @@ starts: tasks and their arguments really cross process boundaries (pickling, fil
 
 What "the same" means: every snapshot has the same rows (compared sorted, the run id aside, since each
 build saves its own recommendation run). Snapshots holding float sums (the daily facts, KPIs, features,
-cohorts, leaderboards, product pairs, interest scores, the SHAP drivers' feature values) are equal
-within 1e-9 relative: a float sum depends on the order of its terms, which a parallel group-by does not
-fix — two single-process builds differ by as much. Everything downstream of them — segments, movers,
-the uplift models, predictions, recommendations, allocation, SHAP contributions, similar products — is
-compared exactly, but for the matching stage's ranker: its products for creators and creators to
-recruit are compared by the pairs they hold (as many rows within 0.1%, at least 95% of the pairs
-shared), because it is not reproducible from one single-process build to the next: the last bits of
-the ranker's features' float sums decide, now and then, a LightGBM bin (docs/scale.md).
+cohorts, leaderboards, product pairs, interest scores, the feature values beside SHAP drivers and
+dependence) are equal within 1e-9 relative: a float sum depends on the order of its terms, which a
+parallel group-by does not fix — two single-process builds differ by as much. Everything downstream
+of them — segments, movers, the uplift models, predictions, recommendations, allocation, SHAP
+contributions, similar products — is compared exactly, but for the matching stage's ranker: its
+products for creators and creators to recruit are compared by the pairs they hold (as many rows within
+0.1%, at least 95% of the pairs shared), because it is not reproducible from one single-process build
+to the next: the last bits of the ranker's features' float sums decide, now and then, a LightGBM bin
+(docs/scale.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -148,6 +150,62 @@ def test_a_build_that_loses_a_worker_completes_with_the_same_snapshots(
     assert killed, "no worker was killed: the matching task never ran"
     assert_same_snapshots(single_process, result)
     client.wait_for_workers(2, timeout=60)  # the nanny replaced the killed worker
+
+
+def test_a_build_through_the_scheduler_address_publishes_the_same_snapshots(
+    tiny_home: Path,  # noqa: F811
+    tmp_path: Path,
+    client: Client,
+    single_process: BuildResult,
+) -> None:
+    """``--scheduler tcp://HOST:PORT``: a client connected to a running scheduler by its address (here
+    the module's cluster's), not a cluster the command starts."""
+    address = client.scheduler.address
+    assert address.startswith("tcp://127.0.0.1:")
+    settings = _copy_home(tiny_home, tmp_path / "home")
+    with connect(SchedulerSpec.parse(address)) as remote, get_task_stream(remote) as stream:
+        assert remote is not client
+        result = build(settings, config=CONFIG, tasks=DaskTasks(remote))
+    dispose_engine(settings)
+    assert_same_snapshots(single_process, result)
+    assert {"daily_fact_piece", "feature_piece", "fit_arm_task"} <= {key_split(t["key"]) for t in stream.data}
+    client.wait_for_workers(2, timeout=60)  # the cluster outlives the client that connected to it
+
+
+def test_cli_recommend_fits_the_models_on_the_scheduler(
+    tiny_home: Path,  # noqa: F811
+    tmp_path: Path,
+    client: Client,
+) -> None:
+    from typer.testing import CliRunner
+
+    from liftboard.cli import app
+
+    settings = _copy_home(tiny_home, tmp_path / "home")
+    env = {"LIFTBOARD_HOME": str(settings.home), "COLUMNS": "200"}
+    address = client.scheduler.address
+    with get_task_stream(client) as stream:
+        result = CliRunner().invoke(app, ["recommend", "--scheduler", address], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"running on the scheduler at {address}" in result.output
+    assert "Recommendation run" in result.output
+    assert [key_split(t["key"]) for t in stream.data].count("fit_arm_task") == 8
+
+
+def test_a_build_of_an_empty_lake_on_the_cluster_is_the_single_process_one(
+    tmp_path: Path, client: Client
+) -> None:
+    from datastore.db import upgrade_db
+
+    counts = []
+    for name, tasks in (("single", None), ("cluster", DaskTasks(client))):
+        settings = Settings.from_env(home=tmp_path / name)
+        upgrade_db(settings)
+        result = build(settings, date(2026, 1, 5), config=CONFIG, tasks=tasks)
+        dispose_engine(settings)
+        counts.append(result.row_counts)
+    assert counts[0] == counts[1]
+    assert {n for name, n in counts[1].items() if name != "strategy_catalog"} == {0}
 
 
 def test_scheduler_spec() -> None:
