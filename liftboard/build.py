@@ -82,7 +82,8 @@ class BuildConfig:
     parallel_matching: bool = True
     """Run the matching stage in its own process beside the other stages (only with 2 or more cores)."""
     pieces_per_worker: int = 2
-    """On a cluster: day ranges of the daily facts and entity buckets of the features per worker."""
+    """On a cluster: day ranges of the daily facts, entity buckets of the features and runs of entities
+    scored and explained per worker."""
 
 
 @dataclass(frozen=True)
@@ -522,7 +523,8 @@ def _cluster_stages(run: _Run, tasks: DaskTasks) -> dict[str, Any]:
     - KPIs, cohorts, movers, the product pairs and the matching stage: one task each, side by side,
       reading the daily facts from the staging folder (storage the workers share);
     - features: one task per entity bucket, concatenated and sorted here; segments here (small);
-    - strategies: here, with one task per strategy and entity kind for the model fits.
+    - strategies: here, with one task per strategy and entity kind for the model fits and one per run of
+      entities for scoring and explaining them.
 
     Returns what the manifest records of the cluster: its workers and the bytes of the pieces written
     per stage (the data the tasks exchange through the shared storage).
@@ -615,7 +617,12 @@ def _cluster_strategies(run: _Run, tasks: DaskTasks) -> None:
             pl.scan_parquet(run.staging / "merchant_daily.parquet"),
         )
         strategy_run = run_strategies(
-            run.settings, run.as_of, feature_store=feature_store, progress=strategy_steps, map_tasks=tasks
+            run.settings,
+            run.as_of,
+            feature_store=feature_store,
+            progress=strategy_steps,
+            map_tasks=tasks,
+            scoring_pieces=run.config.pieces_per_worker * tasks.workers,
         )
         for name, frame in strategy_run.tables().items():
             run.write(name, frame)

@@ -698,7 +698,8 @@ def recommend(
     scheduler: Annotated[str | None, typer.Option("--scheduler", help=SCHEDULER_HELP)] = None,
 ) -> None:
     """Train the uplift models, score and explain every entity, and save a recommendation run (with
-    ``--scheduler``, one task per strategy's model fits on the cluster)."""
+    ``--scheduler``, one task per strategy's model fits and two per worker scoring and explaining runs of
+    entities on the cluster)."""
     from datetime import date
 
     from strategies.pipeline import run_strategies
@@ -713,9 +714,8 @@ def recommend(
     db.require_current(settings)
     try:
         with _cluster_tasks(scheduler) as tasks, progress_bar(err) as progress:
-            run = run_strategies(
-                settings, day, budget=budget, progress=progress, **({"map_tasks": tasks} if tasks else {})
-            )
+            cluster = {"map_tasks": tasks, "scoring_pieces": 2 * tasks.workers} if tasks else {}
+            run = run_strategies(settings, day, budget=budget, progress=progress, **cluster)
     except ValueError as exc:
         err.print(Text(f"error: {exc}", style="bold red"))
         raise typer.Exit(1) from None

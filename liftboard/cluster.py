@@ -60,6 +60,12 @@ after 2 s without). Without queuing every task goes to a worker at once and the 
 higher-priority pieces first. The pieces return row counts (their data is on storage), so holding many
 on a worker costs no memory."""
 
+CLIENT_CONFIG = {"distributed.admin.large-graph-warning-threshold": "256MiB"}
+"""The scoring pieces carry the fitted models of their kind (a few MiB each, the same for every piece):
+they go to the workers in the task graph, which Dask warns about from 10 MiB. Scattering the models to
+the workers instead would keep them only there: a worker's death could lose them, where tasks whose
+arguments are in the graph are simply run again elsewhere."""
+
 
 class SchedulerSpecError(ValueError):
     """A ``--scheduler`` value that is neither ``local[:N]`` nor a scheduler address."""
@@ -101,14 +107,14 @@ def connect(spec: SchedulerSpec) -> Iterator[Client]:
     from dask.distributed import Client, LocalCluster
 
     if spec.address:
-        with Client(spec.address) as client:
+        with dask.config.set(CLIENT_CONFIG), Client(spec.address) as client:
             yield client
         return
     # workers are spawned, and re-spawned by their nanny after a crash, for as long as the cluster
     # lives: the parent's __main__ script stays hidden from them all that time (`main_script_hidden`)
     with (
         main_script_hidden(),
-        dask.config.set(SCHEDULER_CONFIG),
+        dask.config.set({**SCHEDULER_CONFIG, **CLIENT_CONFIG}),
         LocalCluster(
             n_workers=spec.workers,
             threads_per_worker=1,

@@ -25,7 +25,7 @@ from strategies.catalog import Catalog, load_catalog
 from strategies.evaluation import TRUTH_SCORE_NAMES, truth_scores
 from strategies.modeling import KindModel, ModelConfig, fit_kind
 from strategies.pilots import EVIDENCE_SCHEMA, pilot_evidence
-from strategies.recommend import explain_entities, predict_uplift, rank_strategies
+from strategies.recommend import score_and_explain
 from strategies.training import ENTITY_ID, data_window, training_set
 
 Progress = Callable[[str, int, int], None]
@@ -209,10 +209,12 @@ def run_strategies(
     persist: bool = True,
     feature_store: FeatureStore | None = None,
     map_tasks: TaskMap = in_process,
+    scoring_pieces: int = 1,
 ) -> StrategyRun:
     """Train, evaluate, score, explain and recommend for creators and merchants as of ``as_of`` (default:
     the day after the last order). Learns only from interventions whose 28-day outcome window ended
-    before ``as_of``. ``map_tasks`` runs the per-strategy model fits (`fit_kind`): in this process by
+    before ``as_of``. ``map_tasks`` runs the per-strategy model fits (`fit_kind`) and the scoring and
+    explaining of ``scoring_pieces`` runs of entities per kind (`score_and_explain`): in this process by
     default, as tasks on a cluster from the shell."""
     cfg = cfg or ModelConfig()
     catalog = catalog or load_catalog()
@@ -264,11 +266,9 @@ def run_strategies(
 
         t0 = time.perf_counter()
         features = store_(kind, as_of)
-        kind_predictions = predict_uplift(model, features, catalog)
-        kind_scores = rank_strategies(
-            kind_predictions, catalog, require_established=model.config.policy == "evidence"
+        kind_predictions, kind_scores, explanations = score_and_explain(
+            model, features, catalog, map_tasks, scoring_pieces
         )
-        explanations = explain_entities(model, features, kind_scores, catalog)
         timings[f"{kind}_score_explain"] = time.perf_counter() - t0
         tick(f"{kind} scores")
 

@@ -15,6 +15,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from core.tasks import TaskMap, in_process
 from strategies.catalog import Catalog
 from strategies.explain import (
     attributions,
@@ -153,67 +154,105 @@ class Explanations:
     rules: pl.DataFrame  # strategy, rule, entities, mean_predicted_uplift, mean_predicted_lift
 
 
-def explain_entities(
+DRIVER_SCHEMA = pl.Schema(
+    {
+        "entity_kind": pl.String,
+        "entity_id": pl.String,
+        "strategy": pl.String,
+        "position": pl.Int32,
+        "part": pl.String,
+        "feature": pl.String,
+        "value": pl.Float64,
+        "cohort_median": pl.Float64,
+        "contribution": pl.Float64,
+    }
+)
+RATIONALE_SCHEMA = pl.Schema(
+    {"entity_kind": pl.String, "entity_id": pl.String, "strategy": pl.String, "rationale": pl.String}
+)
+
+
+def driver_medians(model: KindModel, features: pl.DataFrame) -> pl.DataFrame:
+    """Each entity's cohort median of every model feature (null where a feature has none), row by row
+    with ``features``: computed over all of a kind's entities, then cut with them into pieces."""
+    raw_numeric = [c for c in model.encoder.numeric if c in features.columns]
+    medians = cohort_medians(features, raw_numeric, COHORT[model.kind])
+    return medians.with_columns(
+        pl.lit(None, pl.Float64).alias(n) for n in model.encoder.names if n not in raw_numeric
+    ).select(model.encoder.names)
+
+
+def entity_explanations(
+    model: KindModel, features: pl.DataFrame, scored: pl.DataFrame, catalog: Catalog, medians: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rationale and the drivers (base value, top drivers, other factors: they add up to the
+    expected uplift) of each entity's first-ranked strategy in ``scored``; ``medians`` row by row with
+    ``features`` (`driver_medians`). Per entity: a piece of the entities gives its part of the result."""
+    kind = model.kind
+    values = model.encoder.values(features)
+    names = model.encoder.names
+    first = scored.filter(pl.col("rank") == 1).select("entity_id", "strategy", "expected_uplift")
+    position = features.select("entity_id").with_row_index("_row")
+    base = features[model.config.baseline_column].fill_null(0.0).to_numpy()
+    rationale_rows: list[tuple[str, str, str, str]] = []
+    driver_rows: list[tuple[str, str, str, int, str, str | None, float | None, float | None, float]] = []
+    for arm in model.arms:
+        rows = first.filter(pl.col("strategy") == arm).join(position, on="entity_id")
+        if not rows.height:
+            continue
+        strategy = catalog.get(arm)
+        idx = rows["_row"].to_numpy()
+        contrib = model.explain(features[idx], arm)
+        parts = attributions(contrib, names, values[idx], medians[idx], rows["expected_uplift"].to_numpy())
+        for entity_id, expected, attribution, entity_base in zip(
+            rows["entity_id"], rows["expected_uplift"], parts, base[idx], strict=True
+        ):
+            text = rationale(strategy.name, expected, attribution, PEERS[kind], float(entity_base))
+            rationale_rows.append((kind, entity_id, arm, text))
+            driver_rows.append((kind, entity_id, arm, 0, "base", None, None, None, attribution.base))
+            for pos, d in enumerate(attribution.drivers, start=1):
+                driver_rows.append(
+                    (
+                        kind,
+                        entity_id,
+                        arm,
+                        pos,
+                        "driver",
+                        d.feature,
+                        _num(d.value),
+                        _num(d.cohort_median),
+                        d.contribution,
+                    )
+                )
+            last = len(attribution.drivers) + 1
+            driver_rows.append((kind, entity_id, arm, last, "other", None, None, None, attribution.other))
+    return (
+        pl.DataFrame(rationale_rows, schema=RATIONALE_SCHEMA, orient="row"),
+        pl.DataFrame(driver_rows, schema=DRIVER_SCHEMA, orient="row"),
+    )
+
+
+def global_explanations(
     model: KindModel,
     features: pl.DataFrame,
-    scored: pl.DataFrame,
-    catalog: Catalog,
+    predictions: pl.DataFrame,
     sample: int = 3000,
     rule_sample: int = 20_000,
     seed: int = 0,
-) -> Explanations:
-    """SHAP drivers and a rationale for each entity's first-ranked strategy; global importance and
-    dependence (on a sample of at most ``sample`` entities) and segment rules (at most ``rule_sample``)
-    per strategy."""
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Per strategy, over all of a kind's entities: global importance and dependence (on a sample of at
+    most ``sample`` entities) and segment rules of the predicted lift (at most ``rule_sample``);
+    ``predictions`` is `predict_uplift` of ``features``, in its row order."""
     kind = model.kind
-    cohort = COHORT[kind]
-    values = model.encoder.values(features).with_columns(features["entity_id"])
-    raw_numeric = [c for c in model.encoder.numeric if c in features.columns]
-    medians = cohort_medians(features, raw_numeric, cohort)
+    values = model.encoder.values(features)
     names = model.encoder.names
-    median_frame = medians.with_columns(
-        pl.lit(None, pl.Float64).alias(n) for n in names if n not in raw_numeric
-    ).select(names)
-    first = scored.filter(pl.col("rank") == 1).select("entity_id", "strategy", "expected_uplift")
-    position = features.select("entity_id").with_row_index("_row")
-    rationale_rows, importance, dependence_frames, rule_frames = [], [], [], []
-    driver_rows: list[tuple[str, str, str, int, str, str | None, float | None, float | None, float]] = []
+    raw_numeric = [c for c in model.encoder.numeric if c in features.columns]
+    categorical = [c for c in model.encoder.categorical if c in features.columns]
     rng = np.random.default_rng(seed)
-    predicted_all = model.predict(features)
     base = features[model.config.baseline_column].fill_null(0.0).to_numpy()
     rule_rows = rng.choice(features.height, size=min(rule_sample, features.height), replace=False)
-    categorical = [c for c in model.encoder.categorical if c in features.columns]
+    importance, dependence_frames, rule_frames = [], [], []
     for arm in model.arms:
-        strategy = catalog.get(arm)
-        rows = first.filter(pl.col("strategy") == arm).join(position, on="entity_id")
-        if rows.height:
-            idx = rows["_row"].to_numpy()
-            contrib = model.explain(features[idx], arm)
-            parts = attributions(
-                contrib, names, values[idx], median_frame[idx], rows["expected_uplift"].to_numpy()
-            )
-            for entity_id, expected, attribution, entity_base in zip(
-                rows["entity_id"], rows["expected_uplift"], parts, base[idx], strict=True
-            ):
-                text = rationale(strategy.name, expected, attribution, PEERS[kind], float(entity_base))
-                rationale_rows.append((kind, entity_id, arm, text))
-                driver_rows.append((kind, entity_id, arm, 0, "base", None, None, None, attribution.base))
-                for pos, d in enumerate(attribution.drivers, start=1):
-                    driver_rows.append(
-                        (
-                            kind,
-                            entity_id,
-                            arm,
-                            pos,
-                            "driver",
-                            d.feature,
-                            _num(d.value),
-                            _num(d.cohort_median),
-                            d.contribution,
-                        )
-                    )
-                last = len(attribution.drivers) + 1
-                driver_rows.append((kind, entity_id, arm, last, "other", None, None, None, attribution.other))
         pick = rng.choice(features.height, size=min(sample, features.height), replace=False)
         contrib = model.explain(features[pick], arm)
         imp = global_importance(contrib, names).with_columns(strategy=pl.lit(arm))
@@ -222,7 +261,7 @@ def explain_entities(
         dependence_frames.append(
             dependence(contrib, names, values[pick], top).with_columns(strategy=pl.lit(arm))
         )
-        predicted = predicted_all[rule_rows, model.arms.index(arm)]
+        predicted = predictions.filter(pl.col("strategy") == arm)["expected_uplift"].to_numpy()[rule_rows]
         lift = np.where(
             base[rule_rows] > model.config.baseline_floor, predicted / np.maximum(base[rule_rows], 1e-9), 0.0
         )
@@ -230,29 +269,68 @@ def explain_entities(
         rule_frames.append(
             rules.rename({"mean_predicted_uplift": "mean_predicted_lift"}).with_columns(strategy=pl.lit(arm))
         )
-    return Explanations(
-        rationales=pl.DataFrame(
-            rationale_rows, schema=["entity_kind", "entity_id", "strategy", "rationale"], orient="row"
-        ),
-        drivers=pl.DataFrame(
-            driver_rows,
-            schema={
-                "entity_kind": pl.String,
-                "entity_id": pl.String,
-                "strategy": pl.String,
-                "position": pl.Int32,
-                "part": pl.String,
-                "feature": pl.String,
-                "value": pl.Float64,
-                "cohort_median": pl.Float64,
-                "contribution": pl.Float64,
-            },
-            orient="row",
-        ),
-        importance=pl.concat(importance),
-        dependence=pl.concat(dependence_frames),
-        rules=pl.concat(rule_frames),
+    return pl.concat(importance), pl.concat(dependence_frames), pl.concat(rule_frames)
+
+
+@dataclass(frozen=True)
+class ScoringPiece:
+    """A piece of one kind's entities to score and explain on its own (`score_piece`): the fitted model,
+    the entities' features and their cohort medians (`driver_medians`, over all of the kind)."""
+
+    model: KindModel
+    features: pl.DataFrame
+    medians: pl.DataFrame
+    catalog: Catalog
+
+
+@dataclass(frozen=True)
+class ScoredPiece:
+    predictions: pl.DataFrame  # `predict_uplift`
+    scored: pl.DataFrame  # `rank_strategies`
+    rationales: pl.DataFrame
+    drivers: pl.DataFrame
+
+
+def score_piece(piece: ScoringPiece) -> ScoredPiece:
+    """Predictions, ranked recommendations, rationales and drivers of a piece's entities (a task)."""
+    model, features, catalog = piece.model, piece.features, piece.catalog
+    predictions = predict_uplift(model, features, catalog)
+    scored = rank_strategies(predictions, catalog, require_established=model.config.policy == "evidence")
+    rationales, drivers = entity_explanations(model, features, scored, catalog, piece.medians)
+    return ScoredPiece(predictions, scored, rationales, drivers)
+
+
+def score_and_explain(
+    model: KindModel,
+    features: pl.DataFrame,
+    catalog: Catalog,
+    map_tasks: TaskMap = in_process,
+    pieces: int = 1,
+) -> tuple[pl.DataFrame, pl.DataFrame, Explanations]:
+    """Predictions (`predict_uplift`), ranked recommendations (`rank_strategies`) and explanations of one
+    kind's entities: ``pieces`` runs of entities scored and explained by ``map_tasks`` (tasks on a
+    cluster), the global explanations here. The same frames for any number of pieces (the predictions in
+    the same row order)."""
+    medians = driver_medians(model, features)
+    bounds = np.linspace(0, features.height, max(pieces, 1) + 1).astype(int)
+    work = [
+        ScoringPiece(model, features[int(a) : int(b)], medians[int(a) : int(b)], catalog)
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        if b > a
+    ] or [ScoringPiece(model, features, medians, catalog)]
+    done = map_tasks(score_piece, work)
+    order = {arm: k for k, arm in enumerate(model.arms)}
+    predictions = (
+        pl.concat([p.predictions.with_columns(_piece=pl.lit(i)) for i, p in enumerate(done)])
+        .with_columns(_arm=pl.col("strategy").replace_strict(order, return_dtype=pl.Int32))
+        .sort("_arm", "_piece", maintain_order=True)  # predict_uplift's order: by strategy, then entity
+        .drop("_arm", "_piece")
     )
+    scored = pl.concat([p.scored for p in done]).sort("entity_id", "rank")
+    rationales = pl.concat([p.rationales for p in done])
+    drivers = pl.concat([p.drivers for p in done])
+    importance, dependence_frame, rules = global_explanations(model, features, predictions)
+    return predictions, scored, Explanations(rationales, drivers, importance, dependence_frame, rules)
 
 
 def _num(value: object) -> float | None:

@@ -110,6 +110,7 @@ def test_cluster_build_publishes_the_single_process_snapshots(
     assert prefixes.count("daily_fact_piece") == 3 * 2 * 2
     assert prefixes.count("feature_piece") == 2 * 2 * 2
     assert prefixes.count("fit_arm_task") == 8  # one per strategy, creators' and merchants'
+    assert prefixes.count("score_piece") == 2 * 2 * 2  # scoring and explaining: 2 kinds × 2 per worker
     assert {"KPIs", "cohorts", "movers", "matching", "product-pairs"} <= set(prefixes)
 
 

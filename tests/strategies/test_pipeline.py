@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from core.config import Settings
 from datastore.db import upgrade_db
@@ -244,3 +245,35 @@ def test_one_definition_of_established(run: StrategyRun) -> None:
     for strategy, values in flags.iter_rows():
         assert values == [evidence[strategy]], strategy
     assert run.recommendations.filter(pl.col("is_best")).height > 0
+
+
+@pytest.mark.parametrize("pieces", [3, 1000])
+def test_scoring_in_pieces_gives_the_same_frames_as_in_one(
+    tiny_home: Settings, run: StrategyRun, pieces: int
+) -> None:
+    """Scored and explained in runs of entities (tasks on a cluster) or all at once, the same predictions
+    (in the same row order), recommendations, drivers, rationales and global explanations; 1000 pieces
+    is more pieces than tiny has entities."""
+    from analytics.sources import load_inputs
+    from strategies.catalog import load_catalog
+    from strategies.recommend import score_and_explain
+
+    store_ = FeatureStore(load_inputs(tiny_home), run.as_of)
+    catalog = load_catalog()
+    calls: list[int] = []
+
+    def counting(function, items):  # type: ignore[no-untyped-def]
+        calls.append(len(items))
+        return [function(item) for item in items]
+
+    for kind, model in run.models.items():
+        features = store_(kind, run.as_of)
+        whole = score_and_explain(model, features, catalog)
+        cut = score_and_explain(model, features, catalog, counting, pieces)
+        assert calls[-1] == min(pieces, features.height) > 1
+        assert_frame_equal(cut[0], whole[0])  # predictions, row for row
+        assert_frame_equal(cut[1], whole[1])
+        for name in ("rationales", "drivers", "importance", "dependence", "rules"):
+            left, right = getattr(whole[2], name), getattr(cut[2], name)
+            keys = [c for c in left.columns if left[c].dtype != pl.Float64]
+            assert_frame_equal(right.sort(keys), left.sort(keys), check_exact=True)
