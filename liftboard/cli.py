@@ -698,10 +698,11 @@ def recommend(
     scheduler: Annotated[str | None, typer.Option("--scheduler", help=SCHEDULER_HELP)] = None,
 ) -> None:
     """Train the uplift models, score and explain every entity, and save a recommendation run (with
-    ``--scheduler``, one task per strategy's model fits and two per worker scoring and explaining runs of
-    entities on the cluster)."""
+    ``--scheduler``, one task per strategy's model fits and, per worker, two scoring and explaining runs
+    of entities on the cluster: `BuildConfig.pieces_per_worker`)."""
     from datetime import date
 
+    from liftboard.build import BuildConfig
     from strategies.pipeline import run_strategies
 
     settings = Settings.from_env()
@@ -714,7 +715,8 @@ def recommend(
     db.require_current(settings)
     try:
         with _cluster_tasks(scheduler) as tasks, progress_bar(err) as progress:
-            cluster = {"map_tasks": tasks, "scoring_pieces": 2 * tasks.workers} if tasks else {}
+            pieces = BuildConfig().pieces_per_worker * tasks.workers if tasks else 1
+            cluster = {"map_tasks": tasks, "scoring_pieces": pieces} if tasks else {}
             run = run_strategies(settings, day, budget=budget, progress=progress, **cluster)
     except ValueError as exc:
         err.print(Text(f"error: {exc}", style="bold red"))

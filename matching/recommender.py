@@ -387,6 +387,26 @@ def _interest_categories(ctx: RecallContext, cfg: MatchingConfig) -> pl.DataFram
     return pl.concat([top, cold.drop_nulls("category")])
 
 
+SCORE_BLOCK_BYTES = 256 * 2**20
+"""Memory of one block of user × item scores in `_top_scores`: the whole matrix is creators × products
+(185 GiB of float32 at `large`: 170,936 × 290,324), so it is scored a block of users at a time."""
+
+
+def _top_scores(users: np.ndarray, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``users``: the indices of its ``n`` best-scoring rows of ``items`` (dot product) and
+    their scores, computed a block of users at a time (`SCORE_BLOCK_BYTES`)."""
+    block = max(1, SCORE_BLOCK_BYTES // (4 * max(items.shape[0], 1)))
+    tops, bests = [], []
+    for start in range(0, users.shape[0], block):
+        scores = users[start : start + block] @ items.T
+        top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+        tops.append(top)
+        bests.append(np.take_along_axis(scores, top, axis=1))
+    if not tops:
+        return np.empty((0, n), dtype=np.int64), np.empty((0, n), dtype=np.float32)
+    return np.concatenate(tops), np.concatenate(bests)
+
+
 def source_candidates(ctx: RecallContext, cfg: MatchingConfig = MatchingConfig()) -> pl.DataFrame:
     """Each source's top ``candidates_per_source`` unpromoted products per creator.
 
@@ -402,15 +422,14 @@ def source_candidates(ctx: RecallContext, cfg: MatchingConfig = MatchingConfig()
     if users and ctx.item_factors.shape[0]:
         user_rows = np.array([ctx.user_index[u] for u in users])
         n = min(extra, ctx.item_factors.shape[0])
-        scores = ctx.user_factors[user_rows] @ ctx.item_factors.T
-        top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+        top, best = _top_scores(ctx.user_factors[user_rows], ctx.item_factors, n)
         items = np.array(list(ctx.item_index))
         parts.append(
             pl.DataFrame(
                 {
                     "creator_id": np.repeat(users, n),
                     "product_id": items[top.ravel()],
-                    "s": np.take_along_axis(scores, top, axis=1).ravel().astype(np.float64),
+                    "s": best.ravel().astype(np.float64),
                 }
             )
             .join(ctx.promoted, on=PAIR, how="anti")

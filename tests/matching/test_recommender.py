@@ -269,3 +269,20 @@ def test_gmv_if_sold_is_a_mean_not_a_median(calibration: Calibration) -> None:
     mean, a third of the realized mean on both worlds."""
     ratio = calibration.predicted_gmv_if_sold / calibration.realized_gmv
     assert 0.5 < ratio < 2.0, (calibration.predicted_gmv_if_sold, calibration.realized_gmv)
+
+
+def test_top_scores_block_by_block_are_the_whole_matrix_top_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creators × products scores are taken a block of creators at a time (the whole matrix is 185 GiB at
+    `large`): the same products and scores as from the whole matrix, whatever the block size."""
+    from matching import recommender
+
+    rng = np.random.default_rng(3)
+    users, items = rng.normal(size=(50, 8)).astype(np.float32), rng.normal(size=(40, 8)).astype(np.float32)
+    whole = users @ items.T
+    expected = np.sort(whole, axis=1)[:, ::-1][:, :5]
+    for block_bytes in (4 * 40 * 7, 4 * 40, 1, 10**9):  # 7 users, 1 user, 1 user, all at once
+        monkeypatch.setattr(recommender, "SCORE_BLOCK_BYTES", block_bytes)
+        top, best = recommender._top_scores(users, items, 5)
+        assert top.shape == best.shape == (50, 5)
+        np.testing.assert_allclose(np.take_along_axis(whole, top, axis=1), best, rtol=1e-6)
+        np.testing.assert_allclose(np.sort(best, axis=1)[:, ::-1], expected, rtol=1e-6)
