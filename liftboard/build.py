@@ -297,6 +297,10 @@ class _Run:
     stages: _Stages
     rows: dict[str, int]
 
+    def parts(self) -> tuple[Settings, date, sources.Inputs, Path, BuildConfig, _Stages]:
+        """settings, as_of, inputs, staging, config, stages: what both stage runners unpack."""
+        return self.settings, self.as_of, self.inputs, self.staging, self.config, self.stages
+
     def write(self, name: str, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
         path = self.staging / f"{name}.parquet"
         self.rows[name] = _write(frame, path)
@@ -405,14 +409,7 @@ def build(
 
 def _single_process_stages(run: _Run, matching_processes: list[_MatchingProcess]) -> None:
     """The stages in this process (the matching stage in a child process beside them, with 2+ cores)."""
-    settings, as_of, inputs, staging, config, stages = (
-        run.settings,
-        run.as_of,
-        run.inputs,
-        run.staging,
-        run.config,
-        run.stages,
-    )
+    settings, as_of, inputs, staging, config, stages = run.parts()
     write, rows = run.write, run.rows
     matching: _MatchingProcess | None = None
     with stages.stage("dimensions"):
@@ -529,14 +526,7 @@ def _cluster_stages(run: _Run, tasks: DaskTasks) -> dict[str, Any]:
     Returns what the manifest records of the cluster: its workers and the bytes of the pieces written
     per stage (the data the tasks exchange through the shared storage).
     """
-    settings, as_of, inputs, staging, config, stages = (
-        run.settings,
-        run.as_of,
-        run.inputs,
-        run.staging,
-        run.config,
-        run.stages,
-    )
+    settings, as_of, inputs, staging, config, stages = run.parts()
     pieces = staging / PIECES
     workers = tasks.workers
     with stages.stage("dimensions"):
